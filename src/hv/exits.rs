@@ -1,0 +1,206 @@
+//! VM exit handlers, entered from the vector table with the guest's
+//! registers saved. Each decodes the exit with the core, performs the
+//! effect, and returns to the guest (the vector code restores and ERETs).
+
+use hv_arch::boot::GuestRegs;
+use hv_arch::{cpu, read_sysreg};
+use hvcore::esr::{
+    decode_data_abort, decode_sysreg, decode_wfx, exception_class, mmio_load_value,
+    mmio_store_value, reg_value, set_reg, ExceptionClass, WfxKind,
+};
+use hvcore::exit_stats::ExitCause;
+use hvcore::mmio::MmioOutcome;
+use hvcore::sysreg::SysRegOutcome;
+use log::warn;
+
+use super::el1_regs::HardwareEl1;
+use super::vcpu::{self, Vcpu, COUNTERS};
+use super::{hypercall, inject, irq};
+
+fn count(cause: ExitCause) {
+    COUNTERS[cpu::current_index()].record(cause);
+}
+
+/// Synchronous exception from the guest (EL1/EL0).
+#[no_mangle]
+extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
+    let vcpu = vcpu::current();
+    irq::sync_list_registers(vcpu);
+    let esr = read_sysreg!("ESR_EL2");
+    match exception_class(esr) {
+        ExceptionClass::Hvc64 => {
+            count(ExitCause::Hvc);
+            // ELR_EL2 already points past the HVC.
+            hypercall::handle(vcpu, regs);
+        }
+        ExceptionClass::Smc64 => {
+            count(ExitCause::Smc);
+            // A trapped SMC returns to the SMC itself: step over it.
+            inject::skip_instruction();
+            hypercall::handle(vcpu, regs);
+        }
+        ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
+        ExceptionClass::Wfx => handle_wfx(vcpu, esr),
+        ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
+        ExceptionClass::InstAbortLower => {
+            let far = read_sysreg!("FAR_EL2");
+            warn!(
+                "vm{} vcpu{}: instruction fetch from unmapped IPA (VA {far:#x}): abort",
+                vcpu.vm.vmid, vcpu.index
+            );
+            count(ExitCause::AbortInjected);
+            inject::instruction_abort(far);
+        }
+        other => {
+            warn!(
+                "vm{} vcpu{}: unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
+                vcpu.vm.vmid,
+                vcpu.index,
+                read_sysreg!("ELR_EL2")
+            );
+            count(ExitCause::UndefInjected);
+            inject::undefined_instruction();
+        }
+    }
+    irq::flush_list_registers(vcpu);
+}
+
+fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
+    count(ExitCause::SysRegTrap);
+    let Ok(access) = decode_sysreg(esr) else {
+        inject::undefined_instruction();
+        return;
+    };
+    let value = reg_value(&regs.x, access.rt);
+    match vcpu.sysregs.handle(&access, value, &mut HardwareEl1) {
+        SysRegOutcome::Done => {}
+        SysRegOutcome::Read(v) => set_reg(&mut regs.x, access.rt, v),
+        SysRegOutcome::Undefined => {
+            warn!(
+                "vm{} vcpu{}: {} of unemulated system register {:?} at {:#x}: undefined instruction",
+                vcpu.vm.vmid,
+                vcpu.index,
+                if access.read { "read" } else { "write" },
+                access.id,
+                read_sysreg!("ELR_EL2")
+            );
+            count(ExitCause::UndefInjected);
+            inject::undefined_instruction();
+            return;
+        }
+        SysRegOutcome::SendSgi { value, .. } => {
+            let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
+            for target in 0..vcpu.vm.num_vcpus {
+                if targets & (1 << target) != 0 {
+                    irq::kick(vcpu.vm, vcpu.index, target);
+                }
+            }
+        }
+        SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
+            hv_arch::cache::clean_invalidate_set_way(value)
+        }
+    }
+    inject::skip_instruction();
+}
+
+fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
+    match decode_wfx(esr) {
+        WfxKind::Wfi | WfxKind::Wfit => {
+            count(ExitCause::Wfi);
+            // Block until something could wake the vCPU: a physical interrupt
+            // for this CPU (its timer, a kick from another vCPU, a device).
+            if !vcpu.vm.vgic.lock().has_pending(vcpu.index) {
+                cpu::wfi();
+            }
+        }
+        WfxKind::Wfe | WfxKind::Wfet => count(ExitCause::Wfe),
+    }
+    inject::skip_instruction();
+}
+
+fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
+    let far = read_sysreg!("FAR_EL2");
+    let hpfar = read_sysreg!("HPFAR_EL2");
+    let write = esr & (1 << 6) != 0;
+    let access = match decode_data_abort(esr, far, hpfar) {
+        Ok(access) => access,
+        Err(error) => {
+            warn!(
+                "vm{} vcpu{}: data abort at VA {far:#x} not emulated ({error:?}): external abort",
+                vcpu.vm.vmid, vcpu.index
+            );
+            count(ExitCause::AbortInjected);
+            inject::data_abort(write, far);
+            return;
+        }
+    };
+    let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
+    match vcpu
+        .vm
+        .mmio_access(vcpu.index, access.ipa, access.size, access.write, store)
+    {
+        Some(MmioOutcome::Read(raw)) => {
+            count(ExitCause::MmioEmulated);
+            set_reg(&mut regs.x, access.reg, mmio_load_value(&access, raw));
+            inject::skip_instruction();
+        }
+        Some(MmioOutcome::Written) => {
+            count(ExitCause::MmioEmulated);
+            inject::skip_instruction();
+        }
+        outcome => {
+            warn!(
+                "vm{} vcpu{}: {}-byte {} at IPA {:#x} {}: external abort",
+                vcpu.vm.vmid,
+                vcpu.index,
+                access.size,
+                if access.write { "write" } else { "read" },
+                access.ipa,
+                if outcome.is_none() {
+                    "hits no device or memory"
+                } else {
+                    "rejected by the device"
+                }
+            );
+            count(ExitCause::AbortInjected);
+            inject::data_abort(access.write, far);
+        }
+    }
+}
+
+/// A physical IRQ (or FIQ) arrived while the guest ran.
+#[no_mangle]
+extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
+    count(ExitCause::Irq);
+    let vcpu = vcpu::current();
+    irq::sync_list_registers(vcpu);
+    irq::handle_physical(vcpu);
+    irq::flush_list_registers(vcpu);
+}
+
+/// An SError from the guest: report it to the guest as a virtual SError would
+/// need RAS support we do not model; log and carry on.
+#[no_mangle]
+extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
+    count(ExitCause::Other);
+    warn!("SError from guest, ESR {:#x}", read_sysreg!("ESR_EL2"));
+}
+
+/// Guests are AArch64-only; an AArch32 exception means EL0 ran AArch32 code.
+#[no_mangle]
+extern "C" fn hv_lower_aarch32(_regs: &mut GuestRegs) {
+    count(ExitCause::UndefInjected);
+    warn!("exception from AArch32 guest code: undefined instruction");
+    inject::undefined_instruction();
+}
+
+/// An exception taken from EL2 itself: a hypervisor bug.
+#[no_mangle]
+extern "C" fn hv_current_el_fault(kind: u64) -> ! {
+    panic!(
+        "exception in the hypervisor: vector {kind}, ESR {:#x}, ELR {:#x}, FAR {:#x}",
+        read_sysreg!("ESR_EL2"),
+        read_sysreg!("ELR_EL2"),
+        read_sysreg!("FAR_EL2")
+    );
+}

@@ -1,0 +1,93 @@
+//! HVC and trapped SMC calls: PSCI, SMCCC discovery and the hypervisor's own
+//! vendor-specific calls. Unknown function IDs return NOT_SUPPORTED, as the
+//! SMC Calling Convention requires.
+
+use hv_arch::boot::GuestRegs;
+use hvcore::exit_stats::{total, ExitCause};
+use hvcore::psci::{self, PsciCall};
+use log::{info, warn};
+
+use super::vcpu::{self, Vcpu, COUNTERS};
+
+/// SMCCC vendor-specific hypervisor service calls (owner 6, fast, SMC32).
+pub const HV_CALL_PING: u64 = 0x8600_0001;
+/// x1 = exit-cause index; returns x0 = 0, x1 = that cause's count over the VM's CPUs.
+pub const HV_CALL_EXIT_COUNT: u64 = 0x8600_0002;
+/// "HVRUST01": answer to [`HV_CALL_PING`] in x1.
+pub const HV_PING_MAGIC: u64 = 0x4856_5255_5354_3031;
+
+const NOT_SUPPORTED: u64 = psci::NOT_SUPPORTED as u64;
+
+/// Handle one call; x0..x3 are arguments, results go back into x0..x3.
+pub fn handle(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    let function = regs.x[0] & 0xffff_ffff;
+    match function {
+        HV_CALL_PING => {
+            regs.x[0] = 0;
+            regs.x[1] = HV_PING_MAGIC;
+        }
+        HV_CALL_EXIT_COUNT => match ExitCause::from_index(regs.x[1]) {
+            Some(cause) => {
+                let cpus = &COUNTERS[vcpu.vm.first_cpu..vcpu.vm.first_cpu + vcpu.vm.num_vcpus];
+                regs.x[0] = 0;
+                regs.x[1] = total(cpus, cause);
+            }
+            None => regs.x[0] = NOT_SUPPORTED,
+        },
+        _ => handle_psci(vcpu, regs),
+    }
+}
+
+fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
+    let result: i64 = match psci::decode(&args) {
+        PsciCall::Version => psci::PSCI_VERSION_1_1 as i64,
+        PsciCall::SmcccVersion => psci::SMCCC_VERSION_1_1 as i64,
+        PsciCall::Features { function_id } => psci::features(function_id),
+        PsciCall::SmcccArchFeatures { function_id } => psci::features(function_id),
+        // Standby: returning at once is a valid (if shallow) suspend.
+        PsciCall::CpuSuspend { .. } => psci::SUCCESS,
+        PsciCall::MigrateInfoType => 2, // no trusted OS that needs migrating
+        PsciCall::CpuOff => vcpu::stop_current(),
+        PsciCall::CpuOn {
+            target_mpidr,
+            entry,
+            context,
+        } => {
+            let outcome = vcpu.vm.power.lock().cpu_on(target_mpidr, entry);
+            match outcome {
+                Ok(index) => {
+                    vcpu::request_start(vcpu.vm, index, entry, context);
+                    psci::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+        PsciCall::AffinityInfo {
+            target_mpidr,
+            lowest_level,
+        } => vcpu
+            .vm
+            .power
+            .lock()
+            .affinity_info(target_mpidr, lowest_level),
+        PsciCall::SystemOff => {
+            info!("vm{}: guest requested SYSTEM_OFF", vcpu.vm.vmid);
+            super::print_exit_counters();
+            hv_arch::psci::system_off()
+        }
+        PsciCall::SystemReset => {
+            info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
+            super::print_exit_counters();
+            hv_arch::psci::system_reset()
+        }
+        PsciCall::Unknown(id) => {
+            warn!(
+                "vm{} vcpu{}: unknown SMCCC function {id:#x}",
+                vcpu.vm.vmid, vcpu.index
+            );
+            psci::NOT_SUPPORTED
+        }
+    };
+    regs.x[0] = result as u64;
+}

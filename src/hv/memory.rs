@@ -1,0 +1,64 @@
+//! Physical memory: the frame allocator over host RAM, and stage-2 table
+//! memory backed by it. Physical addresses are identity-mapped at EL2, so a
+//! frame's address is also a pointer to it.
+
+use hvcore::frame_alloc::{FrameAllocator, FRAME_SIZE};
+use hvcore::stage2::TableMemory;
+use spin::{Mutex, Once};
+
+static FRAMES: Once<Mutex<FrameAllocator>> = Once::new();
+
+/// Create the global frame allocator over `[base, base+size)`.
+pub fn init_frames(base: u64, size: u64) {
+    FRAMES.call_once(|| {
+        Mutex::new(FrameAllocator::new(base, size).expect("host RAM range is page aligned"))
+    });
+}
+
+/// The global frame allocator.
+pub fn frames() -> &'static Mutex<FrameAllocator> {
+    FRAMES.get().expect("frame allocator initialised at boot")
+}
+
+/// Stage-2 tables in frames from the global allocator.
+pub struct FrameTableMemory;
+
+impl TableMemory for FrameTableMemory {
+    fn alloc_table(&mut self, pages: usize) -> Option<u64> {
+        let pa = frames()
+            .lock()
+            .alloc_contiguous(pages, pages as u64 * FRAME_SIZE)?;
+        // SAFETY: a fresh frame range owned by this table, identity-mapped.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, pages * FRAME_SIZE as usize) };
+        Some(pa)
+    }
+
+    fn free_table(&mut self, pa: u64, pages: usize) {
+        let _ = frames().lock().free_contiguous(pa, pages);
+    }
+
+    fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
+        // SAFETY: table_pa is a table this memory allocated.
+        unsafe { core::ptr::read_volatile((table_pa as *const u64).add(index)) }
+    }
+
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        // SAFETY: as read_entry; the barrier orders the update before the walker sees it.
+        unsafe { core::ptr::write_volatile((table_pa as *mut u64).add(index), value) };
+        hv_arch::sysreg::dsb_ishst();
+    }
+}
+
+/// Copy `len` bytes between identity-mapped physical ranges and clean the
+/// destination to the point of coherency (the guest starts with caches off).
+pub fn copy_to_guest(dst_pa: u64, src_pa: u64, len: u64) {
+    // SAFETY: the caller passes ranges inside host RAM that do not overlap
+    // (source blobs are reserved and never part of a VM's RAM).
+    unsafe { core::ptr::copy_nonoverlapping(src_pa as *const u8, dst_pa as *mut u8, len as usize) };
+    hv_arch::cache::clean_dcache_range(dst_pa as usize, len as usize);
+}
+
+/// Copy a byte slice into guest memory at physical `dst_pa`.
+pub fn write_to_guest(dst_pa: u64, bytes: &[u8]) {
+    copy_to_guest(dst_pa, bytes.as_ptr() as u64, bytes.len() as u64);
+}

@@ -1,0 +1,193 @@
+//! Boot and bring-up: from the first instruction in Rust to the first guest.
+
+mod el1_regs;
+mod exits;
+mod heap;
+mod hypercall;
+mod inject;
+mod irq;
+mod logger;
+mod memory;
+mod percpu;
+mod vcpu;
+mod vm;
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use hv_arch::{cpu, gic, mmu, read_sysreg, vectors};
+use hvcore::exit_stats::{total, ExitCause};
+use hvcore::guest_config::{parse_host, parse_hv_args};
+use hvcore::sysreg::{HwIdValues, IdRegisters};
+use log::{error, info, LevelFilter};
+
+use vm::{GuestBlobs, Vm};
+
+/// SGI one physical CPU sends another to make its vCPU exit and look at new
+/// pending virtual interrupts.
+pub const KICK_SGI: u32 = 0;
+/// PPI of the GIC virtual-interface maintenance interrupt.
+pub const MAINTENANCE_INTID: u32 = 25;
+
+/// Where RAM starts on QEMU virt, and how much of it the EL2 map covers.
+const RAM_WINDOW_START: u64 = 0x4000_0000;
+const RAM_WINDOW_END: u64 = RAM_WINDOW_START + (16 << 30);
+
+extern "C" {
+    static __image_end: u8;
+}
+
+static REDIST_REGION: AtomicUsize = AtomicUsize::new(0);
+static REDIST_REGION_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+fn image_end() -> u64 {
+    // SAFETY: linker symbol; only its address is used.
+    unsafe { core::ptr::addr_of!(__image_end) as u64 }
+}
+
+/// The boot CPU, from `boot.rs`, with the MMU off and the DTB address.
+#[no_mangle]
+extern "C" fn hv_primary_main(dtb_pa: u64) -> ! {
+    mmu::build_identity_map(RAM_WINDOW_START, RAM_WINDOW_END);
+    mmu::enable();
+    vectors::install();
+    heap::init();
+    logger::init(LevelFilter::Info);
+    info!(
+        "hypervisor at EL{} on cpu{}, device tree at {dtb_pa:#x}",
+        (read_sysreg!("CurrentEL") >> 2) & 3,
+        cpu::current_index()
+    );
+    vcpu::mark_boot_cpu_started();
+    if let Err(message) = boot(dtb_pa) {
+        error!("boot failed: {message}");
+        cpu::halt();
+    }
+    unreachable!("boot() starts the first vCPU");
+}
+
+fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
+    // SAFETY: QEMU placed a device tree at dtb_pa; its header gives its size.
+    let dtb = unsafe {
+        let header = core::slice::from_raw_parts(dtb_pa as *const u8, 8);
+        let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        core::slice::from_raw_parts(dtb_pa as *const u8, size.min(2 << 20))
+    };
+    let host = parse_host(dtb).map_err(|e| alloc::format!("host device tree: {e:?}"))?;
+    let args = parse_hv_args(&host.bootargs).map_err(|e| alloc::format!("command line: {e:?}"))?;
+    if let Some(level) = args.log_level {
+        logger::set_level(level);
+    }
+    info!(
+        "host: {} CPU(s) ({}), RAM {:x?}",
+        host.cpu_count, host.cpu_compatible, host.ram
+    );
+
+    let (ram_base, ram_size) = *host.ram.first().ok_or("no RAM in the device tree")?;
+    memory::init_frames(ram_base, ram_size);
+    {
+        let mut frames = memory::frames().lock();
+        // The boot stub QEMU put below us, and the hypervisor image with BSS.
+        frames
+            .reserve(ram_base, image_end() - ram_base)
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        frames
+            .reserve(dtb_pa, dtb.len() as u64)
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        if let Some((start, end)) = host.initrd {
+            frames
+                .reserve(start, end - start)
+                .map_err(|e| alloc::format!("{e:?}"))?;
+        }
+        if let Some((addr, size)) = args.guest_kernel {
+            frames
+                .reserve(addr, size)
+                .map_err(|e| alloc::format!("{e:?}"))?;
+        }
+        info!(
+            "frame allocator: {} of {} frames free",
+            frames.free_count(),
+            frames.total_frames()
+        );
+    }
+
+    gic::init_distributor(host.gic_dist.0 as usize);
+    REDIST_REGION.store(host.gic_redist.0 as usize, Ordering::Relaxed);
+    REDIST_REGION_SIZE.store(host.gic_redist.1 as usize, Ordering::Relaxed);
+    if !gic::init_cpu(host.gic_redist.0 as usize, host.gic_redist.1 as usize) {
+        return Err("no redistributor for the boot CPU".into());
+    }
+    info!("GICv3: {} list registers", gic::list_register_count());
+    vcpu::ID_REGISTERS.call_once(|| IdRegisters::sanitize(&read_id_registers()));
+
+    let (kernel_pa, kernel_size) = args
+        .guest_kernel
+        .ok_or("no guest kernel: pass hv.kernel=ADDR,SIZE")?;
+    let blobs = GuestBlobs {
+        kernel_pa,
+        kernel_size,
+        initrd: host.initrd.map(|(start, end)| (start, end - start)),
+    };
+    let cntvoff = read_sysreg!("CNTPCT_EL0");
+    let vm: &'static Vm = Box::leak(Box::new(Vm::create(1, &host, &args, &blobs, cntvoff)?));
+    vcpu::run(vm, 0, vm.entry_ipa, vm.dtb_ipa)
+}
+
+/// A secondary CPU started by PSCI CPU_ON, MMU still off.
+#[no_mangle]
+extern "C" fn hv_secondary_main(cpu_index: usize) -> ! {
+    mmu::enable();
+    vectors::install();
+    let region = REDIST_REGION.load(Ordering::Relaxed);
+    let size = REDIST_REGION_SIZE.load(Ordering::Relaxed);
+    if !gic::init_cpu(region, size) {
+        error!("cpu{cpu_index}: no redistributor");
+        cpu::halt();
+    }
+    info!("cpu{cpu_index} online");
+    vcpu::wait_for_start()
+}
+
+fn read_id_registers() -> HwIdValues {
+    HwIdValues {
+        id_aa64pfr0: read_sysreg!("ID_AA64PFR0_EL1"),
+        id_aa64pfr1: read_sysreg!("ID_AA64PFR1_EL1"),
+        id_aa64dfr0: read_sysreg!("ID_AA64DFR0_EL1"),
+        id_aa64dfr1: read_sysreg!("ID_AA64DFR1_EL1"),
+        id_aa64isar0: read_sysreg!("ID_AA64ISAR0_EL1"),
+        id_aa64isar1: read_sysreg!("ID_AA64ISAR1_EL1"),
+        id_aa64mmfr0: read_sysreg!("ID_AA64MMFR0_EL1"),
+        id_aa64mmfr1: read_sysreg!("ID_AA64MMFR1_EL1"),
+        id_aa64mmfr2: read_sysreg!("ID_AA64MMFR2_EL1"),
+        id_aa64afr0: read_sysreg!("ID_AA64AFR0_EL1"),
+        id_aa64afr1: read_sysreg!("ID_AA64AFR1_EL1"),
+        ..HwIdValues::default()
+    }
+}
+
+/// Print how often the guest exited, by cause (at power-off).
+pub fn print_exit_counters() {
+    let mut line = alloc::string::String::from("exits:");
+    let mut sum = 0;
+    for cause in ExitCause::ALL {
+        let n = total(&vcpu::COUNTERS, cause);
+        sum += n;
+        line.push_str(&alloc::format!(" {}={n}", cause.name()));
+    }
+    logger::print_raw(format_args!("[hv] {line} total={sum}\n"));
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let cpu = cpu::current_index();
+    match info.location() {
+        Some(loc) => logger::print_panic(format_args!(
+            "\n[hv cpu{cpu}] PANIC at {}:{}: {}\n",
+            loc.file(),
+            loc.line(),
+            info.message()
+        )),
+        None => logger::print_panic(format_args!("\n[hv cpu{cpu}] PANIC: {}\n", info.message())),
+    }
+    cpu::halt()
+}

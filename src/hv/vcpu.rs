@@ -1,0 +1,235 @@
+//! The vCPU that runs on this physical CPU: its identity, its trapped
+//! system-register state, and starting or stopping it.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use hv_arch::boot::{enter_guest, guest_regs};
+use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
+use hvcore::exit_stats::ExitCounters;
+use hvcore::sysreg::{IdRegisters, VcpuSysRegs};
+use spin::Once;
+
+use super::percpu::PerCpu;
+use super::vm::{Vm, VTIMER_INTID};
+use super::{irq, KICK_SGI, MAINTENANCE_INTID};
+
+/// The vCPU state a physical CPU keeps while it runs one.
+pub struct Vcpu {
+    pub vm: &'static Vm,
+    pub index: usize,
+    pub sysregs: VcpuSysRegs,
+    pub lrs: [u64; 16],
+    pub num_lrs: usize,
+}
+
+static CURRENT: PerCpu<Option<Vcpu>> = PerCpu::new([const { UnsafeCell::new(None) }; MAX_CPUS]);
+
+/// Exit counters, one set per physical CPU.
+pub static COUNTERS: [ExitCounters; MAX_CPUS] = [const { ExitCounters::new() }; MAX_CPUS];
+
+/// Sanitised ID register values, read once from the boot CPU.
+pub static ID_REGISTERS: Once<IdRegisters> = Once::new();
+
+/// A request to start a vCPU on a given physical CPU (PSCI CPU_ON).
+struct StartRequest {
+    pending: AtomicBool,
+    entry: AtomicU64,
+    context: AtomicU64,
+}
+
+static START: [StartRequest; MAX_CPUS] = [const {
+    StartRequest {
+        pending: AtomicBool::new(false),
+        entry: AtomicU64::new(0),
+        context: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+static CPU_STARTED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static VM_OF_CPU: [Once<&'static Vm>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+
+/// The vCPU running here. Only called from exit handlers, which exist only
+/// while a vCPU runs.
+pub fn current() -> &'static mut Vcpu {
+    match CURRENT.current() {
+        Some(vcpu) => vcpu,
+        None => panic!("VM exit on a CPU without a vCPU"),
+    }
+}
+
+/// Mark the boot CPU as running (it never needs a PSCI CPU_ON).
+pub fn mark_boot_cpu_started() {
+    CPU_STARTED[cpu::current_index()].store(true, Ordering::Release);
+}
+
+/// Ask physical CPU `vm.cpu_of(index)` to start vCPU `index` at `entry` with `context` in x0.
+pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
+    let pcpu = vm.cpu_of(index);
+    VM_OF_CPU[pcpu].call_once(|| vm);
+    let request = &START[pcpu];
+    request.entry.store(entry, Ordering::Relaxed);
+    request.context.store(context, Ordering::Relaxed);
+    request.pending.store(true, Ordering::Release);
+    if CPU_STARTED[pcpu].swap(true, Ordering::AcqRel) {
+        // Parked in wait_for_start after a CPU_OFF.
+        hv_arch::sysreg::dsb_ish();
+        cpu::sev();
+    } else {
+        let ret = hv_arch::psci::cpu_on(
+            pcpu as u64,
+            hv_arch::boot::secondary_entry_address(),
+            pcpu as u64,
+        );
+        if ret != 0 {
+            log::error!("PSCI CPU_ON for physical cpu{pcpu} failed: {ret}");
+        }
+    }
+}
+
+/// Park this physical CPU until a vCPU start request arrives, then run it.
+pub fn wait_for_start() -> ! {
+    let pcpu = cpu::current_index();
+    let request = &START[pcpu];
+    loop {
+        if request.pending.swap(false, Ordering::AcqRel) {
+            let vm = *VM_OF_CPU[pcpu].get().expect("start request names a VM");
+            let index = pcpu - vm.first_cpu;
+            run(
+                vm,
+                index,
+                request.entry.load(Ordering::Relaxed),
+                request.context.load(Ordering::Relaxed),
+            );
+        }
+        cpu::wfe();
+    }
+}
+
+const HCR_VM: u64 = 1 << 0;
+const HCR_SWIO: u64 = 1 << 1;
+const HCR_FMO: u64 = 1 << 3;
+const HCR_IMO: u64 = 1 << 4;
+const HCR_AMO: u64 = 1 << 5;
+const HCR_FB: u64 = 1 << 9;
+const HCR_BSU_INNER: u64 = 1 << 10;
+const HCR_TWI: u64 = 1 << 13;
+const HCR_TID1: u64 = 1 << 16;
+const HCR_TID3: u64 = 1 << 18;
+const HCR_TSC: u64 = 1 << 19;
+const HCR_TACR: u64 = 1 << 21;
+const HCR_TSW: u64 = 1 << 22;
+const HCR_TVM: u64 = 1 << 26;
+const HCR_TRVM: u64 = 1 << 30;
+const HCR_RW: u64 = 1 << 31;
+
+/// What the guest may do without us, and what traps: stage 2 on, physical
+/// interrupts to EL2 (virtual ones to the guest), WFI, SMC, ID registers,
+/// ACTLR, set/way cache operations and the virtual-memory control registers
+/// trap; WFE does not (each vCPU owns its physical CPU, so spinning costs
+/// nobody else).
+pub const GUEST_HCR: u64 = HCR_VM
+    | HCR_SWIO
+    | HCR_FMO
+    | HCR_IMO
+    | HCR_AMO
+    | HCR_FB
+    | HCR_BSU_INNER
+    | HCR_TWI
+    | HCR_TID1
+    | HCR_TID3
+    | HCR_TSC
+    | HCR_TACR
+    | HCR_TSW
+    | HCR_TVM
+    | HCR_TRVM
+    | HCR_RW;
+
+/// CPTR_EL2 (non-VHE): RES1 bits only; FP/SIMD is not trapped, since the
+/// hypervisor itself never touches FP registers (soft-float target).
+const CPTR_EL2_RES1: u64 = 0x33ff;
+/// CNTHCTL_EL2: the guest may read the physical counter (EL1PCTEN) but the
+/// EL1 physical timer traps (EL1PCEN=0): it is the hypervisor's.
+const CNTHCTL_EL1PCTEN: u64 = 1 << 0;
+/// MDCR_EL2: trap PMU accesses (the PMU is hidden from the guest's ID registers).
+const MDCR_TPMCR: u64 = 1 << 5;
+const MDCR_TPM: u64 = 1 << 6;
+/// SCTLR_EL1 at reset as the architecture's RES1 bits, MMU and caches off.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// SPSR for entering the guest: EL1h with D, A, I, F masked.
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+/// Run vCPU `index` of `vm` on this physical CPU from `entry` with x0 = `x0`.
+pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
+    let pcpu = cpu::current_index();
+    let ids = ID_REGISTERS
+        .get()
+        .expect("ID registers read at boot")
+        .clone();
+    *CURRENT.current() = Some(Vcpu {
+        vm,
+        index,
+        sysregs: VcpuSysRegs::new(ids),
+        lrs: [0; 16],
+        num_lrs: gic::list_register_count().min(16),
+    });
+
+    write_sysreg!("HCR_EL2", GUEST_HCR);
+    write_sysreg!("VTCR_EL2", vm.vtcr);
+    write_sysreg!("VTTBR_EL2", vm.vttbr);
+    write_sysreg!("VMPIDR_EL2", (1 << 31) | index as u64);
+    write_sysreg!("VPIDR_EL2", read_sysreg!("MIDR_EL1"));
+    write_sysreg!("CPTR_EL2", CPTR_EL2_RES1);
+    write_sysreg!("HSTR_EL2", 0);
+    let pmu_counters = (read_sysreg!("PMCR_EL0") >> 11) & 0x1f;
+    write_sysreg!("MDCR_EL2", pmu_counters | MDCR_TPM | MDCR_TPMCR);
+    write_sysreg!("CNTHCTL_EL2", CNTHCTL_EL1PCTEN);
+    write_sysreg!("CNTVOFF_EL2", vm.cntvoff);
+    write_sysreg!("CNTV_CTL_EL0", 0);
+    write_sysreg!("SCTLR_EL1", SCTLR_EL1_RESET);
+    write_sysreg!("CPACR_EL1", 0);
+    write_sysreg!("VBAR_EL1", 0);
+    hv_arch::sysreg::isb();
+    hv_arch::cache::flush_guest_tlb();
+
+    for lr in 0..gic::list_register_count() {
+        gic::write_lr(lr, 0);
+    }
+    gic::enable_private(KICK_SGI);
+    gic::enable_private(MAINTENANCE_INTID);
+    gic::enable_private(VTIMER_INTID);
+    if index == 0 {
+        for &spi in &vm.assigned_spis {
+            gic::enable_spi(spi, cpu::current_mpidr());
+        }
+    }
+
+    vm.power.lock().mark_on(index);
+    log::info!(
+        "vm{} vcpu{index} starting on cpu{pcpu} at {entry:#x}",
+        vm.vmid
+    );
+
+    // SAFETY: this CPU's save area; no exit can be in progress here.
+    let regs = unsafe { &mut *guest_regs(pcpu) };
+    regs.x = [0; 31];
+    regs.x[0] = x0;
+    write_sysreg!("ELR_EL2", entry);
+    write_sysreg!("SPSR_EL2", SPSR_EL1H_MASKED);
+    irq::flush_list_registers(current());
+    enter_guest(pcpu)
+}
+
+/// The guest turned this vCPU off (PSCI CPU_OFF): forget it and park.
+pub fn stop_current() -> ! {
+    let vcpu = current();
+    vcpu.vm.power.lock().cpu_off(vcpu.index);
+    gic::disable_private(VTIMER_INTID);
+    write_sysreg!("CNTV_CTL_EL0", 0);
+    // A forwarded timer interrupt may still be active; the next vCPU here needs it inactive.
+    gic::deactivate(VTIMER_INTID);
+    for lr in 0..vcpu.num_lrs {
+        gic::write_lr(lr, 0);
+    }
+    *CURRENT.current() = None;
+    wait_for_start()
+}

@@ -1,0 +1,249 @@
+//! A virtual machine: its memory, stage-2 tables, virtual GIC, vCPU power
+//! states and emulated devices, created once from the command line and the
+//! host device tree.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hvcore::boot_image::{parse_image_header, plan_layout};
+use hvcore::frame_alloc::FRAME_SIZE;
+use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
+use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
+use hvcore::psci::VcpuPower;
+use hvcore::stage2::{MemAttr, Perms, Stage2};
+use hvcore::vgic::{MmioResult, Vgic};
+use log::info;
+use spin::Mutex;
+
+use super::memory::{copy_to_guest, frames, write_to_guest, FrameTableMemory};
+
+/// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
+pub const GICD_IPA: u64 = 0x0800_0000;
+pub const GICD_SIZE: u64 = 0x1_0000;
+pub const GICR_IPA: u64 = 0x080A_0000;
+pub const GICR_FRAME_SIZE: u64 = 0x2_0000;
+pub const SCRATCH_IPA: u64 = 0x0B00_0000;
+pub const RAM_IPA: u64 = 0x4000_0000;
+
+/// Interrupts the hypervisor forwards with the list-register HW bit.
+pub const VTIMER_INTID: u32 = 27;
+
+const IPA_BITS: u32 = 40;
+const DTB_MAX_SIZE: u64 = 64 * 1024;
+const TWO_MIB: u64 = 2 << 20;
+
+/// One virtual machine.
+pub struct Vm {
+    pub vmid: u16,
+    pub num_vcpus: usize,
+    /// vCPU i runs on physical CPU `first_cpu + i`.
+    pub first_cpu: usize,
+    pub ram_pa: u64,
+    pub ram_size: u64,
+    pub vttbr: u64,
+    pub vtcr: u64,
+    pub cntvoff: u64,
+    pub entry_ipa: u64,
+    pub dtb_ipa: u64,
+    pub vgic: Mutex<Vgic>,
+    pub power: Mutex<VcpuPower>,
+    pub scratch: Option<Mutex<ScratchDevice>>,
+    /// Physical SPIs assigned to this VM (forwarded with the HW bit).
+    pub assigned_spis: Vec<u32>,
+    _stage2: Mutex<Stage2<FrameTableMemory>>,
+}
+
+/// Where the guest's kernel and initramfs wait in host memory.
+pub struct GuestBlobs {
+    pub kernel_pa: u64,
+    pub kernel_size: u64,
+    pub initrd: Option<(u64, u64)>,
+}
+
+impl Vm {
+    /// Build VM `vmid` from the host description and command line.
+    pub fn create(
+        vmid: u16,
+        host: &HostInfo,
+        args: &HvArgs,
+        blobs: &GuestBlobs,
+        cntvoff: u64,
+    ) -> Result<Vm, String> {
+        let num_vcpus = args.guest_vcpus.unwrap_or(1);
+        if num_vcpus == 0 || num_vcpus > host.cpu_count.min(hvcore::psci::MAX_VCPUS) {
+            return Err(alloc::format!(
+                "{num_vcpus} vCPUs requested, {} physical CPUs",
+                host.cpu_count
+            ));
+        }
+        let ram_size = args.guest_mem_mib.unwrap_or(128) << 20;
+        let ram_pa = frames()
+            .lock()
+            .alloc_contiguous((ram_size / FRAME_SIZE) as usize, TWO_MIB)
+            .ok_or_else(|| {
+                alloc::format!("no {} MiB of contiguous RAM for the guest", ram_size >> 20)
+            })?;
+
+        let mut stage2 = Stage2::new(FrameTableMemory, IPA_BITS, IPA_BITS)
+            .map_err(|e| alloc::format!("stage-2: {e:?}"))?;
+        stage2
+            .allow(ram_pa, ram_size)
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        stage2
+            .map(RAM_IPA, ram_pa, ram_size, Perms::RWX, MemAttr::Normal)
+            .map_err(|e| alloc::format!("mapping RAM: {e:?}"))?;
+
+        // Devices assigned directly: MMIO mapped at stage 2, interrupt forwarded.
+        let mut assigned_spis = Vec::new();
+        let mut uart = None;
+        if let Some(dev) = host.uart.clone() {
+            stage2
+                .allow(dev.base, dev.size)
+                .map_err(|e| alloc::format!("{e:?}"))?;
+            stage2
+                .map(
+                    dev.base,
+                    dev.base,
+                    dev.size.max(FRAME_SIZE),
+                    Perms::RW,
+                    MemAttr::Device,
+                )
+                .map_err(|e| alloc::format!("mapping {}: {e:?}", dev.name))?;
+            if let Some(irq) = dev.irq {
+                assigned_spis.push(irq);
+            }
+            uart = Some(dev);
+        }
+
+        let mut extra_mmio = Vec::new();
+        if args.test_device {
+            extra_mmio.push(Device {
+                name: String::from("scratch"),
+                base: SCRATCH_IPA,
+                size: SCRATCH_SIZE,
+                irq: None,
+                compatible: String::from("hvrust,scratch"),
+            });
+        }
+
+        // SAFETY: the kernel blob is host RAM reserved at boot.
+        let header_bytes = unsafe { core::slice::from_raw_parts(blobs.kernel_pa as *const u8, 64) };
+        let header =
+            parse_image_header(header_bytes).map_err(|e| alloc::format!("guest kernel: {e:?}"))?;
+        let initrd_size = blobs.initrd.map_or(0, |(_, size)| size);
+        let layout = plan_layout(
+            RAM_IPA,
+            ram_size,
+            &header,
+            blobs.kernel_size,
+            initrd_size,
+            DTB_MAX_SIZE,
+        )
+        .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
+        let to_pa = |ipa: u64| ram_pa + (ipa - RAM_IPA);
+
+        copy_to_guest(to_pa(layout.kernel_ipa), blobs.kernel_pa, blobs.kernel_size);
+        let mut initrd_range = None;
+        if let (Some((initrd_pa, size)), Some(initrd_ipa)) = (blobs.initrd, layout.initrd_ipa) {
+            copy_to_guest(to_pa(initrd_ipa), initrd_pa, size);
+            initrd_range = Some((initrd_ipa, initrd_ipa + size));
+        }
+        let spec = GuestDtbSpec {
+            ram_base: RAM_IPA,
+            ram_size,
+            num_vcpus,
+            cpu_compatible: host.cpu_compatible.clone(),
+            gic_dist: (GICD_IPA, GICD_SIZE),
+            gic_redist_base: GICR_IPA,
+            uart,
+            virtio: Vec::new(),
+            extra_mmio,
+            bootargs: args.guest_bootargs.clone(),
+            initrd: initrd_range,
+        };
+        let dtb = build_guest_dtb(&spec).map_err(|e| alloc::format!("guest device tree: {e:?}"))?;
+        if dtb.len() as u64 > DTB_MAX_SIZE {
+            return Err(String::from("guest device tree too large"));
+        }
+        write_to_guest(to_pa(layout.dtb_ipa), &dtb);
+
+        let mut vgic = Vgic::new(num_vcpus);
+        for vcpu in 0..num_vcpus {
+            vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
+        }
+        for &spi in &assigned_spis {
+            vgic.set_hw(spi, 0, Some(spi));
+        }
+
+        info!(
+            "vm{vmid}: {num_vcpus} vCPU(s), {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
+            ram_size >> 20,
+            layout.kernel_ipa,
+            layout.dtb_ipa,
+            initrd_range
+        );
+        Ok(Vm {
+            vmid,
+            num_vcpus,
+            first_cpu: 0,
+            ram_pa,
+            ram_size,
+            vttbr: stage2.root_pa() | (u64::from(vmid) << 48),
+            vtcr: stage2.vtcr(),
+            cntvoff,
+            entry_ipa: layout.kernel_ipa,
+            dtb_ipa: layout.dtb_ipa,
+            vgic: Mutex::new(vgic),
+            power: Mutex::new(VcpuPower::new(num_vcpus)),
+            scratch: args.test_device.then(|| Mutex::new(ScratchDevice::new())),
+            assigned_spis,
+            _stage2: Mutex::new(stage2),
+        })
+    }
+
+    /// Physical CPU that runs vCPU `index`.
+    pub fn cpu_of(&self, index: usize) -> usize {
+        self.first_cpu + index
+    }
+
+    /// Emulate one MMIO access at `ipa` by vCPU `vcpu`; `None` if no emulated
+    /// device lives there.
+    pub fn mmio_access(
+        &self,
+        vcpu: usize,
+        ipa: u64,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> Option<MmioOutcome> {
+        let from_vgic = |r: MmioResult| match r {
+            MmioResult::Read(v) => MmioOutcome::Read(v),
+            MmioResult::Written => MmioOutcome::Written,
+            MmioResult::BadAccess => MmioOutcome::Abort,
+        };
+        if (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa) {
+            return Some(from_vgic(self.vgic.lock().dist_access(
+                vcpu,
+                ipa - GICD_IPA,
+                size,
+                write,
+                value,
+            )));
+        }
+        let redist_end = GICR_IPA + GICR_FRAME_SIZE * self.num_vcpus as u64;
+        if (GICR_IPA..redist_end).contains(&ipa) {
+            return Some(from_vgic(self.vgic.lock().redist_access(
+                ipa - GICR_IPA,
+                size,
+                write,
+                value,
+            )));
+        }
+        if let Some(scratch) = &self.scratch {
+            if (SCRATCH_IPA..SCRATCH_IPA + SCRATCH_SIZE).contains(&ipa) {
+                return Some(scratch.lock().access(ipa - SCRATCH_IPA, size, write, value));
+            }
+        }
+        None
+    }
+}

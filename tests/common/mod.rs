@@ -1,0 +1,138 @@
+//! Running QEMU from integration tests: build once, boot with a deadline,
+//! keep the whole console log, and fail with it attached.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+static BUILD: Once = Once::new();
+static FETCH: Once = Once::new();
+
+/// Build the hypervisor and test guests (once per test binary).
+pub fn build_images() {
+    BUILD.call_once(|| {
+        let status = Command::new(root().join("tools/build"))
+            .status()
+            .expect("run tools/build");
+        assert!(status.success(), "tools/build failed");
+    });
+}
+
+/// Fetch the Linux guest (once per test binary).
+pub fn fetch_linux() {
+    FETCH.call_once(|| {
+        let status = Command::new(root().join("tools/fetch-guest"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tools/fetch-guest");
+        assert!(status.success(), "tools/fetch-guest failed");
+    });
+}
+
+/// What one QEMU run produced.
+pub struct Run {
+    pub output: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    pub log_path: PathBuf,
+}
+
+impl Run {
+    /// The run's log, for failure messages: the last `lines` lines.
+    pub fn tail(&self, lines: usize) -> String {
+        let all: Vec<&str> = self.output.lines().collect();
+        let start = all.len().saturating_sub(lines);
+        format!(
+            "--- console ({}), last {} lines ---\n{}",
+            self.log_path.display(),
+            all.len() - start,
+            all[start..].join("\n")
+        )
+    }
+
+    /// Fail unless the run ended by itself with exit status 0 in time.
+    pub fn assert_clean_exit(&self) {
+        assert!(
+            !self.timed_out,
+            "QEMU timed out after {:?}\n{}",
+            self.elapsed,
+            self.tail(60)
+        );
+        assert_eq!(
+            self.exit_code,
+            Some(0),
+            "QEMU exit status\n{}",
+            self.tail(60)
+        );
+        assert!(
+            !self.output.contains("PANIC"),
+            "panic in the log\n{}",
+            self.tail(60)
+        );
+        assert!(
+            !self.output.contains("Kernel panic"),
+            "guest kernel panic\n{}",
+            self.tail(60)
+        );
+    }
+
+    /// Fail unless `needle` appears in the console output.
+    pub fn assert_line(&self, needle: &str) {
+        assert!(
+            self.output.contains(needle),
+            "missing {needle:?}\n{}",
+            self.tail(80)
+        );
+    }
+}
+
+/// Boot with `tools/boot ARGS`, killing QEMU after `timeout`.
+pub fn boot(name: &str, args: &[&str], timeout: Duration) -> Run {
+    let log_dir = root().join("target/qemu-logs");
+    std::fs::create_dir_all(&log_dir).expect("create log dir");
+    let log_path = log_dir.join(format!("{name}.log"));
+    let log_file = std::fs::File::create(&log_path).expect("create log");
+    let start = Instant::now();
+    let mut child = Command::new(root().join("tools/boot"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone log"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start tools/boot");
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for QEMU") {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = String::new();
+    let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut output));
+    Run {
+        output: output.replace('\r', ""),
+        exit_code: status.and_then(|s| s.code()),
+        timed_out,
+        elapsed: start.elapsed(),
+        log_path: log_path.to_path_buf(),
+    }
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

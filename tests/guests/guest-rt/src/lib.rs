@@ -1,0 +1,87 @@
+//! A minimal EL1 runtime for guests written in this repository: an arm64
+//! Image header (so the hypervisor loads them exactly as it loads Linux),
+//! a stack, a console on the PL011, SMCCC calls, and an exception vector
+//! that lets a test observe the exceptions the hypervisor injects.
+//!
+//! The guest runs with its MMU off, so all data accesses are Device
+//! accesses: the target is built with strict alignment and the runtime uses
+//! no atomics.
+#![no_std]
+
+pub mod console;
+pub mod exceptions;
+pub mod smccc;
+
+/// Read a system register by name.
+#[macro_export]
+macro_rules! mrs {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading a system register; the guest is EL1.
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nostack)) };
+        v
+    }};
+}
+
+/// Write a system register by name.
+#[macro_export]
+macro_rules! msr {
+    ($name:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: the caller picks a register whose write is valid at EL1.
+        unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), in(reg) v, options(nostack)) };
+        // SAFETY: barrier only.
+        unsafe { core::arch::asm!("isb", options(nostack)) };
+    }};
+}
+
+/// Volatile MMIO read of `T` at `addr`.
+pub fn mmio_read<T: Copy>(addr: usize) -> T {
+    // SAFETY: the caller names a device (or deliberately unmapped) address.
+    unsafe { core::ptr::read_volatile(addr as *const T) }
+}
+
+/// Volatile MMIO write of `T` at `addr`.
+pub fn mmio_write<T: Copy>(addr: usize, value: T) {
+    // SAFETY: as mmio_read.
+    unsafe { core::ptr::write_volatile(addr as *mut T, value) }
+}
+
+core::arch::global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       guest_entry
+    .long   0
+    .quad   0                       // text_offset
+    .quad   __image_end - _start    // image_size
+    .quad   0x2                     // little-endian, 4 KiB pages
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+guest_entry:
+    mov     x19, x0                 // device tree
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  ldr     x1, =__stack_top
+    mov     sp, x1
+    ldr     x1, =guest_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      guest_main
+3:  wfi
+    b       3b
+"#
+);
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("GUEST PANIC: {}", info.message());
+    smccc::system_off()
+}

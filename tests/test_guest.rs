@@ -1,0 +1,65 @@
+//! The bare-metal test guest under the hypervisor on QEMU: every trap path
+//! prints a CHECK line, and the run must end by PSCI SYSTEM_OFF (status 0).
+
+mod common;
+
+use std::time::Duration;
+
+const CHECKS: &[&str] = &[
+    "hvc",
+    "psci-version",
+    "smc-trapped",
+    "hvc-unknown-function",
+    "sysreg-tvm-write",
+    "sysreg-res1-bits",
+    "sysreg-id-tid3",
+    "wfi-and-virtual-timer",
+    "stage2-abort-unmapped",
+    "mmio-decode",
+    "mmio-bad-width",
+    "mmio-no-syndrome",
+    "undef-unemulated-sysreg",
+    "readonly-register-write",
+    "still-running-after-bad-input",
+];
+
+#[test]
+fn test_guest_passes_every_check_and_powers_off() {
+    common::build_images();
+    let run = common::boot(
+        "test-guest",
+        &["--guest", "test-guest", "--log", "info"],
+        Duration::from_secs(60),
+    );
+    run.assert_clean_exit();
+    for check in CHECKS {
+        run.assert_line(&format!("CHECK {check}: ok"));
+    }
+    assert!(
+        !run.output.contains(": FAIL"),
+        "a check failed\n{}",
+        run.tail(80)
+    );
+    run.assert_line(&format!("test-guest: {} passed, 0 failed", CHECKS.len()));
+    run.assert_line("guest requested SYSTEM_OFF");
+    run.assert_line("[hv] exits:");
+}
+
+#[test]
+fn bad_guest_input_is_logged_and_the_hypervisor_keeps_running() {
+    common::build_images();
+    let run = common::boot(
+        "test-guest-bad-input",
+        &["--guest", "test-guest", "--log", "warn"],
+        Duration::from_secs(60),
+    );
+    run.assert_clean_exit();
+    // Each piece of bad input got an architectural answer and a log line…
+    run.assert_line("unknown SMCCC function 0xc2001234");
+    run.assert_line("hits no device or memory: external abort");
+    run.assert_line("rejected by the device: external abort");
+    run.assert_line("not emulated (NoSyndrome)");
+    run.assert_line("of unemulated system register");
+    // …and the guest went on to finish its checks.
+    run.assert_line("CHECK still-running-after-bad-input: ok");
+}
