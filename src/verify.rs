@@ -165,6 +165,7 @@ macro_rules! proof {
         #[cfg(kani)]
         #[kani::proof]
         #[kani::unwind($n)]
+        #[allow(dead_code)] // called by the Kani driver, not by Rust code
         fn $name() {
             fn property($src: &mut $crate::verify::Source) $body
             property(&mut $crate::verify::Source::symbolic());
