@@ -77,8 +77,43 @@ guest_entry:
     bl      guest_main
 3:  wfi
     b       3b
+
+// Every guest defines guest_secondary_main. Secondary vCPUs (PSCI CPU_ON with this entry and the CPU number in x0):
+// 32 KiB of stack per CPU, CPU n just below CPU n-1; then guest_secondary_main(cpu).
+.global guest_secondary_entry
+guest_secondary_entry:
+    mov     x19, x0
+    ldr     x1, =__stack_top
+    lsl     x2, x0, #15
+    sub     x1, x1, x2
+    mov     sp, x1
+    ldr     x1, =guest_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      guest_secondary_main
+4:  wfi
+    b       4b
 "#
 );
+
+extern "C" {
+    fn guest_secondary_entry();
+}
+
+/// Address to pass to PSCI CPU_ON for a secondary vCPU of this guest.
+pub fn secondary_entry_address() -> u64 {
+    guest_secondary_entry as *const () as u64
+}
+
+/// Read the virtual counter (ordered after earlier instructions).
+#[inline(always)]
+pub fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: ISB + counter read.
+    unsafe { core::arch::asm!("isb", "mrs {}, CNTVCT_EL0", out(reg) v, options(nostack)) };
+    v
+}
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

@@ -355,3 +355,10 @@ fn check_readonly_write() -> Result<(), &'static str> {
         "scratch ID register changed by a write",
     )
 }
+
+/// The test guest runs on one vCPU; a secondary started by mistake stops.
+#[no_mangle]
+extern "C" fn guest_secondary_main(_cpu: u64) -> ! {
+    hvc(smccc::PSCI_CPU_OFF, 0, 0, 0);
+    loop {}
+}
