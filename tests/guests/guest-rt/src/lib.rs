@@ -54,7 +54,7 @@ core::arch::global_asm!(
 _start:
     b       guest_entry
     .long   0
-    .quad   0                       // text_offset
+    .quad   0x200000                // text_offset: 2 MiB into RAM
     .quad   __image_end - _start    // image_size
     .quad   0x2                     // little-endian, 4 KiB pages
     .quad   0, 0, 0
