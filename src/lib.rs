@@ -24,3 +24,4 @@ pub mod psci;
 pub mod stage2;
 pub mod sysreg;
 pub mod vgic;
+pub mod virtqueue;
