@@ -398,8 +398,17 @@ mod proofs {
             bytes[d * 16..d * 16 + 8].copy_from_slice(&addr.to_le_bytes());
             let len = src.below(48) as u32;
             bytes[d * 16 + 8..d * 16 + 12].copy_from_slice(&len.to_le_bytes());
+            let flags = src.below(8) as u16;
+            bytes[d * 16 + 12..d * 16 + 14].copy_from_slice(&flags.to_le_bytes());
             let next = src.below(6) as u16;
             bytes[d * 16 + 14..d * 16 + 16].copy_from_slice(&next.to_le_bytes());
+        }
+        // Available ring (at +64): a small index and heads mostly in range.
+        let idx = src.below(3) as u16;
+        bytes[66..68].copy_from_slice(&idx.to_le_bytes());
+        for slot in 0..4usize {
+            let head = src.below(5) as u16;
+            bytes[68 + 2 * slot..70 + 2 * slot].copy_from_slice(&head.to_le_bytes());
         }
         TestMemory { base: BASE, bytes }
     }
