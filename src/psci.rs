@@ -1,1 +1,339 @@
-//! TODO
+//! PSCI 1.1 and SMCCC 1.1 as the guest sees them: decoding calls, and the
+//! per-VM vCPU power state machine behind CPU_ON, CPU_OFF and AFFINITY_INFO.
+
+/// Most vCPUs one VM may have.
+pub const MAX_VCPUS: usize = 8;
+
+pub const SUCCESS: i64 = 0;
+pub const NOT_SUPPORTED: i64 = -1;
+pub const INVALID_PARAMETERS: i64 = -2;
+pub const DENIED: i64 = -3;
+pub const ALREADY_ON: i64 = -4;
+pub const ON_PENDING: i64 = -5;
+pub const INTERNAL_FAILURE: i64 = -6;
+pub const NOT_PRESENT: i64 = -7;
+pub const DISABLED: i64 = -8;
+pub const INVALID_ADDRESS: i64 = -9;
+
+/// PSCI 1.1: major 1 in bits [31:16], minor 1.
+pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
+/// SMCCC 1.1.
+pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
+
+const FN_PSCI_VERSION: u32 = 0x8400_0000;
+const FN_CPU_SUSPEND_32: u32 = 0x8400_0001;
+const FN_CPU_SUSPEND_64: u32 = 0xC400_0001;
+const FN_CPU_OFF: u32 = 0x8400_0002;
+const FN_CPU_ON_32: u32 = 0x8400_0003;
+const FN_CPU_ON_64: u32 = 0xC400_0003;
+const FN_AFFINITY_INFO_32: u32 = 0x8400_0004;
+const FN_AFFINITY_INFO_64: u32 = 0xC400_0004;
+const FN_MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
+const FN_SYSTEM_OFF: u32 = 0x8400_0008;
+const FN_SYSTEM_RESET: u32 = 0x8400_0009;
+const FN_PSCI_FEATURES: u32 = 0x8400_000A;
+const FN_SMCCC_VERSION: u32 = 0x8000_0000;
+const FN_SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+
+/// A decoded PSCI or SMCCC architecture call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsciCall {
+    Version,
+    CpuSuspend {
+        power_state: u64,
+        entry: u64,
+        context: u64,
+    },
+    CpuOff,
+    CpuOn {
+        target_mpidr: u64,
+        entry: u64,
+        context: u64,
+    },
+    AffinityInfo {
+        target_mpidr: u64,
+        lowest_level: u64,
+    },
+    MigrateInfoType,
+    SystemOff,
+    SystemReset,
+    Features {
+        function_id: u32,
+    },
+    SmcccVersion,
+    SmcccArchFeatures {
+        function_id: u32,
+    },
+    /// Any other function ID (w0).
+    Unknown(u64),
+}
+
+/// Decode x0..x3 of an HVC/SMC. The function ID is w0: the upper half of x0
+/// is ignored, and the SMC32 variants only use the low 32 bits of arguments.
+pub fn decode(x: &[u64; 4]) -> PsciCall {
+    let function = x[0] as u32;
+    let low = |v: u64| v & 0xffff_ffff;
+    match function {
+        FN_PSCI_VERSION => PsciCall::Version,
+        FN_CPU_SUSPEND_32 => PsciCall::CpuSuspend {
+            power_state: low(x[1]),
+            entry: low(x[2]),
+            context: low(x[3]),
+        },
+        FN_CPU_SUSPEND_64 => PsciCall::CpuSuspend {
+            power_state: low(x[1]),
+            entry: x[2],
+            context: x[3],
+        },
+        FN_CPU_OFF => PsciCall::CpuOff,
+        FN_CPU_ON_32 => PsciCall::CpuOn {
+            target_mpidr: low(x[1]),
+            entry: low(x[2]),
+            context: low(x[3]),
+        },
+        FN_CPU_ON_64 => PsciCall::CpuOn {
+            target_mpidr: x[1],
+            entry: x[2],
+            context: x[3],
+        },
+        FN_AFFINITY_INFO_32 => PsciCall::AffinityInfo {
+            target_mpidr: low(x[1]),
+            lowest_level: low(x[2]),
+        },
+        FN_AFFINITY_INFO_64 => PsciCall::AffinityInfo {
+            target_mpidr: x[1],
+            lowest_level: low(x[2]),
+        },
+        FN_MIGRATE_INFO_TYPE => PsciCall::MigrateInfoType,
+        FN_SYSTEM_OFF => PsciCall::SystemOff,
+        FN_SYSTEM_RESET => PsciCall::SystemReset,
+        FN_PSCI_FEATURES => PsciCall::Features {
+            function_id: x[1] as u32,
+        },
+        FN_SMCCC_VERSION => PsciCall::SmcccVersion,
+        FN_SMCCC_ARCH_FEATURES => PsciCall::SmcccArchFeatures {
+            function_id: x[1] as u32,
+        },
+        _ => PsciCall::Unknown(u64::from(function)),
+    }
+}
+
+/// PSCI_FEATURES / SMCCC_ARCH_FEATURES answer for `function_id`: 0 for every
+/// call implemented (for CPU_SUSPEND, 0 also means the original power_state
+/// format), NOT_SUPPORTED otherwise, including the ARCH_WORKAROUND calls.
+pub fn features(function_id: u32) -> i64 {
+    match function_id {
+        FN_PSCI_VERSION | FN_CPU_SUSPEND_32 | FN_CPU_SUSPEND_64 | FN_CPU_OFF | FN_CPU_ON_32
+        | FN_CPU_ON_64 | FN_AFFINITY_INFO_32 | FN_AFFINITY_INFO_64 | FN_MIGRATE_INFO_TYPE
+        | FN_SYSTEM_OFF | FN_SYSTEM_RESET | FN_PSCI_FEATURES | FN_SMCCC_VERSION => SUCCESS,
+        _ => NOT_SUPPORTED,
+    }
+}
+
+/// Power state of one vCPU as PSCI defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerState {
+    Off,
+    /// CPU_ON accepted; the vCPU has not started running yet.
+    OnPending,
+    On,
+}
+
+/// The power states of a VM's vCPUs. Virtual MPIDRs have Aff0 = vCPU index
+/// and Aff1..Aff3 = 0.
+#[derive(Debug, Clone)]
+pub struct VcpuPower {
+    states: [PowerState; MAX_VCPUS],
+    count: usize,
+}
+
+const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+impl VcpuPower {
+    /// `count` vCPUs (clamped to 1..=MAX_VCPUS), all off.
+    pub fn new(count: usize) -> Self {
+        VcpuPower {
+            states: [PowerState::Off; MAX_VCPUS],
+            count: count.clamp(1, MAX_VCPUS),
+        }
+    }
+
+    /// The vCPU index an MPIDR names, ignoring the non-affinity bits (U, MT, RES1).
+    pub fn mpidr_to_index(&self, mpidr: u64) -> Option<usize> {
+        let affinity = mpidr & MPIDR_AFFINITY_MASK;
+        let index = usize::try_from(affinity).ok()?;
+        (index < self.count).then_some(index)
+    }
+
+    /// State of vCPU `index` (Off for indices that do not exist).
+    pub fn state(&self, index: usize) -> PowerState {
+        if index < self.count {
+            self.states[index]
+        } else {
+            PowerState::Off
+        }
+    }
+
+    /// PSCI CPU_ON: on success the target becomes OnPending and its index is returned.
+    pub fn cpu_on(&mut self, target_mpidr: u64, entry: u64) -> Result<usize, i64> {
+        let index = self
+            .mpidr_to_index(target_mpidr)
+            .ok_or(INVALID_PARAMETERS)?;
+        match self.states[index] {
+            PowerState::On => Err(ALREADY_ON),
+            PowerState::OnPending => Err(ON_PENDING),
+            PowerState::Off if entry % 4 != 0 => Err(INVALID_ADDRESS),
+            PowerState::Off => {
+                self.states[index] = PowerState::OnPending;
+                Ok(index)
+            }
+        }
+    }
+
+    /// The vCPU is about to run its first instruction (boot vCPU, or a CPU_ON target).
+    pub fn mark_on(&mut self, index: usize) {
+        if index < self.count {
+            self.states[index] = PowerState::On;
+        }
+    }
+
+    /// PSCI CPU_OFF from vCPU `index`.
+    pub fn cpu_off(&mut self, index: usize) {
+        if index < self.count {
+            self.states[index] = PowerState::Off;
+        }
+    }
+
+    /// PSCI AFFINITY_INFO: 0 ON, 1 OFF, 2 ON_PENDING; only level 0 is supported.
+    pub fn affinity_info(&self, target_mpidr: u64, lowest_level: u64) -> i64 {
+        if lowest_level != 0 {
+            return INVALID_PARAMETERS;
+        }
+        match self.mpidr_to_index(target_mpidr) {
+            None => INVALID_PARAMETERS,
+            Some(index) => match self.states[index] {
+                PowerState::On => 0,
+                PowerState::Off => 1,
+                PowerState::OnPending => 2,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_calls_and_ignores_upper_half_of_x0() {
+        assert_eq!(decode(&[0xffff_ffff_8400_0000, 0, 0, 0]), PsciCall::Version);
+        assert_eq!(
+            decode(&[0xC400_0003, 2, 0x4000_0000, 7]),
+            PsciCall::CpuOn {
+                target_mpidr: 2,
+                entry: 0x4000_0000,
+                context: 7
+            }
+        );
+        assert_eq!(
+            decode(&[0x8400_0003, 0xffff_ffff_0000_0001, 0x1_4000_0000, 9]),
+            PsciCall::CpuOn {
+                target_mpidr: 1,
+                entry: 0x4000_0000,
+                context: 9
+            }
+        );
+        assert_eq!(
+            decode(&[0xC200_1234, 0, 0, 0]),
+            PsciCall::Unknown(0xC200_1234)
+        );
+    }
+
+    #[test]
+    fn features_report_only_implemented_calls() {
+        assert_eq!(features(FN_CPU_ON_64), SUCCESS);
+        assert_eq!(features(FN_SMCCC_VERSION), SUCCESS);
+        assert_eq!(features(0x8000_8000), NOT_SUPPORTED); // ARCH_WORKAROUND_1
+        assert_eq!(features(0x8400_000E), NOT_SUPPORTED); // SYSTEM_SUSPEND
+    }
+
+    #[test]
+    fn cpu_on_state_machine() {
+        let mut p = VcpuPower::new(2);
+        p.mark_on(0);
+        assert_eq!(p.cpu_on(0, 0x1000), Err(ALREADY_ON));
+        assert_eq!(p.cpu_on(5, 0x1000), Err(INVALID_PARAMETERS));
+        assert_eq!(p.cpu_on(1, 0x1002), Err(INVALID_ADDRESS));
+        assert_eq!(p.cpu_on(0x8000_0001, 0x1000), Ok(1)); // RES1 bit 31 ignored
+        assert_eq!(p.affinity_info(1, 0), 2);
+        assert_eq!(p.cpu_on(1, 0x1000), Err(ON_PENDING));
+        p.mark_on(1);
+        assert_eq!(p.affinity_info(1, 0), 0);
+        p.cpu_off(1);
+        assert_eq!(p.affinity_info(1, 0), 1);
+        assert_eq!(p.affinity_info(1, 1), INVALID_PARAMETERS);
+        assert_eq!(p.affinity_info(1 << 8, 0), INVALID_PARAMETERS);
+    }
+}
+
+#[cfg(any(test, kani))]
+mod proofs {
+    use super::*;
+    use crate::proof;
+
+    proof! {
+        /// Decoding any register contents never panics, and unknown IDs stay Unknown with w0 only.
+        #[unwind(2)]
+        fn decode_total(src) {
+            let x: [u64; 4] = src.any();
+            if let PsciCall::Unknown(id) = decode(&x) {
+                assert_eq!(id, x[0] & 0xffff_ffff);
+                assert_eq!(features(id as u32), NOT_SUPPORTED);
+            }
+        }
+    }
+
+    proof! {
+        /// Under any sequence of CPU_ON / start / CPU_OFF, a vCPU reaches On only through
+        /// OnPending, CPU_ON of a running or pending vCPU is refused, and AFFINITY_INFO agrees.
+        #[unwind(6)]
+        fn power_state_machine(src) {
+            let mut p = VcpuPower::new(2);
+            for _ in 0..4 {
+                let target = src.below(3);
+                let before = p.state(target as usize);
+                match src.below(3) {
+                    0 => match p.cpu_on(target, src.below(8)) {
+                        Ok(i) => {
+                            assert_eq!(before, PowerState::Off);
+                            assert_eq!(p.state(i), PowerState::OnPending);
+                        }
+                        Err(e) => assert!(
+                            (before == PowerState::On && e == ALREADY_ON)
+                                || (before == PowerState::OnPending && e == ON_PENDING)
+                                || e == INVALID_PARAMETERS
+                                || e == INVALID_ADDRESS
+                        ),
+                    },
+                    1 => {
+                        // The hypervisor only starts vCPUs whose CPU_ON was accepted.
+                        if before == PowerState::OnPending {
+                            p.mark_on(target as usize);
+                        }
+                    }
+                    _ => p.cpu_off(target as usize),
+                }
+                let expected = match p.state(target as usize) {
+                    PowerState::On => 0,
+                    PowerState::Off => 1,
+                    PowerState::OnPending => 2,
+                };
+                if target < 2 {
+                    assert_eq!(p.affinity_info(target, 0), expected);
+                } else {
+                    assert_eq!(p.affinity_info(target, 0), INVALID_PARAMETERS);
+                }
+            }
+        }
+    }
+}
