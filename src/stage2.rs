@@ -1,1 +1,875 @@
-//! TODO
+//! Stage-2 translation tables (VMSAv8-64, 4 KiB granule): the map from a
+//! VM's intermediate physical addresses (IPAs) to host physical addresses.
+//!
+//! The table memory is behind [`TableMemory`], so the same builder runs on
+//! the hardware (identity-mapped frames) and on the host in tests and proofs.
+//! Every mapping's output must lie inside one of the VM's allowed physical
+//! ranges ([`Stage2::allow`]): its RAM frames and assigned device MMIO. So
+//! no sequence of calls can map another VM's memory or the hypervisor's.
+//! Failed calls change no translation.
+
+/// Memory holding translation tables.
+pub trait TableMemory {
+    /// `pages` contiguous zeroed 4 KiB pages aligned to `pages * 4 KiB`; their physical address.
+    fn alloc_table(&mut self, pages: usize) -> Option<u64>;
+    fn free_table(&mut self, pa: u64, pages: usize);
+    fn read_entry(&self, table_pa: u64, index: usize) -> u64;
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64);
+    /// A valid entry covering `ipa` was just invalidated (break-before-make):
+    /// drop stale TLB entries before it is replaced. No-op by default.
+    fn invalidate_ipa(&mut self, _ipa: u64) {}
+}
+
+/// Stage-2 access permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Perms {
+    pub const NONE: Perms = Perms {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const RO: Perms = Perms {
+        read: true,
+        write: false,
+        exec: false,
+    };
+    pub const RW: Perms = Perms {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const RX: Perms = Perms {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    pub const RWX: Perms = Perms {
+        read: true,
+        write: true,
+        exec: true,
+    };
+}
+
+/// Stage-2 memory type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemAttr {
+    /// Normal, inner and outer write-back cacheable (MemAttr 0b1111).
+    Normal,
+    /// Device-nGnRE (MemAttr 0b0001).
+    Device,
+}
+
+/// Result of a software table walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    pub pa: u64,
+    pub perms: Perms,
+    pub attr: MemAttr,
+    /// Size of the page or block that maps the address.
+    pub block_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage2Error {
+    Misaligned,
+    ZeroSize,
+    OutOfIpaRange,
+    Overlap,
+    NotMapped,
+    OutsideAllowedMemory,
+    NoMemory,
+    UnsupportedIpaSize,
+    /// More allowed ranges than the VM may have.
+    TooManyRanges,
+}
+
+const PAGE: u64 = 4096;
+const ENTRIES: u64 = 512;
+const MAX_ALLOWED: usize = 16;
+
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
+const MEMATTR_SHIFT: u32 = 2;
+const MEMATTR_MASK: u64 = 0xf << MEMATTR_SHIFT;
+const MEMATTR_NORMAL_WB: u64 = 0b1111;
+const MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
+const S2AP_READ: u64 = 1 << 6;
+const S2AP_WRITE: u64 = 1 << 7;
+const SH_INNER: u64 = 0b11 << 8;
+const AF: u64 = 1 << 10;
+const XN: u64 = 1 << 54;
+const PERM_MASK: u64 = S2AP_READ | S2AP_WRITE | XN;
+
+fn level_shift(level: u32) -> u32 {
+    12 + 9 * (3 - level)
+}
+
+fn level_size(level: u32) -> u64 {
+    1 << level_shift(level)
+}
+
+fn perm_bits(perms: Perms) -> u64 {
+    (if perms.read { S2AP_READ } else { 0 })
+        | (if perms.write { S2AP_WRITE } else { 0 })
+        | (if perms.exec { 0 } else { XN })
+}
+
+fn leaf_attrs(perms: Perms, attr: MemAttr) -> u64 {
+    let memattr = match attr {
+        MemAttr::Normal => (MEMATTR_NORMAL_WB << MEMATTR_SHIFT) | SH_INNER,
+        MemAttr::Device => MEMATTR_DEVICE_NGNRE << MEMATTR_SHIFT,
+    };
+    AF | memattr | perm_bits(perms)
+}
+
+fn decode_leaf(desc: u64) -> (Perms, MemAttr) {
+    let perms = Perms {
+        read: desc & S2AP_READ != 0,
+        write: desc & S2AP_WRITE != 0,
+        exec: desc & XN == 0,
+    };
+    let attr = if (desc & MEMATTR_MASK) >> MEMATTR_SHIFT == MEMATTR_NORMAL_WB {
+        MemAttr::Normal
+    } else {
+        MemAttr::Device
+    };
+    (perms, attr)
+}
+
+enum Entry {
+    Invalid,
+    Table(u64),
+    Leaf(u64),
+}
+
+fn classify(desc: u64, level: u32) -> Entry {
+    if desc & VALID == 0 {
+        Entry::Invalid
+    } else if level < 3 && desc & TABLE_OR_PAGE != 0 {
+        Entry::Table(desc & OA_MASK)
+    } else {
+        Entry::Leaf(desc)
+    }
+}
+
+/// A VM's stage-2 translation tables.
+pub struct Stage2<M: TableMemory> {
+    mem: M,
+    root: u64,
+    root_pages: usize,
+    start_level: u32,
+    ipa_bits: u32,
+    pa_bits: u32,
+    allowed: [(u64, u64); MAX_ALLOWED],
+    allowed_count: usize,
+}
+
+impl<M: TableMemory> Stage2<M> {
+    /// Empty tables for an `ipa_bits`-bit IPA space (32..=48) on a machine with `pa_bits`-bit PAs.
+    pub fn new(mut mem: M, ipa_bits: u32, pa_bits: u32) -> Result<Self, Stage2Error> {
+        if !(32..=48).contains(&ipa_bits) || !matches!(pa_bits, 32 | 36 | 40 | 42 | 44 | 48) {
+            return Err(Stage2Error::UnsupportedIpaSize);
+        }
+        // Start at level 1 up to 42 bits, concatenating up to 8 level-1
+        // tables above 39 bits (Arm ARM D8.2.x); level 0 beyond.
+        let (start_level, root_pages) = match ipa_bits {
+            32..=39 => (1, 1),
+            40..=42 => (1, 1usize << (ipa_bits - 39)),
+            _ => (0, 1),
+        };
+        let root = mem.alloc_table(root_pages).ok_or(Stage2Error::NoMemory)?;
+        Ok(Stage2 {
+            mem,
+            root,
+            root_pages,
+            start_level,
+            ipa_bits,
+            pa_bits,
+            allowed: [(0, 0); MAX_ALLOWED],
+            allowed_count: 0,
+        })
+    }
+
+    pub fn root_pa(&self) -> u64 {
+        self.root
+    }
+
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    pub fn mem_mut(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
+    /// VTCR_EL2 for these tables.
+    pub fn vtcr(&self) -> u64 {
+        let t0sz = u64::from(64 - self.ipa_bits);
+        let sl0: u64 = match self.start_level {
+            0 => 0b10,
+            1 => 0b01,
+            _ => 0b00,
+        };
+        let ps: u64 = match self.pa_bits {
+            32 => 0,
+            36 => 1,
+            40 => 2,
+            42 => 3,
+            44 => 4,
+            _ => 5,
+        };
+        (1 << 31) | (ps << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (sl0 << 6) | t0sz
+    }
+
+    /// Allow mappings to the physical range `[pa, pa + size)`.
+    pub fn allow(&mut self, pa: u64, size: u64) -> Result<(), Stage2Error> {
+        if size == 0 {
+            return Err(Stage2Error::ZeroSize);
+        }
+        pa.checked_add(size)
+            .ok_or(Stage2Error::OutsideAllowedMemory)?;
+        if self.allowed_count == MAX_ALLOWED {
+            return Err(Stage2Error::TooManyRanges);
+        }
+        self.allowed[self.allowed_count] = (pa, size);
+        self.allowed_count += 1;
+        Ok(())
+    }
+
+    fn is_allowed(&self, pa: u64, size: u64) -> bool {
+        let Some(end) = pa.checked_add(size) else {
+            return false;
+        };
+        self.allowed[..self.allowed_count]
+            .iter()
+            .any(|&(base, len)| pa >= base && end <= base + len)
+    }
+
+    fn check_range(&self, ipa: u64, size: u64) -> Result<u64, Stage2Error> {
+        if size == 0 {
+            return Err(Stage2Error::ZeroSize);
+        }
+        if ipa % PAGE != 0 || size % PAGE != 0 {
+            return Err(Stage2Error::Misaligned);
+        }
+        let end = ipa.checked_add(size).ok_or(Stage2Error::OutOfIpaRange)?;
+        if end > 1u64 << self.ipa_bits {
+            return Err(Stage2Error::OutOfIpaRange);
+        }
+        Ok(end)
+    }
+
+    fn root_entries(&self) -> u64 {
+        (1u64 << self.ipa_bits) >> level_shift(self.start_level)
+    }
+
+    /// Entry range of table (at `level`, covering IPAs from `table_base`) that overlaps `[start, end)`.
+    fn entries_in(&self, level: u32, table_base: u64, start: u64, end: u64) -> (u64, u64) {
+        let span = level_size(level);
+        let count = if level == self.start_level {
+            self.root_entries()
+        } else {
+            ENTRIES
+        };
+        let first = (start.max(table_base) - table_base) / span;
+        let last = ((end - table_base).div_ceil(span)).min(count);
+        (first, last)
+    }
+
+    /// Map `[ipa, ipa + size)` to `[pa, pa + size)`.
+    pub fn map(
+        &mut self,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        perms: Perms,
+        attr: MemAttr,
+    ) -> Result<(), Stage2Error> {
+        let end = self.check_range(ipa, size)?;
+        if pa % PAGE != 0 {
+            return Err(Stage2Error::Misaligned);
+        }
+        if !self.is_allowed(pa, size) {
+            return Err(Stage2Error::OutsideAllowedMemory);
+        }
+        if self.any_mapped(self.root, self.start_level, 0, ipa, end) {
+            return Err(Stage2Error::Overlap);
+        }
+        let mut done = ipa;
+        let result = self.map_in(
+            self.root,
+            self.start_level,
+            0,
+            ipa,
+            end,
+            pa.wrapping_sub(ipa),
+            leaf_attrs(perms, attr),
+            &mut done,
+        );
+        if result.is_err() && done > ipa {
+            // Out of table memory half-way: take back what was mapped.
+            self.clear_in(self.root, self.start_level, 0, ipa, done);
+        }
+        result
+    }
+
+    fn any_mapped(&self, table: u64, level: u32, base: u64, start: u64, end: u64) -> bool {
+        let (first, last) = self.entries_in(level, base, start, end);
+        (first..last).any(|i| {
+            let entry_base = base + i * level_size(level);
+            match classify(self.mem.read_entry(table, i as usize), level) {
+                Entry::Invalid => false,
+                Entry::Leaf(_) => true,
+                Entry::Table(next) => self.any_mapped(next, level + 1, entry_base, start, end),
+            }
+        })
+    }
+
+    fn all_mapped(&self, table: u64, level: u32, base: u64, start: u64, end: u64) -> bool {
+        let (first, last) = self.entries_in(level, base, start, end);
+        (first..last).all(|i| {
+            let entry_base = base + i * level_size(level);
+            match classify(self.mem.read_entry(table, i as usize), level) {
+                Entry::Invalid => false,
+                Entry::Leaf(_) => true,
+                Entry::Table(next) => self.all_mapped(next, level + 1, entry_base, start, end),
+            }
+        })
+    }
+
+    /// `delta` = pa - ipa (wrapping); `done` advances as leaves are written.
+    #[allow(clippy::too_many_arguments)]
+    fn map_in(
+        &mut self,
+        table: u64,
+        level: u32,
+        base: u64,
+        start: u64,
+        end: u64,
+        delta: u64,
+        attrs: u64,
+        done: &mut u64,
+    ) -> Result<(), Stage2Error> {
+        let span = level_size(level);
+        let (first, last) = self.entries_in(level, base, start, end);
+        for i in first..last {
+            let entry_base = base + i * span;
+            let lo = start.max(entry_base);
+            let hi = end.min(entry_base + span);
+            let out = lo.wrapping_add(delta);
+            let whole_entry = lo == entry_base && hi == entry_base + span;
+            if level == 3 || (level >= 1 && whole_entry && out % span == 0) {
+                let kind = if level == 3 {
+                    VALID | TABLE_OR_PAGE
+                } else {
+                    VALID
+                };
+                self.mem
+                    .write_entry(table, i as usize, (out & OA_MASK) | attrs | kind);
+                *done = hi;
+                continue;
+            }
+            let next = match classify(self.mem.read_entry(table, i as usize), level) {
+                Entry::Table(next) => next,
+                _ => {
+                    let next = self.mem.alloc_table(1).ok_or(Stage2Error::NoMemory)?;
+                    self.mem
+                        .write_entry(table, i as usize, next | VALID | TABLE_OR_PAGE);
+                    next
+                }
+            };
+            self.map_in(next, level + 1, entry_base, lo, hi, delta, attrs, done)?;
+        }
+        Ok(())
+    }
+
+    /// Replace the leaf at `table[i]` (a block at `level`) with a table of
+    /// next-level leaves translating exactly the same way.
+    fn split_block(
+        &mut self,
+        table: u64,
+        i: usize,
+        level: u32,
+        entry_base: u64,
+    ) -> Result<u64, Stage2Error> {
+        let desc = self.mem.read_entry(table, i);
+        let next = self.mem.alloc_table(1).ok_or(Stage2Error::NoMemory)?;
+        let child_span = level_size(level + 1);
+        let kind = if level + 1 == 3 {
+            VALID | TABLE_OR_PAGE
+        } else {
+            VALID
+        };
+        let attrs = desc & !OA_MASK & !(VALID | TABLE_OR_PAGE);
+        for k in 0..ENTRIES {
+            let out = (desc & OA_MASK) + k * child_span;
+            self.mem.write_entry(next, k as usize, out | attrs | kind);
+        }
+        // Break-before-make: invalidate, flush, then install the table.
+        self.mem.write_entry(table, i, 0);
+        self.mem.invalidate_ipa(entry_base);
+        self.mem.write_entry(table, i, next | VALID | TABLE_OR_PAGE);
+        Ok(next)
+    }
+
+    /// Make sure no block straddles `boundary` (so ranges ending there can be changed alone).
+    fn split_at(&mut self, boundary: u64) -> Result<(), Stage2Error> {
+        if boundary >= 1u64 << self.ipa_bits {
+            return Ok(());
+        }
+        let mut table = self.root;
+        let mut level = self.start_level;
+        loop {
+            let span = level_size(level);
+            let index = ((boundary >> level_shift(level))
+                % if level == self.start_level {
+                    self.root_entries()
+                } else {
+                    ENTRIES
+                }) as usize;
+            let entry_base = boundary & !(span - 1);
+            match classify(self.mem.read_entry(table, index), level) {
+                Entry::Invalid => return Ok(()),
+                Entry::Leaf(_) if boundary % span == 0 || level == 3 => return Ok(()),
+                Entry::Leaf(_) => table = self.split_block(table, index, level, entry_base)?,
+                Entry::Table(next) => table = next,
+            }
+            if boundary % span == 0 {
+                return Ok(());
+            }
+            level += 1;
+        }
+    }
+
+    /// Apply `f` to every leaf inside `[start, end)` (ranges already split at their ends).
+    fn clear_in(&mut self, table: u64, level: u32, base: u64, start: u64, end: u64) {
+        let span = level_size(level);
+        let (first, last) = self.entries_in(level, base, start, end);
+        for i in first..last {
+            let entry_base = base + i * span;
+            let whole = start <= entry_base && end >= entry_base + span;
+            match classify(self.mem.read_entry(table, i as usize), level) {
+                Entry::Invalid => {}
+                Entry::Leaf(_) => {
+                    if whole {
+                        self.mem.write_entry(table, i as usize, 0);
+                        self.mem.invalidate_ipa(entry_base);
+                    }
+                }
+                Entry::Table(next) => {
+                    self.clear_in(next, level + 1, entry_base, start, end);
+                    if whole {
+                        self.mem.write_entry(table, i as usize, 0);
+                        self.mem.invalidate_ipa(entry_base);
+                        self.free_tree(next, level + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn free_tree(&mut self, table: u64, level: u32) {
+        if level < 3 {
+            for i in 0..ENTRIES as usize {
+                if let Entry::Table(next) = classify(self.mem.read_entry(table, i), level) {
+                    self.free_tree(next, level + 1);
+                }
+            }
+        }
+        self.mem.free_table(table, 1);
+    }
+
+    fn set_perms_in(&mut self, table: u64, level: u32, base: u64, start: u64, end: u64, bits: u64) {
+        let span = level_size(level);
+        let (first, last) = self.entries_in(level, base, start, end);
+        for i in first..last {
+            let entry_base = base + i * span;
+            match classify(self.mem.read_entry(table, i as usize), level) {
+                Entry::Invalid => {}
+                Entry::Leaf(desc) => {
+                    self.mem.write_entry(table, i as usize, 0);
+                    self.mem.invalidate_ipa(entry_base);
+                    self.mem
+                        .write_entry(table, i as usize, (desc & !PERM_MASK) | bits);
+                }
+                Entry::Table(next) => {
+                    self.set_perms_in(next, level + 1, entry_base, start, end, bits)
+                }
+            }
+        }
+    }
+
+    /// Remove exactly `[ipa, ipa + size)`, which must be fully mapped.
+    pub fn unmap(&mut self, ipa: u64, size: u64) -> Result<(), Stage2Error> {
+        let end = self.check_range(ipa, size)?;
+        if !self.all_mapped(self.root, self.start_level, 0, ipa, end) {
+            return Err(Stage2Error::NotMapped);
+        }
+        // Splitting keeps every translation as it was, so running out of
+        // memory here leaves the mapping unchanged.
+        self.split_at(ipa)?;
+        self.split_at(end)?;
+        self.clear_in(self.root, self.start_level, 0, ipa, end);
+        Ok(())
+    }
+
+    /// Change the permissions of `[ipa, ipa + size)`, which must be fully mapped.
+    pub fn set_perms(&mut self, ipa: u64, size: u64, perms: Perms) -> Result<(), Stage2Error> {
+        let end = self.check_range(ipa, size)?;
+        if !self.all_mapped(self.root, self.start_level, 0, ipa, end) {
+            return Err(Stage2Error::NotMapped);
+        }
+        self.split_at(ipa)?;
+        self.split_at(end)?;
+        self.set_perms_in(self.root, self.start_level, 0, ipa, end, perm_bits(perms));
+        Ok(())
+    }
+
+    /// Walk the tables for `ipa`, as the hardware would.
+    pub fn translate(&self, ipa: u64) -> Option<Translation> {
+        if ipa >= 1u64 << self.ipa_bits {
+            return None;
+        }
+        let mut table = self.root;
+        let mut level = self.start_level;
+        loop {
+            let count = if level == self.start_level {
+                self.root_entries()
+            } else {
+                ENTRIES
+            };
+            let index = ((ipa >> level_shift(level)) % count) as usize;
+            match classify(self.mem.read_entry(table, index), level) {
+                Entry::Invalid => return None,
+                Entry::Table(next) => {
+                    table = next;
+                    level += 1;
+                }
+                Entry::Leaf(desc) => {
+                    let span = level_size(level);
+                    let (perms, attr) = decode_leaf(desc);
+                    return Some(Translation {
+                        pa: (desc & OA_MASK & !(span - 1)) | (ipa & (span - 1)),
+                        perms,
+                        attr,
+                        block_size: span,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Number of root pages (concatenated level-1 tables for 40..=42-bit IPAs).
+    pub fn root_pages(&self) -> usize {
+        self.root_pages
+    }
+}
+
+/// Table memory in host RAM, for tests and proofs: pages handed out from
+/// an address far from any guest range.
+#[cfg(any(test, kani))]
+pub struct TestTableMemory {
+    pages: alloc::vec::Vec<(u64, alloc::boxed::Box<[u64; 512]>)>,
+    next: u64,
+    /// Fail allocations once this many pages were handed out.
+    pub limit: usize,
+    pub freed: usize,
+}
+
+#[cfg(any(test, kani))]
+impl TestTableMemory {
+    pub const BASE: u64 = 0x7f_0000_0000;
+
+    pub fn new() -> Self {
+        TestTableMemory {
+            pages: alloc::vec::Vec::new(),
+            next: Self::BASE,
+            limit: usize::MAX,
+            freed: 0,
+        }
+    }
+
+    fn page(&self, pa: u64) -> Option<&[u64; 512]> {
+        self.pages.iter().find(|(p, _)| *p == pa).map(|(_, t)| &**t)
+    }
+}
+
+#[cfg(any(test, kani))]
+impl Default for TestTableMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(any(test, kani))]
+impl TableMemory for TestTableMemory {
+    fn alloc_table(&mut self, pages: usize) -> Option<u64> {
+        if self.pages.len() + pages > self.limit {
+            return None;
+        }
+        let align = pages as u64 * PAGE;
+        let pa = self.next.div_ceil(align) * align;
+        for k in 0..pages as u64 {
+            self.pages
+                .push((pa + k * PAGE, alloc::boxed::Box::new([0; 512])));
+        }
+        self.next = pa + align;
+        Some(pa)
+    }
+
+    fn free_table(&mut self, pa: u64, pages: usize) {
+        self.freed += pages;
+        self.pages
+            .retain(|(p, _)| *p < pa || *p >= pa + pages as u64 * PAGE);
+    }
+
+    fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
+        let page = table_pa + (index as u64 / ENTRIES) * PAGE;
+        self.page(page).map_or(0, |t| t[index % 512])
+    }
+
+    fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
+        let page = table_pa + (index as u64 / ENTRIES) * PAGE;
+        if let Some((_, t)) = self.pages.iter_mut().find(|(p, _)| *p == page) {
+            t[index % 512] = value;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+    const MIB2: u64 = 2 << 20;
+    const RAM_PA: u64 = 0x8000_0000;
+
+    fn vm(ipa_bits: u32) -> Stage2<TestTableMemory> {
+        let mut s = Stage2::new(TestTableMemory::new(), ipa_bits, 40).unwrap();
+        s.allow(RAM_PA, 4 * GIB).unwrap();
+        s
+    }
+
+    #[test]
+    fn vtcr_for_40_and_39_bit_ipa() {
+        let s = vm(40);
+        assert_eq!(s.root_pages(), 2);
+        assert_eq!(s.root_pa() % (2 * PAGE), 0);
+        assert_eq!(s.vtcr() & 0x3f, 24);
+        assert_eq!((s.vtcr() >> 6) & 3, 1);
+        assert_eq!((s.vtcr() >> 16) & 7, 2);
+        assert_eq!(s.vtcr() & (1 << 31), 1 << 31);
+        let s = vm(39);
+        assert_eq!((s.root_pages(), s.vtcr() & 0x3f), (1, 25));
+    }
+
+    #[test]
+    fn uses_blocks_when_aligned_and_pages_otherwise() {
+        let mut s = vm(40);
+        s.map(0x4000_0000, RAM_PA, GIB, Perms::RWX, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(s.translate(0x4000_1234).unwrap().block_size, GIB);
+        s.map(0x8000_0000, RAM_PA + GIB, MIB2, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(s.translate(0x8000_0000).unwrap().block_size, MIB2);
+        s.map(
+            0x9000_1000,
+            RAM_PA + 2 * GIB + 0x1000,
+            0x3000,
+            Perms::RO,
+            MemAttr::Device,
+        )
+        .unwrap();
+        let t = s.translate(0x9000_2abc).unwrap();
+        assert_eq!(
+            (t.pa, t.block_size, t.perms, t.attr),
+            (RAM_PA + 2 * GIB + 0x2abc, PAGE, Perms::RO, MemAttr::Device)
+        );
+        assert_eq!(s.translate(0x9000_0000), None);
+        assert_eq!(s.translate(0x9000_4000), None);
+    }
+
+    #[test]
+    fn partial_unmap_splits_a_block_and_keeps_the_rest() {
+        let mut s = vm(40);
+        s.map(0x4000_0000, RAM_PA, GIB, Perms::RWX, MemAttr::Normal)
+            .unwrap();
+        s.unmap(0x4020_1000, 0x1000).unwrap();
+        assert_eq!(s.translate(0x4020_1000), None);
+        assert_eq!(s.translate(0x4020_0fff).unwrap().pa, RAM_PA + 0x20_0fff);
+        assert_eq!(s.translate(0x4020_2000).unwrap().pa, RAM_PA + 0x20_2000);
+        assert_eq!(s.translate(0x7fff_ffff).unwrap().pa, RAM_PA + GIB - 1);
+        assert_eq!(s.unmap(0x4020_1000, 0x1000), Err(Stage2Error::NotMapped));
+        s.set_perms(0x4000_0000, PAGE, Perms::RO).unwrap();
+        assert_eq!(s.translate(0x4000_0000).unwrap().perms, Perms::RO);
+        assert_eq!(s.translate(0x4000_1000).unwrap().perms, Perms::RWX);
+    }
+
+    #[test]
+    fn refuses_bad_requests_without_changes() {
+        let mut s = vm(40);
+        s.map(0x4000_0000, RAM_PA, MIB2, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(
+            s.map(
+                0x401f_f000,
+                RAM_PA + MIB2,
+                0x2000,
+                Perms::RW,
+                MemAttr::Normal
+            ),
+            Err(Stage2Error::Overlap)
+        );
+        assert_eq!(s.translate(0x4020_0000), None);
+        assert_eq!(
+            s.map(0x5000_0000, 0x1000, PAGE, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::OutsideAllowedMemory)
+        );
+        assert_eq!(
+            s.map(0x5000_0800, RAM_PA, PAGE, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::Misaligned)
+        );
+        assert_eq!(
+            s.map(0x5000_0000, RAM_PA, 0, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::ZeroSize)
+        );
+        assert_eq!(
+            s.map(1 << 40, RAM_PA, PAGE, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::OutOfIpaRange)
+        );
+        assert_eq!(
+            s.map(
+                u64::MAX & !0xfff,
+                RAM_PA,
+                2 * PAGE,
+                Perms::RW,
+                MemAttr::Normal
+            ),
+            Err(Stage2Error::OutOfIpaRange)
+        );
+        assert_eq!(
+            Stage2::new(TestTableMemory::new(), 52, 40).err(),
+            Some(Stage2Error::UnsupportedIpaSize)
+        );
+    }
+
+    #[test]
+    fn running_out_of_table_memory_changes_nothing() {
+        let mut mem = TestTableMemory::new();
+        mem.limit = 3; // 2 root pages + 1: not enough for L2 + L3
+        let mut s = Stage2::new(mem, 40, 40).unwrap();
+        s.allow(RAM_PA, GIB).unwrap();
+        assert_eq!(
+            s.map(0x4000_0000, RAM_PA, 0x4000, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::NoMemory)
+        );
+        assert_eq!(s.translate(0x4000_0000), None);
+    }
+}
+
+#[cfg(any(test, kani))]
+mod proofs {
+    use super::*;
+    use crate::proof;
+
+    const RAM_PA: u64 = 0x20_0000;
+    const RAM_SIZE: u64 = 0x40_0000; // 4 MiB: 2 MiB blocks possible
+    const HV_PA: u64 = 0x100_0000; // the "hypervisor": never allowed
+
+    fn small_vm() -> Stage2<TestTableMemory> {
+        let mut s = Stage2::new(TestTableMemory::new(), 32, 40).unwrap();
+        s.allow(RAM_PA, RAM_SIZE).unwrap();
+        s
+    }
+
+    fn pick_range(src: &mut crate::verify::Source) -> (u64, u64, u64) {
+        let ipa = src.below(4) * 0x20_0000 + src.below(4) * PAGE;
+        let pa = if src.any() {
+            RAM_PA + src.below(4) * 0x10_0000
+        } else {
+            HV_PA + src.below(2) * PAGE
+        };
+        let size = if src.any() {
+            0x20_0000
+        } else {
+            (1 + src.below(3)) * PAGE
+        };
+        (ipa, pa, size)
+    }
+
+    proof! {
+        /// Mapping a range then translating any address in it gives pa + offset with the requested
+        /// permissions and memory type.
+        #[unwind(513)]
+        fn map_then_translate(src) {
+            let mut s = small_vm();
+            let (ipa, pa, size) = pick_range(src);
+            let perms = Perms { read: src.any(), write: src.any(), exec: src.any() };
+            let attr = if src.any() { MemAttr::Normal } else { MemAttr::Device };
+            if s.map(ipa, pa, size, perms, attr).is_ok() {
+                let offset = src.below(size);
+                let t = s.translate(ipa + offset).expect("mapped address translates");
+                assert_eq!(t.pa, pa + offset);
+                assert_eq!((t.perms, t.attr), (perms, attr));
+            }
+        }
+    }
+
+    proof! {
+        /// Unmapping removes exactly the range: its addresses no longer translate, and addresses
+        /// outside it translate as before.
+        #[unwind(513)]
+        fn unmap_removes_exactly_the_range(src) {
+            let mut s = small_vm();
+            s.map(0, RAM_PA, RAM_SIZE, Perms::RW, MemAttr::Normal).unwrap();
+            let start = src.below(RAM_SIZE / PAGE) * PAGE;
+            let size = (1 + src.below(3)) * PAGE;
+            let probe = src.below(RAM_SIZE);
+            // Splitting a block changes the block size, never where an address goes.
+            let view = |t: Option<Translation>| t.map(|t| (t.pa, t.perms, t.attr));
+            let before = view(s.translate(probe));
+            if s.unmap(start, size).is_ok() {
+                if probe >= start && probe < start + size {
+                    assert_eq!(s.translate(probe), None);
+                } else {
+                    assert_eq!(view(s.translate(probe)), before);
+                }
+            }
+        }
+    }
+
+    proof! {
+        /// No sequence of map/unmap/set_perms calls creates a translation outside the VM's allowed
+        /// memory, and an overlapping map is refused without changing any translation.
+        #[unwind(513)]
+        fn translations_stay_inside_allowed_memory(src) {
+            let mut s = small_vm();
+            for _ in 0..3 {
+                let (ipa, pa, size) = pick_range(src);
+                let probe = ipa + src.below(size);
+                let before = s.translate(probe);
+                match src.below(3) {
+                    0 => {
+                        if s.map(ipa, pa, size, Perms::RW, MemAttr::Normal) == Err(Stage2Error::Overlap) {
+                            assert_eq!(s.translate(probe), before);
+                        }
+                    }
+                    1 => { let _ = s.unmap(ipa, size); }
+                    _ => { let _ = s.set_perms(ipa, size, Perms::RO); }
+                }
+                for probe in [ipa, ipa + size - 1, probe] {
+                    if let Some(t) = s.translate(probe) {
+                        assert!(t.pa >= RAM_PA && t.pa < RAM_PA + RAM_SIZE, "translation outside the VM");
+                    }
+                }
+            }
+        }
+    }
+}
