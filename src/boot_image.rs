@@ -186,7 +186,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     proof! {
         /// For any header and sizes, the plan is an error or puts kernel, DTB and initramfs in

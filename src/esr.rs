@@ -426,7 +426,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     proof! {
         /// For every ESR, FAR and HPFAR the data-abort decoder returns an error or an access with

@@ -254,7 +254,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     const BASE: u64 = 0x8000;
     const FRAMES: u64 = 8;

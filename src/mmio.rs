@@ -131,7 +131,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     proof! {
         /// A scratch-register write of any width is read back, through the same lanes, unchanged.

@@ -279,7 +279,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     proof! {
         /// Decoding any register contents never panics, and unknown IDs stay Unknown with w0 only.

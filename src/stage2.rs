@@ -777,7 +777,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     const RAM_PA: u64 = 0x20_0000;
     const RAM_SIZE: u64 = 0x40_0000; // 4 MiB: 2 MiB blocks possible

@@ -435,7 +435,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     proof! {
         /// A trapped write followed by a trapped read of any TVM register returns the written

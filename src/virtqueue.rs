@@ -108,9 +108,15 @@ fn read_u16(mem: &impl GuestMemory, addr: u64) -> Result<u16, QueueError> {
     }
 }
 
-fn read_descriptor(mem: &impl GuestMemory, table: u64, index: u64) -> Result<Descriptor, QueueError> {
+fn read_descriptor(
+    mem: &impl GuestMemory,
+    table: u64,
+    index: u64,
+) -> Result<Descriptor, QueueError> {
     let mut b = [0u8; 16];
-    let addr = table.checked_add(index * DESC_SIZE).ok_or(QueueError::RingOutsideMemory)?;
+    let addr = table
+        .checked_add(index * DESC_SIZE)
+        .ok_or(QueueError::RingOutsideMemory)?;
     if !mem.read(addr, &mut b) {
         return Err(QueueError::RingOutsideMemory);
     }
@@ -139,7 +145,11 @@ impl SplitQueue {
         if !rings_inside {
             return Err(QueueError::RingOutsideMemory);
         }
-        Ok(SplitQueue { config, next_avail: 0, next_used: 0 })
+        Ok(SplitQueue {
+            config,
+            next_avail: 0,
+            next_used: 0,
+        })
     }
 
     /// The validated configuration.
@@ -165,8 +175,16 @@ impl SplitQueue {
     }
 
     fn walk_chain(&self, mem: &impl GuestMemory, head: u16) -> Result<Chain, QueueError> {
-        let empty = Buffer { addr: 0, len: 0, writable: false };
-        let mut chain = Chain { head, buffers: [empty; MAX_CHAIN_BUFFERS], count: 0 };
+        let empty = Buffer {
+            addr: 0,
+            len: 0,
+            writable: false,
+        };
+        let mut chain = Chain {
+            head,
+            buffers: [empty; MAX_CHAIN_BUFFERS],
+            count: 0,
+        };
         let mut table = self.config.desc_table;
         let mut table_size = u64::from(self.config.size);
         let mut index = u64::from(head);
@@ -184,7 +202,11 @@ impl SplitQueue {
             steps_left -= 1;
             let desc = read_descriptor(mem, table, index)?;
             if desc.flags & DESC_F_INDIRECT != 0 {
-                if in_indirect || desc.flags & DESC_F_NEXT != 0 || desc.len == 0 || u64::from(desc.len) % DESC_SIZE != 0 {
+                if in_indirect
+                    || desc.flags & DESC_F_NEXT != 0
+                    || desc.len == 0
+                    || u64::from(desc.len) % DESC_SIZE != 0
+                {
                     return Err(QueueError::BadIndirect);
                 }
                 if !mem.contains(desc.addr, u64::from(desc.len)) || desc.addr % 16 != 0 {
@@ -212,7 +234,11 @@ impl SplitQueue {
             if chain.count == MAX_CHAIN_BUFFERS || chain.count == usize::from(self.config.size) {
                 return Err(QueueError::ChainTooLong);
             }
-            chain.buffers[chain.count] = Buffer { addr: desc.addr, len: desc.len, writable };
+            chain.buffers[chain.count] = Buffer {
+                addr: desc.addr,
+                len: desc.len,
+                writable,
+            };
             chain.count += 1;
             if desc.flags & DESC_F_NEXT == 0 {
                 return Ok(chain);
@@ -222,7 +248,12 @@ impl SplitQueue {
     }
 
     /// Return chain `head` to the guest with `written` bytes placed in its writable buffers.
-    pub fn push_used(&mut self, mem: &mut impl GuestMemory, head: u16, written: u32) -> Result<(), QueueError> {
+    pub fn push_used(
+        &mut self,
+        mem: &mut impl GuestMemory,
+        head: u16,
+        written: u32,
+    ) -> Result<(), QueueError> {
         let slot = u64::from(self.next_used % self.config.size);
         let mut elem = [0u8; 8];
         elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
@@ -249,7 +280,10 @@ pub struct TestMemory {
 #[cfg(any(test, kani))]
 impl GuestMemory for TestMemory {
     fn contains(&self, addr: u64, len: u64) -> bool {
-        addr >= self.base && addr.checked_add(len).is_some_and(|end| end <= self.base + self.bytes.len() as u64)
+        addr >= self.base
+            && addr
+                .checked_add(len)
+                .is_some_and(|end| end <= self.base + self.bytes.len() as u64)
     }
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
         if !self.contains(addr, buf.len() as u64) {
@@ -280,7 +314,10 @@ mod tests {
     const USED: u64 = BASE + 0x200;
 
     fn memory() -> TestMemory {
-        TestMemory { base: BASE, bytes: vec![0; 0x1000] }
+        TestMemory {
+            base: BASE,
+            bytes: vec![0; 0x1000],
+        }
     }
 
     fn put_desc(mem: &mut TestMemory, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
@@ -298,7 +335,16 @@ mod tests {
     }
 
     fn queue(mem: &TestMemory) -> SplitQueue {
-        SplitQueue::new(QueueConfig { size: 4, desc_table: DESC, avail_ring: AVAIL, used_ring: USED }, mem).unwrap()
+        SplitQueue::new(
+            QueueConfig {
+                size: 4,
+                desc_table: DESC,
+                avail_ring: AVAIL,
+                used_ring: USED,
+            },
+            mem,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -313,8 +359,16 @@ mod tests {
         assert_eq!(
             chain.buffers(),
             &[
-                Buffer { addr: BASE + 0x800, len: 16, writable: false },
-                Buffer { addr: BASE + 0x900, len: 32, writable: true }
+                Buffer {
+                    addr: BASE + 0x800,
+                    len: 16,
+                    writable: false
+                },
+                Buffer {
+                    addr: BASE + 0x900,
+                    len: 32,
+                    writable: true
+                }
             ]
         );
         assert_eq!(q.pop(&mem), Ok(None));
@@ -341,19 +395,41 @@ mod tests {
         assert_eq!(queue(&mem).pop(&mem), Err(QueueError::BufferOutsideMemory));
 
         put_desc(&mut mem, 0, BASE, 16, DESC_F_NEXT, 9);
-        assert_eq!(queue(&mem).pop(&mem), Err(QueueError::DescriptorIndexOutOfRange));
+        assert_eq!(
+            queue(&mem).pop(&mem),
+            Err(QueueError::DescriptorIndexOutOfRange)
+        );
 
         put_desc(&mut mem, 0, BASE, 16, DESC_F_WRITE | DESC_F_NEXT, 1);
         put_desc(&mut mem, 1, BASE, 16, 0, 0);
-        assert_eq!(queue(&mem).pop(&mem), Err(QueueError::ReadableAfterWritable));
+        assert_eq!(
+            queue(&mem).pop(&mem),
+            Err(QueueError::ReadableAfterWritable)
+        );
 
         make_available(&mut mem, 0, 0, 9);
         assert_eq!(queue(&mem).pop(&mem), Err(QueueError::AvailIndexJump));
 
-        let bad = QueueConfig { size: 3, desc_table: DESC, avail_ring: AVAIL, used_ring: USED };
-        assert_eq!(SplitQueue::new(bad, &mem), Err(QueueError::BadConfiguration));
-        let outside = QueueConfig { size: 4, desc_table: 0, avail_ring: AVAIL, used_ring: USED };
-        assert_eq!(SplitQueue::new(outside, &mem), Err(QueueError::RingOutsideMemory));
+        let bad = QueueConfig {
+            size: 3,
+            desc_table: DESC,
+            avail_ring: AVAIL,
+            used_ring: USED,
+        };
+        assert_eq!(
+            SplitQueue::new(bad, &mem),
+            Err(QueueError::BadConfiguration)
+        );
+        let outside = QueueConfig {
+            size: 4,
+            desc_table: 0,
+            avail_ring: AVAIL,
+            used_ring: USED,
+        };
+        assert_eq!(
+            SplitQueue::new(outside, &mem),
+            Err(QueueError::RingOutsideMemory)
+        );
     }
 
     #[test]
@@ -380,7 +456,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::proof;
 
     const BASE: u64 = 0x1000;
     const SIZE: u16 = 4;

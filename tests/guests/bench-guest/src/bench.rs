@@ -98,7 +98,12 @@ extern "C" fn guest_secondary_main(cpu: u64) -> ! {
 }
 
 fn sgi_latency() -> Option<u64> {
-    let r = hvc(smccc::PSCI_CPU_ON, 1, guest_rt::secondary_entry_address(), 1);
+    let r = hvc(
+        smccc::PSCI_CPU_ON,
+        1,
+        guest_rt::secondary_entry_address(),
+        1,
+    );
     if r[0] != 0 {
         return None;
     }
@@ -144,16 +149,25 @@ extern "C" fn guest_main(_dtb: u64) -> ! {
     let checksum = compute_loop();
     let compute = ticks_to_ns((counter() - start) * 100);
     let under_hypervisor = hvc(smccc::HV_CALL_PING, 0, 0, 0)[1] == smccc::HV_PING_MAGIC;
-    println!("BENCH-INFO under-hypervisor={under_hypervisor} checksum={checksum:#x} freq={}", mrs!("CNTFRQ_EL0"));
+    println!(
+        "BENCH-INFO under-hypervisor={under_hypervisor} checksum={checksum:#x} freq={}",
+        mrs!("CNTFRQ_EL0")
+    );
     report("compute-loop", compute);
     if under_hypervisor {
-        report("hvc-null-roundtrip", measure(|| {
-            hvc(smccc::HV_CALL_PING, 0, 0, 0);
-        }));
+        report(
+            "hvc-null-roundtrip",
+            measure(|| {
+                hvc(smccc::HV_CALL_PING, 0, 0, 0);
+            }),
+        );
         report("sysreg-trap-write", measure(|| msr!("CONTEXTIDR_EL1", 1)));
-        report("mmio-read", measure(|| {
-            mmio_read::<u64>(SCRATCH_REG);
-        }));
+        report(
+            "mmio-read",
+            measure(|| {
+                mmio_read::<u64>(SCRATCH_REG);
+            }),
+        );
         report("mmio-write", measure(|| mmio_write::<u64>(SCRATCH_REG, 7)));
         report("vtimer-irq-latency", timer_latency());
         match sgi_latency() {
