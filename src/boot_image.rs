@@ -90,7 +90,7 @@ pub fn plan_layout(
     dtb_max_size: u64,
 ) -> Result<GuestLayout, ImageError> {
     let fit = ImageError::DoesNotFit;
-    if ram_base % TWO_MIB != 0
+    if !ram_base.is_multiple_of(TWO_MIB)
         || dtb_max_size == 0
         || dtb_max_size > DTB_MAX
         || kernel_file_size == 0

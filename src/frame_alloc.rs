@@ -33,7 +33,7 @@ pub struct FrameAllocator {
 impl FrameAllocator {
     /// Manage the RAM range `[base, base + size)`; `size` is rounded down to whole frames.
     pub fn new(base: u64, size: u64) -> Result<Self, FrameError> {
-        if base % FRAME_SIZE != 0 {
+        if !base.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned);
         }
         let frames = usize::try_from(size / FRAME_SIZE).map_err(|_| FrameError::OutOfRange)?;
@@ -68,7 +68,7 @@ impl FrameAllocator {
     }
 
     fn index(&self, pa: u64) -> Result<usize, FrameError> {
-        if pa % FRAME_SIZE != 0 {
+        if !pa.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned);
         }
         if !self.contains(pa) {
@@ -137,7 +137,7 @@ impl FrameAllocator {
             return None;
         }
         let mut start = self.base.checked_add(align - 1)? & !(align - 1);
-        while let Some(first) = self.index(start).ok() {
+        while let Ok(first) = self.index(start) {
             let run = (first..first + count)
                 .take_while(|&i| i < self.frames && !self.is_used(i))
                 .count();
@@ -242,7 +242,7 @@ mod tests {
             FrameError::Empty
         );
         assert_eq!(
-            FrameAllocator::new(u64::MAX & !0xfff, 2 * FRAME_SIZE).unwrap_err(),
+            FrameAllocator::new(!0xfff, 2 * FRAME_SIZE).unwrap_err(),
             FrameError::OutOfRange
         );
         let mut a = FrameAllocator::new(BASE, 4 * FRAME_SIZE).unwrap();

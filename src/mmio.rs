@@ -25,7 +25,7 @@ pub trait MmioDevice {
 
 /// Whether `size` is a width a load/store can have and `offset` is aligned to it.
 pub fn is_naturally_aligned(offset: u64, size: u8) -> bool {
-    matches!(size, 1 | 2 | 4 | 8) && offset % u64::from(size) == 0
+    matches!(size, 1 | 2 | 4 | 8) && offset.is_multiple_of(u64::from(size))
 }
 
 /// The identification value of the [`ScratchDevice`], read-only at offset 0.

@@ -182,7 +182,7 @@ impl VcpuPower {
         match self.states[index] {
             PowerState::On => Err(ALREADY_ON),
             PowerState::OnPending => Err(ON_PENDING),
-            PowerState::Off if entry % 4 != 0 => Err(INVALID_ADDRESS),
+            PowerState::Off if !entry.is_multiple_of(4) => Err(INVALID_ADDRESS),
             PowerState::Off => {
                 self.states[index] = PowerState::OnPending;
                 Ok(index)

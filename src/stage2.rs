@@ -256,7 +256,7 @@ impl<M: TableMemory> Stage2<M> {
         if size == 0 {
             return Err(Stage2Error::ZeroSize);
         }
-        if ipa % PAGE != 0 || size % PAGE != 0 {
+        if !ipa.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) {
             return Err(Stage2Error::Misaligned);
         }
         let end = ipa.checked_add(size).ok_or(Stage2Error::OutOfIpaRange)?;
@@ -293,7 +293,7 @@ impl<M: TableMemory> Stage2<M> {
         attr: MemAttr,
     ) -> Result<(), Stage2Error> {
         let end = self.check_range(ipa, size)?;
-        if pa % PAGE != 0 {
+        if !pa.is_multiple_of(PAGE) {
             return Err(Stage2Error::Misaligned);
         }
         if !self.is_allowed(pa, size) {
@@ -365,7 +365,7 @@ impl<M: TableMemory> Stage2<M> {
             let hi = end.min(entry_base + span);
             let out = lo.wrapping_add(delta);
             let whole_entry = lo == entry_base && hi == entry_base + span;
-            if level == 3 || (level >= 1 && whole_entry && out % span == 0) {
+            if level == 3 || (level >= 1 && whole_entry && out.is_multiple_of(span)) {
                 let kind = if level == 3 {
                     VALID | TABLE_OR_PAGE
                 } else {
@@ -437,11 +437,11 @@ impl<M: TableMemory> Stage2<M> {
             let entry_base = boundary & !(span - 1);
             match classify(self.mem.read_entry(table, index), level) {
                 Entry::Invalid => return Ok(()),
-                Entry::Leaf(_) if boundary % span == 0 || level == 3 => return Ok(()),
+                Entry::Leaf(_) if boundary.is_multiple_of(span) || level == 3 => return Ok(()),
                 Entry::Leaf(_) => table = self.split_block(table, index, level, entry_base)?,
                 Entry::Table(next) => table = next,
             }
-            if boundary % span == 0 {
+            if boundary.is_multiple_of(span) {
                 return Ok(());
             }
             level += 1;
@@ -745,13 +745,7 @@ mod tests {
             Err(Stage2Error::OutOfIpaRange)
         );
         assert_eq!(
-            s.map(
-                u64::MAX & !0xfff,
-                RAM_PA,
-                2 * PAGE,
-                Perms::RW,
-                MemAttr::Normal
-            ),
+            s.map(!0xfff, RAM_PA, 2 * PAGE, Perms::RW, MemAttr::Normal),
             Err(Stage2Error::OutOfIpaRange)
         );
         assert_eq!(

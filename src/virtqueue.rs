@@ -136,7 +136,10 @@ impl SplitQueue {
             return Err(QueueError::BadConfiguration);
         }
         // Alignment from virtio 2.7: descriptors 16, available ring 2, used ring 4.
-        if config.desc_table % 16 != 0 || config.avail_ring % 2 != 0 || config.used_ring % 4 != 0 {
+        if !config.desc_table.is_multiple_of(16)
+            || !config.avail_ring.is_multiple_of(2)
+            || !config.used_ring.is_multiple_of(4)
+        {
             return Err(QueueError::BadConfiguration);
         }
         let rings_inside = mem.contains(config.desc_table, size * DESC_SIZE)
