@@ -1,0 +1,378 @@
+//! Distributor and redistributor registers, as Linux's GICv3 driver uses
+//! them. Wrong access widths abort (the architecture leaves them
+//! CONSTRAINED UNPREDICTABLE; an abort is the safe choice), read-only
+//! registers ignore writes, reserved offsets read as zero.
+
+use super::{Irq, Vgic, NUM_INTIDS};
+
+/// Outcome of one register access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmioResult {
+    Read(u64),
+    Written,
+    /// Bad width or alignment: the hypervisor injects an external abort.
+    BadAccess,
+}
+
+const GICD_CTLR: u64 = 0x0000;
+const GICD_TYPER: u64 = 0x0004;
+const GICD_IIDR: u64 = 0x0008;
+const GICD_TYPER2: u64 = 0x000c;
+const GICD_IGROUPR: u64 = 0x0080;
+const GICD_ISENABLER: u64 = 0x0100;
+const GICD_ICENABLER: u64 = 0x0180;
+const GICD_ISPENDR: u64 = 0x0200;
+const GICD_ICPENDR: u64 = 0x0280;
+const GICD_ISACTIVER: u64 = 0x0300;
+const GICD_ICACTIVER: u64 = 0x0380;
+const GICD_IPRIORITYR: u64 = 0x0400;
+const GICD_ICFGR: u64 = 0x0c00;
+const GICD_IROUTER: u64 = 0x6000;
+const PIDR2: u64 = 0xffe8;
+/// Arm as implementer (JEP106 0x43b).
+const IIDR: u64 = 0x0000_043b;
+/// PIDR2.ArchRev = 3: GICv3.
+const PIDR2_GICV3: u64 = 0x3b;
+const CTLR_RWP: u32 = 1 << 31;
+const CTLR_ARE_NS: u32 = 1 << 4;
+
+const GICR_FRAME: u64 = 0x2_0000;
+const SGI_FRAME: u64 = 0x1_0000;
+const GICR_CTLR: u64 = 0x0000;
+const GICR_IIDR: u64 = 0x0004;
+const GICR_TYPER: u64 = 0x0008;
+const GICR_WAKER: u64 = 0x0014;
+const WAKER_PROCESSOR_SLEEP: u64 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u64 = 1 << 2;
+
+/// Per-interrupt field kinds of the banked bit-array registers.
+#[derive(Clone, Copy)]
+enum BitField {
+    Group,
+    SetEnable,
+    ClearEnable,
+    SetPending,
+    ClearPending,
+    SetActive,
+    ClearActive,
+}
+
+fn bit_get(irq: &Irq, field: BitField) -> bool {
+    match field {
+        BitField::Group => irq.group1,
+        BitField::SetEnable | BitField::ClearEnable => irq.enabled,
+        BitField::SetPending | BitField::ClearPending => irq.pending(),
+        BitField::SetActive | BitField::ClearActive => irq.active,
+    }
+}
+
+fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
+    match field {
+        BitField::Group => irq.group1 = on,
+        BitField::SetEnable if on => irq.enabled = true,
+        BitField::ClearEnable if on => irq.enabled = false,
+        BitField::SetPending if on => irq.latch = true,
+        BitField::ClearPending if on => irq.latch = false,
+        BitField::SetActive if on => irq.active = true,
+        BitField::ClearActive if on => irq.active = false,
+        _ => {}
+    }
+}
+
+impl Vgic {
+    /// One 32-bit word of a 1-bit-per-interrupt register covering INTIDs `first..first+32`.
+    fn bits_access(
+        &mut self,
+        vcpu: usize,
+        first: u32,
+        field: BitField,
+        write: bool,
+        value: u64,
+    ) -> MmioResult {
+        if !write {
+            let mut word = 0u64;
+            for bit in 0..32 {
+                if self
+                    .irq(vcpu, first + bit)
+                    .is_some_and(|irq| bit_get(irq, field))
+                {
+                    word |= 1 << bit;
+                }
+            }
+            return MmioResult::Read(word);
+        }
+        for bit in 0..32 {
+            let on = value & (1 << bit) != 0;
+            let intid = first + bit;
+            let was_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
+            if let Some(irq) = self.irq_mut(vcpu, intid) {
+                bit_set(irq, field, on);
+            }
+            let now_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
+            if was_enabled != now_enabled {
+                self.note_enable_change(vcpu, intid, now_enabled);
+            }
+        }
+        MmioResult::Written
+    }
+
+    /// IPRIORITYR bytes for INTIDs `first..first+size`.
+    fn priority_access(
+        &mut self,
+        vcpu: usize,
+        first: u32,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioResult {
+        if !matches!(size, 1 | 4) {
+            return MmioResult::BadAccess;
+        }
+        let mut word = 0u64;
+        for byte in 0..u32::from(size) {
+            if write {
+                if let Some(irq) = self.irq_mut(vcpu, first + byte) {
+                    irq.priority = (value >> (8 * byte)) as u8;
+                }
+            } else if let Some(irq) = self.irq(vcpu, first + byte) {
+                word |= u64::from(irq.priority) << (8 * byte);
+            }
+        }
+        if write {
+            MmioResult::Written
+        } else {
+            MmioResult::Read(word)
+        }
+    }
+
+    /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
+    fn config_access(&mut self, vcpu: usize, first: u32, write: bool, value: u64) -> MmioResult {
+        let mut word = 0u64;
+        for k in 0..16 {
+            let intid = first + k;
+            if write {
+                if intid >= 16 {
+                    if let Some(irq) = self.irq_mut(vcpu, intid) {
+                        irq.edge = value & (2 << (2 * k)) != 0;
+                    }
+                }
+            } else if self.irq(vcpu, intid).is_some_and(|i| i.edge) {
+                word |= 2 << (2 * k);
+            }
+        }
+        if write {
+            MmioResult::Written
+        } else {
+            MmioResult::Read(word)
+        }
+    }
+}
+
+/// The registers shared by GICD (SPIs, `private=false`) and the GICR SGI frame (SGIs/PPIs).
+fn banked_access(
+    v: &mut Vgic,
+    vcpu: usize,
+    offset: u64,
+    size: u8,
+    write: bool,
+    value: u64,
+    spis: bool,
+) -> Option<MmioResult> {
+    let word_of = |base: u64| (offset - base) / 4;
+    let in_words = |base: u64, words: u64| offset >= base && offset < base + 4 * words;
+    let words = if spis { u64::from(NUM_INTIDS) / 32 } else { 1 };
+    let bit_regs = [
+        (GICD_IGROUPR, BitField::Group),
+        (GICD_ISENABLER, BitField::SetEnable),
+        (GICD_ICENABLER, BitField::ClearEnable),
+        (GICD_ISPENDR, BitField::SetPending),
+        (GICD_ICPENDR, BitField::ClearPending),
+        (GICD_ISACTIVER, BitField::SetActive),
+        (GICD_ICACTIVER, BitField::ClearActive),
+    ];
+    for (base, field) in bit_regs {
+        if in_words(base, words) {
+            if size != 4 {
+                return Some(MmioResult::BadAccess);
+            }
+            let first = (word_of(base) * 32) as u32;
+            // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
+            if spis && first < 32 {
+                return Some(if write {
+                    MmioResult::Written
+                } else {
+                    MmioResult::Read(0)
+                });
+            }
+            return Some(v.bits_access(vcpu, first, field, write, value));
+        }
+    }
+    if in_words(GICD_IPRIORITYR, words * 8) {
+        let first = (offset - GICD_IPRIORITYR) as u32;
+        if spis && first < 32 {
+            return Some(if !matches!(size, 1 | 4) {
+                MmioResult::BadAccess
+            } else if write {
+                MmioResult::Written
+            } else {
+                MmioResult::Read(0)
+            });
+        }
+        return Some(v.priority_access(vcpu, first, size, write, value));
+    }
+    if in_words(GICD_ICFGR, words * 2) {
+        if size != 4 {
+            return Some(MmioResult::BadAccess);
+        }
+        let first = (word_of(GICD_ICFGR) * 16) as u32;
+        if spis && first < 32 {
+            return Some(if write {
+                MmioResult::Written
+            } else {
+                MmioResult::Read(0)
+            });
+        }
+        return Some(v.config_access(vcpu, first, write, value));
+    }
+    None
+}
+
+fn aligned(offset: u64, size: u8) -> bool {
+    matches!(size, 1 | 2 | 4 | 8) && offset.is_multiple_of(u64::from(size))
+}
+
+fn read_only(write: bool, value: u64) -> MmioResult {
+    if write {
+        MmioResult::Written
+    } else {
+        MmioResult::Read(value)
+    }
+}
+
+pub(super) fn dist_access(
+    v: &mut Vgic,
+    vcpu: usize,
+    offset: u64,
+    size: u8,
+    write: bool,
+    value: u64,
+) -> MmioResult {
+    if !aligned(offset, size) || offset >= 0x1_0000 {
+        return MmioResult::BadAccess;
+    }
+    if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
+        return result;
+    }
+    let router_end = GICD_IROUTER + 8 * u64::from(NUM_INTIDS);
+    if (GICD_IROUTER + 8 * 32..router_end).contains(&offset) {
+        if !matches!(size, 4 | 8) {
+            return MmioResult::BadAccess;
+        }
+        let intid = ((offset - GICD_IROUTER) / 8) as u32;
+        let high = offset % 8 == 4;
+        let num_vcpus = v.num_vcpus;
+        let Some(irq) = v.irq_mut(vcpu, intid) else {
+            return MmioResult::BadAccess;
+        };
+        if !write {
+            return MmioResult::Read(if high {
+                irq.router >> 32
+            } else if size == 4 {
+                irq.router & 0xffff_ffff
+            } else {
+                irq.router
+            });
+        }
+        irq.router = match (size, high) {
+            (8, _) => value,
+            (_, false) => (irq.router & !0xffff_ffff) | (value & 0xffff_ffff),
+            (_, true) => (irq.router & 0xffff_ffff) | (value << 32),
+        } & 0xff_80ff_ffff; // Aff3, IRM, Aff2, Aff1, Aff0
+                            // Aff0 names the vCPU; other affinity levels match nobody, so such
+                            // interrupts go to vCPU 0 (IRM=1 "any" also picks vCPU 0).
+        let aff0 = (irq.router & 0xff) as usize;
+        let others = irq.router & 0xff_00ff_ff00;
+        irq.target = if irq.router & (1 << 31) == 0 && others == 0 && aff0 < num_vcpus {
+            aff0 as u8
+        } else {
+            0
+        };
+        return MmioResult::Written;
+    }
+    if size != 4 {
+        return MmioResult::BadAccess;
+    }
+    match offset {
+        GICD_CTLR => {
+            if write {
+                v.ctlr = (value as u32) & 0b11;
+                MmioResult::Written
+            } else {
+                MmioResult::Read(u64::from(v.ctlr | CTLR_ARE_NS) & !u64::from(CTLR_RWP))
+            }
+        }
+        // ITLinesNumber = lines/32 - 1; IDbits = 9 (10-bit INTIDs); no LPIs, no MBIS.
+        GICD_TYPER => read_only(write, u64::from(NUM_INTIDS / 32 - 1) | (9 << 19)),
+        GICD_IIDR => read_only(write, IIDR),
+        GICD_TYPER2 => read_only(write, 0),
+        PIDR2 => read_only(write, PIDR2_GICV3),
+        _ => read_only(write, 0),
+    }
+}
+
+pub(super) fn redist_access(
+    v: &mut Vgic,
+    offset: u64,
+    size: u8,
+    write: bool,
+    value: u64,
+) -> MmioResult {
+    if !aligned(offset, size) {
+        return MmioResult::BadAccess;
+    }
+    let vcpu = (offset / GICR_FRAME) as usize;
+    if vcpu >= v.num_vcpus {
+        return MmioResult::BadAccess;
+    }
+    let offset = offset % GICR_FRAME;
+    if offset >= SGI_FRAME {
+        return banked_access(v, vcpu, offset - SGI_FRAME, size, write, value, false)
+            .unwrap_or(read_only(write, 0));
+    }
+    if offset == GICR_TYPER || offset == GICR_TYPER + 4 {
+        if size == 8 && offset != GICR_TYPER || !matches!(size, 4 | 8) {
+            return MmioResult::BadAccess;
+        }
+        // Affinity = Aff0 vCPU index; Processor_Number; Last on the final vCPU.
+        let last = if vcpu + 1 == v.num_vcpus { 1 << 4 } else { 0 };
+        let typer = ((vcpu as u64) << 32) | ((vcpu as u64) << 8) | last;
+        let value = match (size, offset) {
+            (8, _) => typer,
+            (_, GICR_TYPER) => typer & 0xffff_ffff,
+            _ => typer >> 32,
+        };
+        return read_only(write, value);
+    }
+    if size != 4 {
+        return MmioResult::BadAccess;
+    }
+    match offset {
+        GICR_CTLR => read_only(write, 0),
+        GICR_IIDR => read_only(write, IIDR),
+        GICR_WAKER => {
+            if write {
+                v.asleep[vcpu] = value & WAKER_PROCESSOR_SLEEP != 0;
+                MmioResult::Written
+            } else {
+                let sleep = if v.asleep[vcpu] {
+                    WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
+                } else {
+                    0
+                };
+                MmioResult::Read(sleep)
+            }
+        }
+        PIDR2 => read_only(write, PIDR2_GICV3),
+        _ => read_only(write, 0),
+    }
+}
