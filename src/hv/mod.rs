@@ -41,8 +41,8 @@ static REDIST_REGION: AtomicUsize = AtomicUsize::new(0);
 static REDIST_REGION_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 fn image_end() -> u64 {
-    // SAFETY: linker symbol; only its address is used.
-    unsafe { core::ptr::addr_of!(__image_end) as u64 }
+    // Only the linker symbol's address is used.
+    core::ptr::addr_of!(__image_end) as u64
 }
 
 /// The boot CPU, from `boot.rs`, with the MMU off and the DTB address.

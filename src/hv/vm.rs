@@ -38,8 +38,6 @@ pub struct Vm {
     pub num_vcpus: usize,
     /// vCPU i runs on physical CPU `first_cpu + i`.
     pub first_cpu: usize,
-    pub ram_pa: u64,
-    pub ram_size: u64,
     pub vttbr: u64,
     pub vtcr: u64,
     pub cntvoff: u64,
@@ -186,8 +184,6 @@ impl Vm {
             vmid,
             num_vcpus,
             first_cpu: 0,
-            ram_pa,
-            ram_size,
             vttbr: stage2.root_pa() | (u64::from(vmid) << 48),
             vtcr: stage2.vtcr(),
             cntvoff,
