@@ -23,14 +23,16 @@ pub fn clean_invalidate_set_way(value: u64) {
     unsafe { core::arch::asm!("dc cisw, {}", in(reg) value, options(nostack)) };
 }
 
-/// Invalidate all stage-1 and stage-2 TLB entries of the current VMID, inner shareable.
-pub fn flush_guest_tlb() {
+/// Invalidate this CPU's stage-1 and stage-2 TLB entries of the current
+/// VMID. Local, not broadcast: each physical CPU flushes for itself when it
+/// starts a vCPU, and no other CPU has to wait for it.
+pub fn flush_local_guest_tlb() {
     // SAFETY: TLB maintenance only.
     unsafe {
         core::arch::asm!(
-            "dsb ishst",
-            "tlbi vmalls12e1is",
-            "dsb ish",
+            "dsb nshst",
+            "tlbi vmalls12e1",
+            "dsb nsh",
             "isb",
             options(nostack)
         )

@@ -189,7 +189,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     write_sysreg!("CPACR_EL1", 0);
     write_sysreg!("VBAR_EL1", 0);
     hv_arch::sysreg::isb();
-    hv_arch::cache::flush_guest_tlb();
+    hv_arch::cache::flush_local_guest_tlb();
 
     for lr in 0..gic::list_register_count() {
         gic::write_lr(lr, 0);

@@ -57,6 +57,13 @@ fn vol_read(p: *const u64) -> u64 {
     // SAFETY: shared word between two vCPUs; the MMU is off, so every access goes to memory.
     unsafe { core::ptr::read_volatile(p) }
 }
+/// Spin-wait hint: under QEMU's single-threaded -icount scheduling a
+/// busy-waiting vCPU must yield, or the vCPU it waits for never runs.
+fn relax() {
+    // SAFETY: a hint instruction.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack)) };
+}
+
 fn vol_write(p: *mut u64, v: u64) {
     // SAFETY: as vol_read.
     unsafe { core::ptr::write_volatile(p, v) }
@@ -79,6 +86,7 @@ fn wait_for_interrupt(intid: u64) -> u64 {
         if got != 1023 {
             msr!("S3_0_C12_C12_1", got);
         }
+        relax();
     }
 }
 
@@ -107,7 +115,9 @@ fn sgi_latency() -> Option<u64> {
     if r[0] != 0 {
         return None;
     }
-    while vol_read(core::ptr::addr_of!(SECONDARY_READY)) == 0 {}
+    while vol_read(core::ptr::addr_of!(SECONDARY_READY)) == 0 {
+        relax();
+    }
     let mut samples = [0u64; SAMPLES];
     for s in samples.iter_mut() {
         vol_write(core::ptr::addr_of_mut!(SECONDARY_SEEN_AT), 0);
@@ -118,6 +128,7 @@ fn sgi_latency() -> Option<u64> {
             if seen != 0 {
                 break seen;
             }
+            relax();
         };
         *s = seen.saturating_sub(sent);
     }
