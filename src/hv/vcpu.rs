@@ -161,10 +161,7 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// Run vCPU `index` of `vm` on this physical CPU from `entry` with x0 = `x0`.
 pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     let pcpu = cpu::current_index();
-    let ids = ID_REGISTERS
-        .get()
-        .expect("ID registers read at boot")
-        .clone();
+    let ids = *ID_REGISTERS.get().expect("ID registers read at boot");
     *CURRENT.current() = Some(Vcpu {
         vm,
         index,

@@ -360,5 +360,5 @@ fn check_readonly_write() -> Result<(), &'static str> {
 #[no_mangle]
 extern "C" fn guest_secondary_main(_cpu: u64) -> ! {
     hvc(smccc::PSCI_CPU_OFF, 0, 0, 0);
-    loop {}
+    smccc::system_off()
 }
