@@ -72,10 +72,13 @@ impl ExitCounters {
         }
     }
 
-    /// Count one exit. Only the owning CPU writes, so relaxed ordering suffices.
+    /// Count one exit. Only the owning CPU writes, so a plain load and store
+    /// suffice (no atomic read-modify-write on the exit path); readers on
+    /// other CPUs may see a slightly old value.
     #[inline]
     pub fn record(&self, cause: ExitCause) {
-        self.counts[cause as usize].fetch_add(1, Ordering::Relaxed);
+        let counter = &self.counts[cause as usize];
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// The count for one cause.

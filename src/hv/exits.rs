@@ -22,25 +22,33 @@ fn count(cause: ExitCause) {
 }
 
 /// Synchronous exception from the guest (EL1/EL0).
+///
+/// The fast path: hypercalls and system-register traps that cannot change
+/// interrupt state return without touching the list registers or the vGIC
+/// lock. Exits that can (WFI, MMIO, SGIs, PSCI) bring the vGIC model up to
+/// date first and refill the list registers before returning.
 #[no_mangle]
 extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
-    irq::sync_list_registers(vcpu);
     let esr = read_sysreg!("ESR_EL2");
     match exception_class(esr) {
         ExceptionClass::Hvc64 => {
             count(ExitCause::Hvc);
             // ELR_EL2 already points past the HVC.
-            hypercall::handle(vcpu, regs);
+            if !hypercall::handle_fast(vcpu, regs) {
+                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+            }
         }
         ExceptionClass::Smc64 => {
             count(ExitCause::Smc);
             // A trapped SMC returns to the SMC itself: step over it.
             inject::skip_instruction();
-            hypercall::handle(vcpu, regs);
+            if !hypercall::handle_fast(vcpu, regs) {
+                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+            }
         }
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => handle_wfx(vcpu, esr),
+        ExceptionClass::Wfx => with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr)),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => {
             let far = read_sysreg!("FAR_EL2");
@@ -62,6 +70,13 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
             inject::undefined_instruction();
         }
     }
+}
+
+/// Run `handler` with the vGIC model in step with this vCPU's list
+/// registers, and reload them afterwards.
+fn with_vgic_synced(vcpu: &mut Vcpu, handler: impl FnOnce(&mut Vcpu)) {
+    irq::sync_list_registers(vcpu);
+    handler(vcpu);
     irq::flush_list_registers(vcpu);
 }
 
@@ -88,14 +103,14 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             inject::undefined_instruction();
             return;
         }
-        SysRegOutcome::SendSgi { value, .. } => {
+        SysRegOutcome::SendSgi { value, .. } => with_vgic_synced(vcpu, |vcpu| {
             let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
             for target in 0..vcpu.vm.num_vcpus {
                 if targets & (1 << target) != 0 {
                     irq::kick(vcpu.vm, vcpu.index, target);
                 }
             }
-        }
+        }),
         SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
             hv_arch::cache::clean_invalidate_set_way(value)
         }
@@ -135,10 +150,21 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         }
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
-    match vcpu
-        .vm
-        .mmio_access(vcpu.index, access.ipa, access.size, access.write, store)
-    {
+    // Only the virtual GIC's registers touch interrupt state.
+    let outcome = if vcpu.vm.is_vgic_ipa(access.ipa) {
+        let mut outcome = None;
+        with_vgic_synced(vcpu, |vcpu| {
+            outcome = vcpu
+                .vm
+                .mmio_access(vcpu.index, access.ipa, access.size, access.write, store);
+            vcpu.vm.apply_hw_enable_changes();
+        });
+        outcome
+    } else {
+        vcpu.vm
+            .mmio_access(vcpu.index, access.ipa, access.size, access.write, store)
+    };
+    match outcome {
         Some(MmioOutcome::Read(raw)) => {
             count(ExitCause::MmioEmulated);
             set_reg(&mut regs.x, access.reg, mmio_load_value(&access, raw));

@@ -18,8 +18,20 @@ pub const HV_PING_MAGIC: u64 = 0x4856_5255_5354_3031;
 
 const NOT_SUPPORTED: u64 = psci::NOT_SUPPORTED as u64;
 
-/// Handle one call; x0..x3 are arguments, results go back into x0..x3.
-pub fn handle(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+/// Answer the calls that touch no shared state (the hypervisor's own
+/// vendor calls); `false` means the call needs [`handle_psci`].
+#[inline]
+pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
+    match regs.x[0] & 0xffff_ffff {
+        HV_CALL_PING | HV_CALL_EXIT_COUNT => {
+            handle_vendor(vcpu, regs);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let function = regs.x[0] & 0xffff_ffff;
     match function {
         HV_CALL_PING => {
@@ -34,11 +46,12 @@ pub fn handle(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },
-        _ => handle_psci(vcpu, regs),
+        _ => regs.x[0] = NOT_SUPPORTED,
     }
 }
 
-fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+/// PSCI and SMCCC calls (x0..x3 in, results in x0); unknown IDs get NOT_SUPPORTED.
+pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
     let result: i64 = match psci::decode(&args) {
         PsciCall::Version => psci::PSCI_VERSION_1_1 as i64,

@@ -194,11 +194,6 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     gic::enable_private(KICK_SGI);
     gic::enable_private(MAINTENANCE_INTID);
     gic::enable_private(VTIMER_INTID);
-    if index == 0 {
-        for &spi in &vm.assigned_spis {
-            gic::enable_spi(spi, cpu::current_mpidr());
-        }
-    }
 
     vm.power.lock().mark_on(index);
     log::info!(

@@ -202,6 +202,29 @@ impl Vm {
         self.first_cpu + index
     }
 
+    /// Whether `ipa` is in the virtual GIC's distributor or redistributors.
+    pub fn is_vgic_ipa(&self, ipa: u64) -> bool {
+        (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa)
+            || (GICR_IPA..GICR_IPA + GICR_FRAME_SIZE * self.num_vcpus as u64).contains(&ipa)
+    }
+
+    /// Follow the guest enabling or disabling an interrupt that is backed
+    /// by a physical one: the physical SPI is enabled only while the guest
+    /// wants it (private interrupts stay enabled on their own CPU).
+    pub fn apply_hw_enable_changes(&self) {
+        let changes = self.vgic.lock().take_hw_enable_changes();
+        for (pintid, enabled, target) in changes.into_iter().flatten() {
+            if pintid >= 32 && self.assigned_spis.contains(&pintid) {
+                if enabled {
+                    // Physical CPU indices are Aff0 on QEMU virt.
+                    hv_arch::gic::enable_spi(pintid, self.cpu_of(target) as u64);
+                } else {
+                    hv_arch::gic::disable_spi(pintid);
+                }
+            }
+        }
+    }
+
     /// Emulate one MMIO access at `ipa` by vCPU `vcpu`; `None` if no emulated
     /// device lives there.
     pub fn mmio_access(

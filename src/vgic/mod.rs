@@ -81,6 +81,10 @@ pub struct Vgic {
     asleep: [bool; MAX_VCPUS],
     /// HW-backed interrupts whose enable the guest changed: (physical INTID, enabled).
     hw_enable_events: [Option<(u32, bool)>; 8],
+    /// Per vCPU: something may have become deliverable since the last
+    /// flush found nothing to load. Lets the common flush skip scanning
+    /// every interrupt.
+    scan_needed: [bool; MAX_VCPUS],
 }
 
 impl Vgic {
@@ -100,7 +104,20 @@ impl Vgic {
             lr_owner: [[None; MAX_LRS]; MAX_VCPUS],
             asleep: [true; MAX_VCPUS],
             hw_enable_events: [None; 8],
+            scan_needed: [true; MAX_VCPUS],
         }
+    }
+
+    /// Note that `vcpu`'s deliverable set may have grown.
+    fn mark_scan(&mut self, vcpu: usize) {
+        if let Some(flag) = self.scan_needed.get_mut(vcpu) {
+            *flag = true;
+        }
+    }
+
+    /// Note that any vCPU's deliverable set may have grown (register writes).
+    pub(crate) fn mark_scan_all(&mut self) {
+        self.scan_needed = [true; MAX_VCPUS];
     }
 
     pub fn num_vcpus(&self) -> usize {
@@ -155,6 +172,7 @@ impl Vgic {
         irq.latch = true;
         let irq = *irq;
         let target = self.target_of(vcpu_for_private, intid);
+        self.mark_scan(target);
         (self.deliverable(&irq) || (irq.enabled && irq.lr.is_some())).then_some(target)
     }
 
@@ -164,6 +182,7 @@ impl Vgic {
         irq.level = level;
         let irq = *irq;
         let target = self.target_of(vcpu_for_private, intid);
+        self.mark_scan(target);
         (level && self.deliverable(&irq)).then_some(target)
     }
 
@@ -176,11 +195,21 @@ impl Vgic {
         }
     }
 
-    /// HW-backed interrupts the guest enabled or disabled since the last call.
-    pub fn take_hw_enable_changes(&mut self) -> impl Iterator<Item = (u32, bool)> {
+    /// HW-backed interrupts the guest enabled or disabled since the last
+    /// call, as (physical INTID, enabled, vCPU the interrupt is routed to).
+    pub fn take_hw_enable_changes(&mut self) -> [Option<(u32, bool, usize)>; 8] {
         let events = self.hw_enable_events;
         self.hw_enable_events = [None; 8];
-        events.into_iter().flatten()
+        events.map(|e| e.map(|(pintid, enabled)| (pintid, enabled, self.route_of(pintid))))
+    }
+
+    /// The vCPU an SPI is routed to (0 for anything else).
+    pub fn route_of(&self, intid: u32) -> usize {
+        if intid >= 32 {
+            self.target_of(0, intid)
+        } else {
+            0
+        }
     }
 
     fn note_enable_change(&mut self, vcpu: usize, intid: u32, enabled: bool) {
@@ -264,6 +293,8 @@ impl Vgic {
             if state == 0 {
                 irq.lr = None;
                 self.lr_owner[vcpu][n] = None;
+                // Completed: a new edge latched meanwhile is now deliverable.
+                self.scan_needed[vcpu] = true;
             }
         }
     }
@@ -319,7 +350,10 @@ impl Vgic {
         // 2. Load deliverable interrupts, highest priority first, evicting a
         //    lower-priority pending-only entry when all registers are taken.
         let mut overflow = false;
-        while let Some(intid) = self.best_candidate(vcpu) {
+        while let Some(intid) = self.scan_needed[vcpu]
+            .then(|| self.best_candidate(vcpu))
+            .flatten()
+        {
             let prio = self.irq(vcpu, intid).map_or(u8::MAX, |i| i.priority);
             let slot = match (0..n).find(|&s| self.lr_owner[vcpu][s].is_none()) {
                 Some(free) => free,
@@ -331,6 +365,7 @@ impl Vgic {
                         if let Some(irq) = self.irq_mut(vcpu, old) {
                             irq.latch = true;
                         }
+                        self.scan_needed[vcpu] = true;
                         victim
                     }
                     None => {
@@ -349,6 +384,7 @@ impl Vgic {
         if overflow {
             ICH_HCR_EN | ICH_HCR_UIE
         } else {
+            self.scan_needed[vcpu] = false;
             ICH_HCR_EN
         }
     }
@@ -429,6 +465,9 @@ impl Vgic {
 
     /// GICR access at `offset` in the redistributor region (128 KiB per vCPU).
     pub fn redist_access(&mut self, offset: u64, size: u8, write: bool, value: u64) -> MmioResult {
+        if write {
+            self.mark_scan_all();
+        }
         regs::redist_access(self, offset, size, write, value)
     }
 }

@@ -23,7 +23,8 @@ fn state(lr: u64) -> u64 {
 proof! {
     /// Whatever the guest does to its list registers between exits, an interrupt is never in two
     /// list registers at once, an unacknowledged edge is never lost (it is pending in a list
-    /// register or in the model), and an acknowledged one stays active in a list register.
+    /// register or in the model), an acknowledged one stays active in a list register, and no
+    /// deliverable interrupt waits while a list register is free.
     #[unwind(8)]
     fn list_registers_never_duplicate_or_lose(src) {
         let mut v = enabled_vgic();
@@ -59,6 +60,10 @@ proof! {
             }
             v.sync_lrs(0, &lrs);
             v.flush_lrs(0, &mut lrs);
+            // Nothing deliverable waits while a list register is free.
+            if lrs.iter().any(|l| state(*l) == 0) {
+                assert!(v.best_candidate(0).is_none(), "deliverable interrupt left out of a free list register");
+            }
             for sgi in 0..SGIS {
                 let holders = lrs.iter().filter(|l| state(**l) != 0 && (**l & 0xffff_ffff) as u32 == sgi).count();
                 assert!(holders <= 1, "interrupt in two list registers");

@@ -131,10 +131,8 @@ fn spi_routing_and_enable_changes() {
     linux_init(&mut v);
     v.set_hw(33, 0, Some(33));
     write32(&mut v, 0x100 + 4, 1 << 1); // enable SPI 33
-    assert_eq!(
-        v.take_hw_enable_changes().collect::<alloc::vec::Vec<_>>(),
-        [(33, true)]
-    );
+    let changes: alloc::vec::Vec<_> = v.take_hw_enable_changes().into_iter().flatten().collect();
+    assert_eq!(changes, [(33, true, 0)]);
     assert_eq!(
         v.dist_access(0, 0x6000 + 33 * 8, 8, true, 1),
         MmioResult::Written
