@@ -47,6 +47,30 @@ fn linux_boots_with_four_vcpus_on_their_own_cores() {
             "[hv cpu{vcpu}] INFO  vm1 vcpu{vcpu} starting on cpu{vcpu}"
         ));
     }
+    // CPU hotplug: PSCI CPU_OFF, AFFINITY_INFO polling, CPU_ON of the parked vCPU.
+    run.assert_line("psci: CPU3 killed");
+    run.assert_line("guest: after-offline cpus-online=0-2");
+    run.assert_line("guest: after-online cpus-online=0-3");
+}
+
+#[test]
+fn console_input_reaches_the_guest_shell() {
+    // Typing needs the assigned PL011's receive interrupt (SPI 33) forwarded.
+    common::build_images();
+    common::fetch_linux();
+    let input = [
+        ("type 'poweroff -f'", "echo typed-$((3*5))\n"),
+        ("typed-15", "poweroff -f\n"),
+    ];
+    let run = common::boot_with_input(
+        "linux-console",
+        &["--guest", "linux", "--vcpus", "2"],
+        &input,
+        BOOT_TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_line("typed-15");
+    run.assert_line("guest requested SYSTEM_OFF");
 }
 
 #[test]

@@ -97,6 +97,17 @@ impl Run {
 
 /// Boot with `tools/boot ARGS`, killing QEMU after `timeout`.
 pub fn boot(name: &str, args: &[&str], timeout: Duration) -> Run {
+    boot_with_input(name, args, &[], timeout)
+}
+
+/// Like [`boot`], typing each `(after, text)` on the console once `after`
+/// has appeared in the output (`\n` in `text` is Enter).
+pub fn boot_with_input(
+    name: &str,
+    args: &[&str],
+    input: &[(&str, &str)],
+    timeout: Duration,
+) -> Run {
     let log_dir = root().join("target/qemu-logs");
     std::fs::create_dir_all(&log_dir).expect("create log dir");
     let log_path = log_dir.join(format!("{name}.log"));
@@ -104,13 +115,28 @@ pub fn boot(name: &str, args: &[&str], timeout: Duration) -> Run {
     let start = Instant::now();
     let mut child = Command::new(root().join("tools/boot"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(log_file.try_clone().expect("clone log"))
         .stderr(log_file)
         .spawn()
         .expect("start tools/boot");
+    let mut stdin = child.stdin.take();
+    let mut next_input = 0;
     let mut timed_out = false;
     let status = loop {
+        if let (Some(pipe), Some((after, text))) = (stdin.as_mut(), input.get(next_input)) {
+            let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if so_far.contains(after) {
+                use std::io::Write;
+                let _ = pipe.write_all(text.replace("\\n", "\n").as_bytes());
+                let _ = pipe.flush();
+                next_input += 1;
+            }
+        }
         if let Some(status) = child.try_wait().expect("wait for QEMU") {
             break Some(status);
         }
