@@ -133,15 +133,20 @@ mod proofs {
     use super::*;
 
     proof! {
-        /// A scratch-register write of any width is read back, through the same lanes, unchanged.
+        /// A scratch-register write of any width is read back, through the same lanes, unchanged,
+        /// and leaves the other bytes of the register as they were.
         #[unwind(4)]
         fn scratch_write_then_read_round_trips(src) {
             let mut dev = ScratchDevice::new();
+            let initial: u64 = src.any();
+            assert_eq!(dev.access(8, 8, true, initial), MmioOutcome::Written);
             let size = [1u8, 2, 4, 8][src.below(4) as usize];
             let offset = 8 + src.below(8) / u64::from(size) * u64::from(size);
             let value: u64 = src.any();
             assert_eq!(dev.access(offset, size, true, value), MmioOutcome::Written);
             assert_eq!(dev.access(offset, size, false, 0), MmioOutcome::Read(value & lane_mask(size)));
+            let lanes = lane_mask(size) << ((offset - 8) * 8);
+            assert_eq!(dev.value() & !lanes, initial & !lanes);
         }
     }
 
