@@ -88,8 +88,105 @@ fn device(node: fdt::node::FdtNode) -> Option<Device> {
     })
 }
 
-/// Read the host description. The tree comes from the machine (QEMU), not a guest.
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Check a device tree's structure before the `fdt` crate walks it: that
+/// crate trusts the blob (it panics on string offsets outside the strings
+/// block, non-UTF-8 names, truncated tokens or odd cell counts), so every
+/// offset, length, name and `#*-cells` value is validated here first.
+pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
+    let bad = ConfigError::BadDeviceTree;
+    if be32(dtb, 0) != Some(0xd00d_feed) {
+        return Err(bad);
+    }
+    let field = |i: usize| {
+        be32(dtb, 4 * i)
+            .map(|v| v as usize)
+            .ok_or(ConfigError::BadDeviceTree)
+    };
+    let (total, off_struct, off_strings, size_strings, size_struct) =
+        (field(1)?, field(2)?, field(3)?, field(8)?, field(9)?);
+    let within = |off: usize, len: usize| off.checked_add(len).is_some_and(|end| end <= total);
+    if total > dtb.len()
+        || total < 40
+        || !within(off_struct, size_struct)
+        || !within(off_strings, size_strings)
+    {
+        return Err(bad);
+    }
+    let structure = &dtb[off_struct..off_struct + size_struct];
+    let strings = &dtb[off_strings..off_strings + size_strings];
+    let c_str = |bytes: &[u8], at: usize| -> Option<usize> {
+        let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
+        core::str::from_utf8(&bytes[at..at + len]).ok()?;
+        Some(len)
+    };
+    // The fdt crate also needs every property before the node's first child,
+    // and NOP tokens only right before a node's end.
+    const MAX_DEPTH: usize = 16;
+    let mut has_child = [false; MAX_DEPTH];
+    let mut at = 0;
+    let mut depth = 0usize;
+    loop {
+        let token = be32(structure, at).ok_or(bad.clone())?;
+        match token {
+            1 => {
+                let len = c_str(structure, at + 4).ok_or(bad.clone())?;
+                at = (at + 4 + len + 1).div_ceil(4) * 4;
+                if depth > 0 {
+                    has_child[depth - 1] = true;
+                }
+                if depth == MAX_DEPTH || (depth == 0 && at > 0 && has_child.iter().any(|c| *c)) {
+                    return Err(bad);
+                }
+                has_child[depth] = false;
+                depth += 1;
+            }
+            2 => {
+                depth = depth.checked_sub(1).ok_or(bad.clone())?;
+                at += 4;
+            }
+            3 => {
+                if depth == 0 || has_child[depth - 1] {
+                    return Err(bad);
+                }
+                let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
+                let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
+                let name_len = c_str(strings, name).ok_or(bad.clone())?;
+                let value = structure
+                    .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
+                    .ok_or(bad.clone())?;
+                let name = &strings[name..name + name_len];
+                if name == b"#address-cells" || name == b"#size-cells" {
+                    // The fdt crate handles one or two cells per number (size may be 0).
+                    if value.len() != 4
+                        || be32(value, 0)
+                            .is_none_or(|c| c > 2 || (c == 0 && name == b"#address-cells"))
+                    {
+                        return Err(bad);
+                    }
+                }
+                if name == b"#interrupt-cells" && value.len() != 4 {
+                    return Err(bad);
+                }
+                at = (at + 12 + len).div_ceil(4) * 4;
+            }
+            4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {
+                at += 4
+            }
+            9 if depth == 0 => return Ok(()),
+            _ => return Err(bad),
+        }
+    }
+}
+
+/// Read the host description. The tree comes from the machine (QEMU), not
+/// a guest, but it is validated all the same (see [`validate_dtb`]).
 pub fn parse_host(dtb: &[u8]) -> Result<HostInfo, ConfigError> {
+    validate_dtb(dtb)?;
     let tree = fdt::Fdt::new(dtb).map_err(|_| ConfigError::BadDeviceTree)?;
     let mut host = HostInfo::default();
     for node in tree.all_nodes() {
@@ -106,8 +203,18 @@ pub fn parse_host(dtb: &[u8]) -> Result<HostInfo, ConfigError> {
     if host.ram.is_empty() {
         return Err(ConfigError::Missing("/memory"));
     }
-    for cpu in tree.cpus() {
-        host.cpu_mpidrs.push(cpu.ids().first() as u64);
+    // Not `Fdt::cpus()`: it panics when /cpus is missing.
+    let cpus = tree
+        .find_node("/cpus")
+        .ok_or(ConfigError::Missing("/cpus"))?;
+    for cpu in cpus.children() {
+        if cpu.property("device_type").and_then(|p| p.as_str()) != Some("cpu") {
+            continue;
+        }
+        let Some(mpidr) = cpu.property("reg").and_then(|p| be_number(p.value)) else {
+            continue;
+        };
+        host.cpu_mpidrs.push(mpidr);
         if host.cpu_compatible.is_empty() {
             if let Some(c) = cpu.property("compatible").and_then(|p| p.as_str()) {
                 host.cpu_compatible = c.to_string();
