@@ -95,8 +95,8 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// Check a device tree's structure before the `fdt` crate walks it: that
 /// crate trusts the blob (it panics on string offsets outside the strings
-/// block, non-UTF-8 names, truncated tokens or odd cell counts), so every
-/// offset, length, name and `#*-cells` value is validated here first.
+/// block, non-UTF-8 names, truncated tokens, properties after subnodes),
+/// so every token, offset, length and name is validated here first.
 pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
     let bad = ConfigError::BadDeviceTree;
     if be32(dtb, 0) != Some(0xd00d_feed) {
@@ -156,22 +156,17 @@ pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
                 let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
                 let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
                 let name_len = c_str(strings, name).ok_or(bad.clone())?;
-                let value = structure
-                    .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
-                    .ok_or(bad.clone())?;
-                let name = &strings[name..name + name_len];
-                if name == b"#address-cells" || name == b"#size-cells" {
-                    // The fdt crate handles one or two cells per number (size may be 0).
-                    if value.len() != 4
-                        || be32(value, 0)
-                            .is_none_or(|c| c > 2 || (c == 0 && name == b"#address-cells"))
-                    {
-                        return Err(bad);
-                    }
-                }
-                if name == b"#interrupt-cells" && value.len() != 4 {
+                let cells_property = matches!(
+                    &strings[name..name + name_len],
+                    b"#address-cells" | b"#size-cells" | b"#interrupt-cells"
+                );
+                // The fdt crate reads these as a 32- or 64-bit number and panics otherwise.
+                if cells_property && !matches!(len, 4 | 8) {
                     return Err(bad);
                 }
+                structure
+                    .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
+                    .ok_or(bad.clone())?;
                 at = (at + 12 + len).div_ceil(4) * 4;
             }
             4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {

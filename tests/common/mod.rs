@@ -140,6 +140,13 @@ pub fn boot_with_input(
         if let Some(status) = child.try_wait().expect("wait for QEMU") {
             break Some(status);
         }
+        // A hypervisor that cannot go on halts; do not wait for the deadline.
+        let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if so_far.contains("boot failed") || so_far.contains("] PANIC") {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
         if start.elapsed() > timeout {
             timed_out = true;
             let _ = child.kill();
