@@ -273,15 +273,13 @@ impl SplitQueue {
     }
 }
 
-/// A flat byte array standing in for guest RAM in tests and proofs.
-#[cfg(any(test, kani))]
-pub struct TestMemory {
+/// Guest RAM as one flat byte array (tests, proofs, fuzzing, host tools).
+pub struct FlatMemory {
     pub base: u64,
     pub bytes: alloc::vec::Vec<u8>,
 }
 
-#[cfg(any(test, kani))]
-impl GuestMemory for TestMemory {
+impl GuestMemory for FlatMemory {
     fn contains(&self, addr: u64, len: u64) -> bool {
         addr >= self.base
             && addr
@@ -316,14 +314,14 @@ mod tests {
     const AVAIL: u64 = BASE + 0x100;
     const USED: u64 = BASE + 0x200;
 
-    fn memory() -> TestMemory {
-        TestMemory {
+    fn memory() -> FlatMemory {
+        FlatMemory {
             base: BASE,
             bytes: vec![0; 0x1000],
         }
     }
 
-    fn put_desc(mem: &mut TestMemory, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
+    fn put_desc(mem: &mut FlatMemory, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&addr.to_le_bytes());
         b[8..12].copy_from_slice(&len.to_le_bytes());
@@ -332,12 +330,12 @@ mod tests {
         assert!(mem.write(DESC + i * 16, &b));
     }
 
-    fn make_available(mem: &mut TestMemory, slot: u64, head: u16, idx: u16) {
+    fn make_available(mem: &mut FlatMemory, slot: u64, head: u16, idx: u16) {
         assert!(mem.write(AVAIL + 4 + 2 * slot, &head.to_le_bytes()));
         assert!(mem.write(AVAIL + 2, &idx.to_le_bytes()));
     }
 
-    fn queue(mem: &TestMemory) -> SplitQueue {
+    fn queue(mem: &FlatMemory) -> SplitQueue {
         SplitQueue::new(
             QueueConfig {
                 size: 4,
@@ -465,7 +463,7 @@ mod proofs {
     /// Descriptors, then the available ring, then the used ring, then data.
     const MEM_LEN: usize = 16 * 4 + 16 + 40 + 64;
 
-    fn symbolic_memory(src: &mut crate::verify::Source) -> TestMemory {
+    fn symbolic_memory(src: &mut crate::verify::Source) -> FlatMemory {
         let mut bytes = alloc::vec![0u8; MEM_LEN];
         for b in bytes.iter_mut() {
             *b = src.any();
@@ -488,7 +486,7 @@ mod proofs {
             let head = src.below(5) as u16;
             bytes[68 + 2 * slot..70 + 2 * slot].copy_from_slice(&head.to_le_bytes());
         }
-        TestMemory { base: BASE, bytes }
+        FlatMemory { base: BASE, bytes }
     }
 
     proof! {

@@ -1,39 +1,12 @@
 //! Guest-controlled rings and descriptors: popping chains terminates, never
 //! panics, and yields only buffers inside guest memory.
 #![no_main]
-use hvcore::virtqueue::{GuestMemory, QueueConfig, SplitQueue};
+use hvcore::virtqueue::{GuestMemory, QueueConfig, SplitQueue, FlatMemory};
 use libfuzzer_sys::fuzz_target;
-
-struct Ram {
-    base: u64,
-    bytes: Vec<u8>,
-}
-
-impl GuestMemory for Ram {
-    fn contains(&self, addr: u64, len: u64) -> bool {
-        addr >= self.base && addr.checked_add(len).is_some_and(|e| e <= self.base + self.bytes.len() as u64)
-    }
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        if !self.contains(addr, buf.len() as u64) {
-            return false;
-        }
-        let at = (addr - self.base) as usize;
-        buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
-        true
-    }
-    fn write(&mut self, addr: u64, data: &[u8]) -> bool {
-        if !self.contains(addr, data.len() as u64) {
-            return false;
-        }
-        let at = (addr - self.base) as usize;
-        self.bytes[at..at + data.len()].copy_from_slice(data);
-        true
-    }
-}
 
 fuzz_target!(|input: (u16, u16, u16, u16, Vec<u8>)| {
     let (size, desc, avail, used, bytes) = input;
-    let mut ram = Ram { base: 0x1000, bytes };
+    let mut ram = FlatMemory { base: 0x1000, bytes };
     let config = QueueConfig {
         size: size % 64,
         desc_table: 0x1000 + u64::from(desc % 4096),

@@ -1,33 +1,31 @@
 //! SMC Calling Convention calls over HVC (and SMC, which the hypervisor traps).
 
+/// One SMC Calling Convention call through `$insn` (HVC or SMC): x0..x3 in
+/// and out, x4-x17 clobbered.
+macro_rules! smccc_call {
+    ($insn:literal, $function:expr, $a1:expr, $a2:expr, $a3:expr) => {{
+        let (r0, r1, r2, r3);
+        // SAFETY: SMCCC call; x0-x17 may be clobbered.
+        unsafe {
+            core::arch::asm!($insn,
+                inlateout("x0") $function => r0, inlateout("x1") $a1 => r1,
+                inlateout("x2") $a2 => r2, inlateout("x3") $a3 => r3,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                out("x16") _, out("x17") _, options(nostack));
+        }
+        [r0, r1, r2, r3]
+    }};
+}
+
 /// HVC #0 with x0..x3; returns x0..x3.
 pub fn hvc(function: u64, a1: u64, a2: u64, a3: u64) -> [u64; 4] {
-    let (r0, r1, r2, r3);
-    // SAFETY: SMCCC call; x0-x17 may be clobbered.
-    unsafe {
-        core::arch::asm!("hvc #0",
-            inlateout("x0") function => r0, inlateout("x1") a1 => r1,
-            inlateout("x2") a2 => r2, inlateout("x3") a3 => r3,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
-            out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _, options(nostack));
-    }
-    [r0, r1, r2, r3]
+    smccc_call!("hvc #0", function, a1, a2, a3)
 }
 
 /// SMC #0 with x0..x3; returns x0..x3.
 pub fn smc(function: u64, a1: u64, a2: u64, a3: u64) -> [u64; 4] {
-    let (r0, r1, r2, r3);
-    // SAFETY: as hvc.
-    unsafe {
-        core::arch::asm!("smc #0",
-            inlateout("x0") function => r0, inlateout("x1") a1 => r1,
-            inlateout("x2") a2 => r2, inlateout("x3") a3 => r3,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
-            out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _, options(nostack));
-    }
-    [r0, r1, r2, r3]
+    smccc_call!("smc #0", function, a1, a2, a3)
 }
 
 pub const PSCI_VERSION: u64 = 0x8400_0000;
