@@ -24,4 +24,5 @@ pub mod psci;
 pub mod stage2;
 pub mod sysreg;
 pub mod vgic;
+pub mod virtio_mmio;
 pub mod virtqueue;

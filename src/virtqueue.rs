@@ -99,7 +99,7 @@ struct Descriptor {
     next: u16,
 }
 
-fn read_u16(mem: &impl GuestMemory, addr: u64) -> Result<u16, QueueError> {
+fn read_u16(mem: &(impl GuestMemory + ?Sized), addr: u64) -> Result<u16, QueueError> {
     let mut b = [0u8; 2];
     if mem.read(addr, &mut b) {
         Ok(u16::from_le_bytes(b))
@@ -109,7 +109,7 @@ fn read_u16(mem: &impl GuestMemory, addr: u64) -> Result<u16, QueueError> {
 }
 
 fn read_descriptor(
-    mem: &impl GuestMemory,
+    mem: &(impl GuestMemory + ?Sized),
     table: u64,
     index: u64,
 ) -> Result<Descriptor, QueueError> {
@@ -130,7 +130,7 @@ fn read_descriptor(
 
 impl SplitQueue {
     /// Validate a configuration the driver wrote (on QueueReady).
-    pub fn new(config: QueueConfig, mem: &impl GuestMemory) -> Result<Self, QueueError> {
+    pub fn new(config: QueueConfig, mem: &(impl GuestMemory + ?Sized)) -> Result<Self, QueueError> {
         let size = u64::from(config.size);
         if config.size == 0 || config.size > MAX_QUEUE_SIZE || !config.size.is_power_of_two() {
             return Err(QueueError::BadConfiguration);
@@ -161,7 +161,7 @@ impl SplitQueue {
     }
 
     /// Take the next available chain, if the guest made one available.
-    pub fn pop(&mut self, mem: &impl GuestMemory) -> Result<Option<Chain>, QueueError> {
+    pub fn pop(&mut self, mem: &(impl GuestMemory + ?Sized)) -> Result<Option<Chain>, QueueError> {
         let avail_idx = read_u16(mem, self.config.avail_ring + 2)?;
         let pending = avail_idx.wrapping_sub(self.next_avail);
         if pending == 0 {
@@ -177,7 +177,11 @@ impl SplitQueue {
         Ok(Some(chain))
     }
 
-    fn walk_chain(&self, mem: &impl GuestMemory, head: u16) -> Result<Chain, QueueError> {
+    fn walk_chain(
+        &self,
+        mem: &(impl GuestMemory + ?Sized),
+        head: u16,
+    ) -> Result<Chain, QueueError> {
         let empty = Buffer {
             addr: 0,
             len: 0,
@@ -253,7 +257,7 @@ impl SplitQueue {
     /// Return chain `head` to the guest with `written` bytes placed in its writable buffers.
     pub fn push_used(
         &mut self,
-        mem: &mut impl GuestMemory,
+        mem: &mut (impl GuestMemory + ?Sized),
         head: u16,
         written: u32,
     ) -> Result<(), QueueError> {

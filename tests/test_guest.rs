@@ -20,6 +20,7 @@ const CHECKS: &[&str] = &[
     "mmio-no-syndrome",
     "undef-unemulated-sysreg",
     "readonly-register-write",
+    "virtio-mmio-transport",
     "still-running-after-bad-input",
 ];
 

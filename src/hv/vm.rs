@@ -12,6 +12,8 @@ use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
 use hvcore::psci::VcpuPower;
 use hvcore::stage2::{MemAttr, Perms, Stage2};
 use hvcore::vgic::{MmioResult, Vgic};
+use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
+use hvcore::virtqueue::GuestMemory;
 use log::info;
 use spin::Mutex;
 
@@ -23,6 +25,11 @@ pub const GICD_SIZE: u64 = 0x1_0000;
 pub const GICR_IPA: u64 = 0x080A_0000;
 pub const GICR_FRAME_SIZE: u64 = 0x2_0000;
 pub const SCRATCH_IPA: u64 = 0x0B00_0000;
+/// The test VM's virtio-mmio device (QEMU virt's first virtio-mmio slot).
+pub const VIRTIO_IPA: u64 = 0x0A00_0000;
+pub const VIRTIO_SIZE: u64 = 0x200;
+/// Its interrupt: SPI 16, as QEMU virt wires its first virtio-mmio slot.
+pub const VIRTIO_INTID: u32 = 48;
 pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
@@ -46,6 +53,10 @@ pub struct Vm {
     pub vgic: Mutex<Vgic>,
     pub power: Mutex<VcpuPower>,
     pub scratch: Option<Mutex<ScratchDevice>>,
+    /// A virtio-mmio transport with a backend that does no work (test VMs),
+    /// for measuring and testing the notification path.
+    pub virtio: Option<Mutex<VirtioMmio<NullBackend>>>,
+    pub ram: VmRam,
     /// Physical SPIs assigned to this VM (forwarded with the HW bit).
     pub assigned_spis: Vec<u32>,
     _stage2: Mutex<Stage2<FrameTableMemory>>,
@@ -114,7 +125,15 @@ impl Vm {
         }
 
         let mut extra_mmio = Vec::new();
+        let mut virtio = Vec::new();
         if args.test_device {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: VIRTIO_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(VIRTIO_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
             extra_mmio.push(Device {
                 name: String::from("scratch"),
                 base: SCRATCH_IPA,
@@ -154,7 +173,7 @@ impl Vm {
             gic_dist: (GICD_IPA, GICD_SIZE),
             gic_redist_base: GICR_IPA,
             uart,
-            virtio: Vec::new(),
+            virtio,
             extra_mmio,
             bootargs: args.guest_bootargs.clone(),
             initrd: initrd_range,
@@ -192,6 +211,14 @@ impl Vm {
             vgic: Mutex::new(vgic),
             power: Mutex::new(VcpuPower::new(num_vcpus)),
             scratch: args.test_device.then(|| Mutex::new(ScratchDevice::new())),
+            virtio: args
+                .test_device
+                .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
+            ram: VmRam {
+                ipa: RAM_IPA,
+                pa: ram_pa,
+                size: ram_size,
+            },
             assigned_spis,
             _stage2: Mutex::new(stage2),
         })
@@ -258,11 +285,72 @@ impl Vm {
                 value,
             )));
         }
+        if let Some(virtio) = &self.virtio {
+            if (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa) {
+                let mut ram = self.ram;
+                let (outcome, effects) =
+                    virtio
+                        .lock()
+                        .access(ipa - VIRTIO_IPA, size, write, value, &mut ram);
+                if let Some(level) = effects.interrupt {
+                    let target = self.vgic.lock().set_level(VIRTIO_INTID, vcpu, level);
+                    // Kick even this CPU: its list registers are refreshed on
+                    // the interrupt exit that follows at once.
+                    if let Some(target) = target {
+                        hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
+                    }
+                }
+                return Some(outcome);
+            }
+        }
         if let Some(scratch) = &self.scratch {
             if (SCRATCH_IPA..SCRATCH_IPA + SCRATCH_SIZE).contains(&ipa) {
                 return Some(scratch.lock().access(ipa - SCRATCH_IPA, size, write, value));
             }
         }
         None
+    }
+}
+
+/// A VM's RAM as devices see it: guest-physical addresses, checked against
+/// the VM's range, backed by its identity-mapped host frames.
+#[derive(Debug, Clone, Copy)]
+pub struct VmRam {
+    pub ipa: u64,
+    pub pa: u64,
+    pub size: u64,
+}
+
+impl VmRam {
+    fn host_address(&self, ipa: u64, len: usize) -> Option<*mut u8> {
+        self.contains(ipa, len as u64)
+            .then(|| (self.pa + (ipa - self.ipa)) as *mut u8)
+    }
+}
+
+impl GuestMemory for VmRam {
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.ipa
+            && addr
+                .checked_add(len)
+                .is_some_and(|end| end <= self.ipa + self.size)
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(src) = self.host_address(addr, buf.len()) else {
+            return false;
+        };
+        // SAFETY: inside this VM's RAM (checked), identity-mapped at EL2.
+        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> bool {
+        let Some(dst) = self.host_address(addr, data.len()) else {
+            return false;
+        };
+        // SAFETY: as read.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        true
     }
 }

@@ -66,6 +66,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     t.check("mmio-no-syndrome", check_mmio_no_syndrome());
     t.check("undef-unemulated-sysreg", check_undef_sysreg());
     t.check("readonly-register-write", check_readonly_write());
+    t.check("virtio-mmio-transport", check_virtio());
     t.check("still-running-after-bad-input", check_hvc());
     println!("test-guest: {} passed, {} failed", t.passed, t.failed);
     println!("test-guest: powering off");
@@ -338,6 +339,67 @@ fn check_undef_sysreg() -> Result<(), &'static str> {
     ensure(
         exit_count(exit_cause::UNDEF_INJECTED) == before + 1,
         "UNDEF not injected by the hypervisor",
+    )
+}
+
+const VIRTIO: usize = 0x0A00_0000;
+
+/// Rings for the virtio check, in guest RAM.
+#[repr(C, align(4096))]
+struct Rings([u8; 0x3000]);
+static mut RINGS: Rings = Rings([0; 0x3000]);
+
+fn check_virtio() -> Result<(), &'static str> {
+    ensure(mmio_read::<u32>(VIRTIO) == 0x7472_6976, "virtio magic")?;
+    ensure(mmio_read::<u32>(VIRTIO + 4) == 2, "virtio-mmio version 2")?;
+    ensure(mmio_read::<u32>(VIRTIO + 8) != 0, "device ID")?;
+    // A queue whose rings are not in guest RAM cannot go live: DEVICE_NEEDS_RESET.
+    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8);
+    mmio_write::<u32>(VIRTIO + 0x38, 8);
+    mmio_write::<u32>(VIRTIO + 0x80, 0x1000);
+    mmio_write::<u32>(VIRTIO + 0x44, 1);
+    ensure(
+        mmio_read::<u32>(VIRTIO + 0x44) == 0,
+        "queue with rings outside RAM went ready",
+    )?;
+    ensure(
+        mmio_read::<u32>(VIRTIO + 0x70) & 0x40 != 0,
+        "NEEDS_RESET not set",
+    )?;
+    // Reset, then a proper queue in RAM.
+    mmio_write::<u32>(VIRTIO + 0x70, 0);
+    ensure(
+        mmio_read::<u32>(VIRTIO + 0x70) == 0,
+        "reset did not clear status",
+    )?;
+    let rings = core::ptr::addr_of!(RINGS) as u64;
+    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8);
+    mmio_write::<u32>(VIRTIO + 0x38, 8);
+    for (offset, addr) in [
+        (0x80, rings),
+        (0x90, rings + 0x1000),
+        (0xa0, rings + 0x2000),
+    ] {
+        mmio_write::<u32>(VIRTIO + offset, addr as u32);
+        mmio_write::<u32>(VIRTIO + offset + 4, (addr >> 32) as u32);
+    }
+    mmio_write::<u32>(VIRTIO + 0x44, 1);
+    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8 | 4);
+    ensure(
+        mmio_read::<u32>(VIRTIO + 0x44) == 1,
+        "valid queue not ready",
+    )?;
+    mmio_write::<u32>(VIRTIO + 0x50, 0);
+    ensure(
+        mmio_read::<u32>(VIRTIO + 0x70) & 0x40 == 0,
+        "notify of an empty queue set NEEDS_RESET",
+    )?;
+    // Byte access to a 32-bit transport register aborts.
+    expect_exception();
+    let _ = mmio_read::<u8>(VIRTIO);
+    ensure(
+        taken().count == 1,
+        "byte read of virtio register not aborted",
     )
 }
 
