@@ -81,10 +81,13 @@ pub struct Vgic {
     asleep: [bool; MAX_VCPUS],
     /// HW-backed interrupts whose enable the guest changed: (physical INTID, enabled).
     hw_enable_events: [Option<(u32, bool)>; 8],
-    /// Per vCPU: something may have become deliverable since the last
-    /// flush found nothing to load. Lets the common flush skip scanning
-    /// every interrupt.
-    scan_needed: [bool; MAX_VCPUS],
+    /// Per vCPU, INTIDs that may have become deliverable since the last
+    /// flush loaded everything it could (a pending edge or level, a list
+    /// register freed). Lets a flush look at a few interrupts, not all 128.
+    hint: [u128; MAX_VCPUS],
+    /// Per vCPU: a register write may have made anything deliverable, so the
+    /// next flush looks at every interrupt.
+    full_scan: [bool; MAX_VCPUS],
 }
 
 impl Vgic {
@@ -104,20 +107,21 @@ impl Vgic {
             lr_owner: [[None; MAX_LRS]; MAX_VCPUS],
             asleep: [true; MAX_VCPUS],
             hw_enable_events: [None; 8],
-            scan_needed: [true; MAX_VCPUS],
+            hint: [0; MAX_VCPUS],
+            full_scan: [true; MAX_VCPUS],
         }
     }
 
-    /// Note that `vcpu`'s deliverable set may have grown.
-    fn mark_scan(&mut self, vcpu: usize) {
-        if let Some(flag) = self.scan_needed.get_mut(vcpu) {
-            *flag = true;
+    /// Note that `intid` may have become deliverable to `vcpu`.
+    fn hint_irq(&mut self, vcpu: usize, intid: u32) {
+        if let Some(bits) = self.hint.get_mut(vcpu) {
+            *bits |= 1u128 << (intid % NUM_INTIDS);
         }
     }
 
-    /// Note that any vCPU's deliverable set may have grown (register writes).
+    /// Note that anything may have become deliverable anywhere (register writes).
     pub(crate) fn mark_scan_all(&mut self) {
-        self.scan_needed = [true; MAX_VCPUS];
+        self.full_scan = [true; MAX_VCPUS];
     }
 
     pub fn num_vcpus(&self) -> usize {
@@ -172,7 +176,7 @@ impl Vgic {
         irq.latch = true;
         let irq = *irq;
         let target = self.target_of(vcpu_for_private, intid);
-        self.mark_scan(target);
+        self.hint_irq(target, intid);
         (self.deliverable(&irq) || (irq.enabled && irq.lr.is_some())).then_some(target)
     }
 
@@ -182,7 +186,7 @@ impl Vgic {
         irq.level = level;
         let irq = *irq;
         let target = self.target_of(vcpu_for_private, intid);
-        self.mark_scan(target);
+        self.hint_irq(target, intid);
         (level && self.deliverable(&irq)).then_some(target)
     }
 
@@ -294,7 +298,7 @@ impl Vgic {
                 irq.lr = None;
                 self.lr_owner[vcpu][n] = None;
                 // Completed: a new edge latched meanwhile is now deliverable.
-                self.scan_needed[vcpu] = true;
+                self.hint_irq(vcpu, intid);
             }
         }
     }
@@ -350,10 +354,7 @@ impl Vgic {
         // 2. Load deliverable interrupts, highest priority first, evicting a
         //    lower-priority pending-only entry when all registers are taken.
         let mut overflow = false;
-        while let Some(intid) = self.scan_needed[vcpu]
-            .then(|| self.best_candidate(vcpu))
-            .flatten()
-        {
+        while let Some(intid) = self.next_candidate(vcpu) {
             let prio = self.irq(vcpu, intid).map_or(u8::MAX, |i| i.priority);
             let slot = match (0..n).find(|&s| self.lr_owner[vcpu][s].is_none()) {
                 Some(free) => free,
@@ -365,7 +366,7 @@ impl Vgic {
                         if let Some(irq) = self.irq_mut(vcpu, old) {
                             irq.latch = true;
                         }
-                        self.scan_needed[vcpu] = true;
+                        self.hint_irq(vcpu, old);
                         victim
                     }
                     None => {
@@ -384,7 +385,9 @@ impl Vgic {
         if overflow {
             ICH_HCR_EN | ICH_HCR_UIE
         } else {
-            self.scan_needed[vcpu] = false;
+            // Everything deliverable is loaded; start collecting hints afresh.
+            self.full_scan[vcpu] = false;
+            self.hint[vcpu] = 0;
             ICH_HCR_EN
         }
     }
@@ -412,6 +415,7 @@ impl Vgic {
                 self.release(vcpu, slot, intid);
             }
         }
+        self.full_scan[vcpu] = true;
     }
 
     fn release(&mut self, vcpu: usize, slot: usize, intid: u32) {
@@ -421,7 +425,32 @@ impl Vgic {
         }
     }
 
-    /// Highest-priority deliverable interrupt for `vcpu` not already in a list register.
+    fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
+        let irq = self.irq(vcpu, intid)?;
+        (irq.lr.is_none() && self.deliverable(irq) && self.target_of(vcpu, intid) == vcpu)
+            .then_some((irq.priority, intid))
+    }
+
+    /// The next interrupt to load: the best of the hinted ones, or of all
+    /// after a register write.
+    fn next_candidate(&self, vcpu: usize) -> Option<u32> {
+        if self.full_scan[vcpu] {
+            return self.best_candidate(vcpu);
+        }
+        let mut bits = self.hint[vcpu];
+        let mut best = None;
+        while bits != 0 {
+            let intid = bits.trailing_zeros();
+            bits &= bits - 1;
+            if let Some(c) = self.candidate(vcpu, intid) {
+                best = Some(best.map_or(c, |b: (u8, u32)| b.min(c)));
+            }
+        }
+        best.map(|(_, intid)| intid)
+    }
+
+    /// Highest-priority deliverable interrupt for `vcpu` not already in a
+    /// list register, looking at every interrupt.
     fn best_candidate(&self, vcpu: usize) -> Option<u32> {
         let private = self.private[vcpu]
             .iter()

@@ -25,20 +25,20 @@ proof! {
     /// list registers at once, an unacknowledged edge is never lost (it is pending in a list
     /// register or in the model), an acknowledged one stays active in a list register, and no
     /// deliverable interrupt waits while a list register is free.
-    #[unwind(8)]
+    #[unwind(12)]
     fn list_registers_never_duplicate_or_lose(src) {
         let mut v = enabled_vgic();
         let mut lrs = [0u64; LRS];
         let mut pending_ghost = [false; SGIS as usize];
         let mut active_ghost = [false; SGIS as usize];
-        for _ in 0..5 {
-            match src.below(3) {
-                0 => {
+        for _ in 0..10 {
+            match src.below(4) {
+                0 | 1 => {
                     let sgi = src.below(u64::from(SGIS)) as u32;
                     v.set_pending(sgi, 0);
                     pending_ghost[sgi as usize] = true;
                 }
-                1 => {
+                2 => {
                     // The guest acknowledges the pending entry in one list register.
                     let slot = src.below(LRS as u64) as usize;
                     if state(lrs[slot]) == 0b01 {
