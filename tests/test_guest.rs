@@ -63,4 +63,41 @@ fn bad_guest_input_is_logged_and_the_hypervisor_keeps_running() {
     run.assert_line("of unemulated system register");
     // …and the guest went on to finish its checks.
     run.assert_line("CHECK still-running-after-bad-input: ok");
+    // Log levels work: once `hv.log=warn` is parsed, no INFO lines (the VM's
+    // creation and start are logged at INFO).
+    assert!(
+        !run.output.contains("INFO  vm1"),
+        "INFO line at log level warn\n{}",
+        run.tail(40)
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_reason() {
+    common::build_images();
+    // A guest "kernel" that is not an arm64 Image.
+    let not_an_image = common::root().join("Cargo.toml");
+    let run = common::boot(
+        "bad-kernel",
+        &[
+            "--guest",
+            "test-guest",
+            "--kernel",
+            not_an_image.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        !run.timed_out,
+        "boot failure must be reported at once\n{}",
+        run.tail(20)
+    );
+    run.assert_line("boot failed: guest kernel: BadMagic");
+    // A misspelt option is named, not ignored.
+    let run = common::boot(
+        "bad-option",
+        &["--guest", "test-guest", "--hv-append", "hv.vcpu=2"],
+        Duration::from_secs(60),
+    );
+    run.assert_line("boot failed: command line: UnknownOption(\"hv.vcpu=2\")");
 }
