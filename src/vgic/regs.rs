@@ -198,11 +198,7 @@ fn banked_access(
             let first = (word_of(base) * 32) as u32;
             // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
             if spis && first < 32 {
-                return Some(if write {
-                    MmioResult::Written
-                } else {
-                    MmioResult::Read(0)
-                });
+                return Some(read_only(write, 0));
             }
             return Some(v.bits_access(vcpu, first, field, write, value));
         }
@@ -210,12 +206,10 @@ fn banked_access(
     if in_words(GICD_IPRIORITYR, words * 8) {
         let first = (offset - GICD_IPRIORITYR) as u32;
         if spis && first < 32 {
-            return Some(if !matches!(size, 1 | 4) {
-                MmioResult::BadAccess
-            } else if write {
-                MmioResult::Written
+            return Some(if matches!(size, 1 | 4) {
+                read_only(write, 0)
             } else {
-                MmioResult::Read(0)
+                MmioResult::BadAccess
             });
         }
         return Some(v.priority_access(vcpu, first, size, write, value));
@@ -226,11 +220,7 @@ fn banked_access(
         }
         let first = (word_of(GICD_ICFGR) * 16) as u32;
         if spis && first < 32 {
-            return Some(if write {
-                MmioResult::Written
-            } else {
-                MmioResult::Read(0)
-            });
+            return Some(read_only(write, 0));
         }
         return Some(v.config_access(vcpu, first, write, value));
     }
@@ -241,6 +231,7 @@ fn aligned(offset: u64, size: u8) -> bool {
     matches!(size, 1 | 2 | 4 | 8) && offset.is_multiple_of(u64::from(size))
 }
 
+/// A register that reads as `value` and ignores writes (RAZ/WI when 0).
 fn read_only(write: bool, value: u64) -> MmioResult {
     if write {
         MmioResult::Written

@@ -1,8 +1,7 @@
 use guest_rt::smccc::{self, hvc};
-use guest_rt::{counter, mmio_read, mmio_write, mrs, msr, println};
+use guest_rt::{counter, mmio_read, mmio_write, mrs, msr, println, virtio};
 
 const SCRATCH_REG: usize = 0x0B00_0000 + 8;
-const VIRTIO: usize = 0x0A00_0000;
 const GICD: usize = 0x0800_0000;
 const GICR: usize = 0x080A_0000;
 const GICR_STRIDE: usize = 0x2_0000;
@@ -51,31 +50,12 @@ fn compute_loop() -> u64 {
     x
 }
 
-/// Virtqueue rings in guest RAM: descriptors, available ring, used ring.
-#[repr(C, align(4096))]
-struct Rings([u8; 0x3000]);
-static mut RINGS: Rings = Rings([0; 0x3000]);
+static mut RINGS: virtio::Rings = virtio::Rings([0; 0x3000]);
 
-/// Bring up queue 0 of the virtio-mmio device (virtio 4.2.3 initialisation).
+/// Bring up queue 0 of the virtio-mmio device, if there is one.
 fn virtio_setup() -> bool {
-    if mmio_read::<u32>(VIRTIO) != 0x7472_6976 {
-        return false;
-    }
-    let rings = core::ptr::addr_of!(RINGS) as u64;
-    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8); // ACKNOWLEDGE | DRIVER | FEATURES_OK
-    mmio_write::<u32>(VIRTIO + 0x30, 0); // QueueSel
-    mmio_write::<u32>(VIRTIO + 0x38, 8); // QueueNum
-    for (offset, addr) in [
-        (0x80, rings),
-        (0x90, rings + 0x1000),
-        (0xa0, rings + 0x2000),
-    ] {
-        mmio_write::<u32>(VIRTIO + offset, addr as u32);
-        mmio_write::<u32>(VIRTIO + offset + 4, (addr >> 32) as u32);
-    }
-    mmio_write::<u32>(VIRTIO + 0x44, 1); // QueueReady
-    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8 | 4); // + DRIVER_OK
-    mmio_read::<u32>(VIRTIO + 0x44) == 1 && mmio_read::<u32>(VIRTIO + 0x70) & 0x40 == 0
+    mmio_read::<u32>(virtio::BASE) == 0x7472_6976
+        && virtio::setup_queue(core::ptr::addr_of!(RINGS) as u64, 8)
 }
 
 static mut SECONDARY_SEEN_AT: u64 = 0;
@@ -211,7 +191,7 @@ extern "C" fn guest_main(_dtb: u64) -> ! {
         if virtio_setup() {
             report(
                 "virtio-notify-null",
-                measure(|| mmio_write::<u32>(VIRTIO + 0x50, 0)),
+                measure(|| mmio_write::<u32>(virtio::BASE + virtio::QUEUE_NOTIFY, 0)),
             );
         } else {
             println!("BENCH-INFO virtio-notify-null unavailable: queue setup failed");

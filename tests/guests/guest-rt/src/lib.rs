@@ -120,3 +120,42 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("GUEST PANIC: {}", info.message());
     smccc::system_off()
 }
+
+/// Minimal virtio-mmio driver steps shared by the test and bench guests.
+pub mod virtio {
+    use crate::{mmio_read, mmio_write};
+
+    /// Where QEMU virt (and the hypervisor's test VM) put the first virtio-mmio device.
+    pub const BASE: usize = 0x0A00_0000;
+    pub const STATUS: usize = 0x70;
+    pub const QUEUE_READY: usize = 0x44;
+    pub const QUEUE_NOTIFY: usize = 0x50;
+    pub const NEEDS_RESET: u32 = 0x40;
+    const ACK_DRIVER_FEATURES_OK: u32 = 1 | 2 | 8;
+    const DRIVER_OK: u32 = 4;
+
+    /// Rings of one virtqueue: descriptors, available ring, used ring, a page each.
+    #[repr(C, align(4096))]
+    pub struct Rings(pub [u8; 0x3000]);
+
+    /// Initialise the device and queue 0 of `size` entries with rings at
+    /// `rings` (a guest-physical address), as virtio 4.2.3 describes.
+    /// Returns whether the queue went live without DEVICE_NEEDS_RESET.
+    pub fn setup_queue(rings: u64, size: u32) -> bool {
+        mmio_write::<u32>(BASE + STATUS, ACK_DRIVER_FEATURES_OK);
+        mmio_write::<u32>(BASE + 0x30, 0); // QueueSel
+        mmio_write::<u32>(BASE + 0x38, size); // QueueNum
+        for (offset, addr) in [
+            (0x80, rings),
+            (0x90, rings + 0x1000),
+            (0xa0, rings + 0x2000),
+        ] {
+            mmio_write::<u32>(BASE + offset, addr as u32);
+            mmio_write::<u32>(BASE + offset + 4, (addr >> 32) as u32);
+        }
+        mmio_write::<u32>(BASE + QUEUE_READY, 1);
+        mmio_write::<u32>(BASE + STATUS, ACK_DRIVER_FEATURES_OK | DRIVER_OK);
+        mmio_read::<u32>(BASE + QUEUE_READY) == 1
+            && mmio_read::<u32>(BASE + STATUS) & NEEDS_RESET == 0
+    }
+}

@@ -1,6 +1,6 @@
 use guest_rt::exceptions::{ec, expect_exception, taken};
 use guest_rt::smccc::{self, exit_cause, exit_count, hvc};
-use guest_rt::{mmio_read, mmio_write, mrs, msr, println};
+use guest_rt::{mmio_read, mmio_write, mrs, msr, println, virtio};
 
 const SCRATCH: usize = 0x0B00_0000;
 const SCRATCH_ID: u64 = 0x5343_5241_5443_4831;
@@ -345,9 +345,7 @@ fn check_undef_sysreg() -> Result<(), &'static str> {
 const VIRTIO: usize = 0x0A00_0000;
 
 /// Rings for the virtio check, in guest RAM.
-#[repr(C, align(4096))]
-struct Rings([u8; 0x3000]);
-static mut RINGS: Rings = Rings([0; 0x3000]);
+static mut RINGS: virtio::Rings = virtio::Rings([0; 0x3000]);
 
 fn check_virtio() -> Result<(), &'static str> {
     ensure(mmio_read::<u32>(VIRTIO) == 0x7472_6976, "virtio magic")?;
@@ -372,21 +370,8 @@ fn check_virtio() -> Result<(), &'static str> {
         mmio_read::<u32>(VIRTIO + 0x70) == 0,
         "reset did not clear status",
     )?;
-    let rings = core::ptr::addr_of!(RINGS) as u64;
-    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8);
-    mmio_write::<u32>(VIRTIO + 0x38, 8);
-    for (offset, addr) in [
-        (0x80, rings),
-        (0x90, rings + 0x1000),
-        (0xa0, rings + 0x2000),
-    ] {
-        mmio_write::<u32>(VIRTIO + offset, addr as u32);
-        mmio_write::<u32>(VIRTIO + offset + 4, (addr >> 32) as u32);
-    }
-    mmio_write::<u32>(VIRTIO + 0x44, 1);
-    mmio_write::<u32>(VIRTIO + 0x70, 1 | 2 | 8 | 4);
     ensure(
-        mmio_read::<u32>(VIRTIO + 0x44) == 1,
+        virtio::setup_queue(core::ptr::addr_of!(RINGS) as u64, 8),
         "valid queue not ready",
     )?;
     mmio_write::<u32>(VIRTIO + 0x50, 0);
