@@ -101,3 +101,19 @@ fn bad_configuration_is_refused_with_a_reason() {
     );
     run.assert_line("boot failed: command line: UnknownOption(\"hv.vcpu=2\")");
 }
+
+#[test]
+fn hypervisor_panic_prints_its_location_and_halts() {
+    common::build_images();
+    let run = common::boot(
+        "hypervisor-panic",
+        &["--guest", "test-guest", "--append", "hv-test-panic"],
+        Duration::from_secs(60),
+    );
+    run.assert_line("test-guest: asking the hypervisor to panic");
+    run.assert_line("] PANIC at src/hv/hypercall.rs:");
+    run.assert_line("test panic requested by vm1 vcpu0");
+    // Halted: the guest never ran again, and nothing powered the machine off.
+    assert!(!run.output.contains("did not panic"), "{}", run.tail(20));
+    assert!(!run.output.contains("SYSTEM_OFF"), "{}", run.tail(20));
+}

@@ -13,6 +13,9 @@ use super::vcpu::{self, Vcpu, COUNTERS};
 pub const HV_CALL_PING: u64 = 0x8600_0001;
 /// x1 = exit-cause index; returns x0 = 0, x1 = that cause's count over the VM's CPUs.
 pub const HV_CALL_EXIT_COUNT: u64 = 0x8600_0002;
+/// Test VMs only (`hv.testdev=on`): make the hypervisor panic, to test
+/// that a panic reports its location and halts. NOT_SUPPORTED elsewhere.
+pub const HV_CALL_TEST_PANIC: u64 = 0x8600_00ff;
 /// "HVRUST01": answer to [`HV_CALL_PING`] in x1.
 pub const HV_PING_MAGIC: u64 = 0x4856_5255_5354_3031;
 
@@ -23,7 +26,7 @@ const NOT_SUPPORTED: u64 = psci::NOT_SUPPORTED as u64;
 #[inline]
 pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
     match regs.x[0] & 0xffff_ffff {
-        HV_CALL_PING | HV_CALL_EXIT_COUNT => {
+        HV_CALL_PING | HV_CALL_EXIT_COUNT | HV_CALL_TEST_PANIC => {
             handle_vendor(vcpu, regs);
             true
         }
@@ -46,6 +49,12 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },
+        HV_CALL_TEST_PANIC if vcpu.vm.scratch.is_some() => {
+            panic!(
+                "test panic requested by vm{} vcpu{}",
+                vcpu.vm.vmid, vcpu.index
+            )
+        }
         _ => regs.x[0] = NOT_SUPPORTED,
     }
 }

@@ -41,6 +41,7 @@ pub const NOT_SUPPORTED: u64 = u64::MAX; // -1
 pub const HV_CALL_PING: u64 = 0x8600_0001;
 pub const HV_CALL_EXIT_COUNT: u64 = 0x8600_0002;
 pub const HV_PING_MAGIC: u64 = 0x4856_5255_5354_3031;
+pub const HV_CALL_TEST_PANIC: u64 = 0x8600_00ff;
 
 /// Exit-cause indices of HV_CALL_EXIT_COUNT (hvcore::exit_stats::ExitCause order).
 pub mod exit_cause {

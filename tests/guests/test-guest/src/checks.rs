@@ -42,12 +42,26 @@ fn ensure(cond: bool, why: &'static str) -> Result<(), &'static str> {
     }
 }
 
+/// Whether the device tree (its command line) contains `word`.
+fn device_tree_mentions(dtb: u64, word: &[u8]) -> bool {
+    let size = u32::from_be(mmio_read::<u32>(dtb as usize + 4)) as usize;
+    // SAFETY: the hypervisor placed a device tree of `size` bytes here, in our RAM.
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size.min(64 * 1024)) };
+    blob.windows(word.len()).any(|w| w == word)
+}
+
 #[no_mangle]
 extern "C" fn guest_main(dtb: u64) -> ! {
     println!(
         "test-guest: running at EL{} with device tree at {dtb:#x}",
         (mrs!("CurrentEL") >> 2) & 3
     );
+    if device_tree_mentions(dtb, b"hv-test-panic") {
+        println!("test-guest: asking the hypervisor to panic");
+        hvc(smccc::HV_CALL_TEST_PANIC, 0, 0, 0);
+        println!("test-guest: the hypervisor did not panic");
+        smccc::system_off();
+    }
     let mut t = Tally {
         passed: 0,
         failed: 0,
