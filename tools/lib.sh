@@ -28,7 +28,7 @@ ensure_dependencies() {
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    if ! (cd "$ROOT" && rustup target list --installed 2>/dev/null) | grep -qx "$TARGET"; then
         say "adding Rust target $TARGET"
         (cd "$ROOT" && rustup target add "$TARGET")
     fi
