@@ -44,3 +44,21 @@ pub fn invalidate_icache() {
     // SAFETY: I-cache maintenance only.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Invalidate the stage-2 entries for `ipa` and all stage-1 entries of the
+/// current VMID (they may cache the combined translation), inner shareable.
+pub fn invalidate_guest_ipa(ipa: u64) {
+    // SAFETY: TLB maintenance only.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi ipas2e1is, {}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            in(reg) ipa >> 12,
+            options(nostack)
+        )
+    };
+}

@@ -182,10 +182,10 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
                 access.size,
                 if access.write { "write" } else { "read" },
                 access.ipa,
-                if outcome.is_none() {
-                    "hits no device or memory"
-                } else {
-                    "rejected by the device"
+                match outcome {
+                    Some(_) => "rejected by the device",
+                    None if vcpu.vm.is_mapped(access.ipa) => "not permitted by stage 2",
+                    None => "hits no device or memory",
                 }
             );
             count(ExitCause::AbortInjected);

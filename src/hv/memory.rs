@@ -47,6 +47,13 @@ impl TableMemory for FrameTableMemory {
         unsafe { core::ptr::write_volatile((table_pa as *mut u64).add(index), value) };
         hv_arch::sysreg::dsb_ishst();
     }
+
+    fn invalidate_ipa(&mut self, ipa: u64) {
+        // Break-before-make: drop stage-2 and combined entries for this IPA
+        // on every CPU before the entry is replaced. Runs with the VM's
+        // VMID in VTTBR_EL2 (changes to a live VM happen in its exits).
+        hv_arch::cache::invalidate_guest_ipa(ipa);
+    }
 }
 
 /// Copy `len` bytes between identity-mapped physical ranges and clean the

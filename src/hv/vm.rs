@@ -59,7 +59,9 @@ pub struct Vm {
     pub ram: VmRam,
     /// Physical SPIs assigned to this VM (forwarded with the HW bit).
     pub assigned_spis: Vec<u32>,
-    _stage2: Mutex<Stage2<FrameTableMemory>>,
+    /// The stage-2 tables VTTBR_EL2 points at: owned here so they live as
+    /// long as the VM (ballooning and sharing will change them at run time).
+    stage2_tables: Mutex<Stage2<FrameTableMemory>>,
 }
 
 /// Where the guest's kernel and initramfs wait in host memory.
@@ -220,13 +222,18 @@ impl Vm {
                 size: ram_size,
             },
             assigned_spis,
-            _stage2: Mutex::new(stage2),
+            stage2_tables: Mutex::new(stage2),
         })
     }
 
     /// Physical CPU that runs vCPU `index`.
     pub fn cpu_of(&self, index: usize) -> usize {
         self.first_cpu + index
+    }
+
+    /// Whether stage 2 maps `ipa` (a fault there is a permission fault, not a hole).
+    pub fn is_mapped(&self, ipa: u64) -> bool {
+        self.stage2_tables.lock().translate(ipa).is_some()
     }
 
     /// Whether `ipa` is in the virtual GIC's distributor or redistributors.
