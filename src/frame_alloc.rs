@@ -259,15 +259,16 @@ mod proofs {
     const FRAMES: u64 = 8;
 
     proof! {
-        /// Under any sequence of alloc/free/alloc_contiguous, no frame is handed out twice, every
-        /// frame handed out is aligned and in range, a freed frame can be handed out again, and a
-        /// bad free is refused without changing anything.
+        /// Under any sequence of alloc/alloc_contiguous/reserve/free, no frame is handed out twice
+        /// or while reserved, every frame handed out is aligned and in range, reserve marks exactly
+        /// the frames it touches, a freed frame can be handed out again, and a bad free is refused
+        /// without changing anything.
         #[unwind(10)]
         fn frames_never_handed_out_twice(src) {
             let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
             let mut owned = [false; FRAMES as usize];
             for _ in 0..6 {
-                match src.below(3) {
+                match src.below(4) {
                     0 => {
                         if let Some(pa) = a.alloc() {
                             assert!(pa % FRAME_SIZE == 0 && a.contains(pa));
@@ -290,6 +291,23 @@ mod proofs {
                             }
                         }
                     }
+                    2 => {
+                        // Possibly unaligned, possibly hanging over either end of the range.
+                        let start = BASE - FRAME_SIZE + src.below((FRAMES + 2) * 8) * (FRAME_SIZE / 8);
+                        let size = src.below(3 * FRAME_SIZE);
+                        let end = start + size;
+                        let limit = BASE + FRAMES * FRAME_SIZE;
+                        if a.reserve(start, size).is_ok() {
+                            for (i, o) in owned.iter_mut().enumerate() {
+                                let frame = BASE + i as u64 * FRAME_SIZE;
+                                if frame < end && frame + FRAME_SIZE > start {
+                                    *o = true;
+                                }
+                            }
+                        } else {
+                            assert!(size == 0 || end <= BASE || start >= limit);
+                        }
+                    }
                     _ => {
                         let pa = BASE + src.below(FRAMES + 1) * FRAME_SIZE + if src.any() { 0 } else { 8 };
                         let before = a.free_count();
@@ -305,6 +323,9 @@ mod proofs {
                     }
                 }
                 assert_eq!(a.free_count(), owned.iter().filter(|o| !**o).count());
+                for (i, o) in owned.iter().enumerate() {
+                    assert_eq!(a.is_allocated(BASE + i as u64 * FRAME_SIZE), *o);
+                }
             }
         }
     }

@@ -228,13 +228,20 @@ impl<M: TableMemory> Stage2<M> {
         (1 << 31) | (ps << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (sl0 << 6) | t0sz
     }
 
-    /// Allow mappings to the physical range `[pa, pa + size)`.
+    /// Allow mappings to the physical range `[pa, pa + size)`, which must
+    /// lie below `1 << pa_bits`.
     pub fn allow(&mut self, pa: u64, size: u64) -> Result<(), Stage2Error> {
         if size == 0 {
             return Err(Stage2Error::ZeroSize);
         }
-        pa.checked_add(size)
+        let end = pa
+            .checked_add(size)
             .ok_or(Stage2Error::OutsideAllowedMemory)?;
+        // Descriptors keep only output-address bits below `pa_bits`: a range
+        // above would alias low memory (the hypervisor's).
+        if end > 1u64 << self.pa_bits {
+            return Err(Stage2Error::OutsideAllowedMemory);
+        }
         if self.allowed_count == MAX_ALLOWED {
             return Err(Stage2Error::TooManyRanges);
         }
@@ -284,6 +291,14 @@ impl<M: TableMemory> Stage2<M> {
     }
 
     /// Map `[ipa, ipa + size)` to `[pa, pa + size)`.
+    ///
+    /// The whole output range must lie in one allowed range, and nothing in
+    /// the input range may be mapped yet; on any error no translation
+    /// changes. Uses 1 GiB and 2 MiB blocks where `ipa`, `pa` and the
+    /// remaining size allow, 4 KiB pages elsewhere. [`Perms::NONE`] is
+    /// accepted: a valid descriptor with no access, so every guest access
+    /// faults to the hypervisor (useful to trap a range while keeping it
+    /// reserved).
     pub fn map(
         &mut self,
         ipa: u64,
@@ -371,6 +386,15 @@ impl<M: TableMemory> Stage2<M> {
                 } else {
                     VALID
                 };
+                if let Entry::Table(old) = classify(self.mem.read_entry(table, i as usize), level) {
+                    // An empty table left by an earlier unmap (the overlap
+                    // check saw nothing mapped under it). Break-before-make,
+                    // because walk caches may still hold the table entry,
+                    // and free it so it does not leak.
+                    self.mem.write_entry(table, i as usize, 0);
+                    self.mem.invalidate_ipa(entry_base);
+                    self.free_tree(old, level + 1);
+                }
                 self.mem
                     .write_entry(table, i as usize, (out & OA_MASK) | attrs | kind);
                 *done = hi;
@@ -448,7 +472,8 @@ impl<M: TableMemory> Stage2<M> {
         }
     }
 
-    /// Apply `f` to every leaf inside `[start, end)` (ranges already split at their ends).
+    /// Invalidate every leaf inside `[start, end)` (no block may straddle
+    /// its ends: see [`Self::split_at`]) and free tables it covers whole.
     fn clear_in(&mut self, table: u64, level: u32, base: u64, start: u64, end: u64) {
         let span = level_size(level);
         let (first, last) = self.entries_in(level, base, start, end);
@@ -751,6 +776,75 @@ mod tests {
         assert_eq!(
             Stage2::new(TestTableMemory::new(), 52, 40).err(),
             Some(Stage2Error::UnsupportedIpaSize)
+        );
+    }
+
+    #[test]
+    fn vtcr_start_levels_and_root_sizes() {
+        // (ipa_bits, root pages, T0SZ, SL0)
+        for (bits, pages, t0sz, sl0) in [
+            (32, 1, 32, 1),
+            (39, 1, 25, 1),
+            (42, 8, 22, 1),
+            (44, 1, 20, 2),
+            (48, 1, 16, 2),
+        ] {
+            let s = Stage2::new(TestTableMemory::new(), bits, 48).unwrap();
+            assert_eq!(s.root_pages(), pages, "{bits}-bit IPA");
+            assert_eq!(s.vtcr() & 0x3f, t0sz);
+            assert_eq!((s.vtcr() >> 6) & 3, sl0);
+            assert_eq!((s.vtcr() >> 16) & 7, 5); // PS: 48 bits
+            assert_eq!((s.vtcr() >> 8) & 0xff, 0b0011_0101); // SH0, ORGN0, IRGN0; TG0 = 4K
+        }
+    }
+
+    #[test]
+    fn block_over_a_table_emptied_by_unmap_frees_the_table() {
+        let mut s = vm(40);
+        s.map(0x4000_0000, RAM_PA, PAGE, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        s.unmap(0x4000_0000, PAGE).unwrap();
+        assert_eq!(s.mem().freed, 0); // the level-2 and level-3 tables stay
+        s.map(0x4000_0000, RAM_PA, MIB2, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(s.mem().freed, 1); // the empty level-3 table
+        assert_eq!(s.translate(0x4000_0000).unwrap().block_size, MIB2);
+        s.unmap(0x4000_0000, MIB2).unwrap();
+        s.map(0x4000_0000, RAM_PA, GIB, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(s.mem().freed, 2); // the empty level-2 table
+        assert_eq!(s.translate(0x7fff_f000).unwrap().pa, RAM_PA + GIB - PAGE);
+    }
+
+    #[test]
+    fn allowed_ranges_must_fit_the_physical_address_size() {
+        let mut s = Stage2::new(TestTableMemory::new(), 40, 40).unwrap();
+        assert_eq!(
+            s.allow(1 << 40, PAGE),
+            Err(Stage2Error::OutsideAllowedMemory)
+        );
+        assert_eq!(
+            s.allow((1 << 40) - PAGE, 2 * PAGE),
+            Err(Stage2Error::OutsideAllowedMemory)
+        );
+        assert_eq!(s.allow(u64::MAX, 2), Err(Stage2Error::OutsideAllowedMemory));
+        assert_eq!(s.allow(RAM_PA, 0), Err(Stage2Error::ZeroSize));
+        s.allow((1 << 40) - PAGE, PAGE).unwrap();
+        for k in 1..MAX_ALLOWED as u64 {
+            s.allow(k * PAGE, PAGE).unwrap();
+        }
+        assert_eq!(s.allow(0, PAGE), Err(Stage2Error::TooManyRanges));
+    }
+
+    #[test]
+    fn no_access_mapping_is_valid_and_translates() {
+        let mut s = vm(40);
+        s.map(0x4000_0000, RAM_PA, PAGE, Perms::NONE, MemAttr::Normal)
+            .unwrap();
+        assert_eq!(s.translate(0x4000_0000).unwrap().perms, Perms::NONE);
+        assert_eq!(
+            s.map(0x4000_0000, RAM_PA, PAGE, Perms::RW, MemAttr::Normal),
+            Err(Stage2Error::Overlap)
         );
     }
 
