@@ -81,6 +81,13 @@ fn align_up(v: u64, align: u64) -> Option<u64> {
 /// Plan the layout in RAM `[ram_base, ram_base + ram_size)` (ram_base 2 MiB aligned):
 /// kernel at ram_base + text_offset; device tree on the next 2 MiB boundary
 /// after the kernel's footprint; initramfs on the next page after the DTB.
+///
+/// Putting the kernel at the lowest 2 MiB-aligned base satisfies either
+/// value of the header's physical-placement flag (bit 3): as close to the
+/// start of RAM as possible, and (for guest RAM below 2^48) inside the
+/// 48-bit range. A 2 MiB boundary keeps the DTB out of the 2 MiB block the
+/// kernel maps for its own image end, and the DTB must end within 512 MiB
+/// of the kernel's start (older kernels map it from there).
 pub fn plan_layout(
     ram_base: u64,
     ram_size: u64,
@@ -181,29 +188,112 @@ mod tests {
             Err(ImageError::DoesNotFit)
         );
     }
+
+    #[test]
+    fn old_kernels_without_image_size_use_the_file_size() {
+        let h = parse_image_header(&header(0x1234, 0, 0)).unwrap();
+        let l = plan_layout(0x4000_0000, 64 << 20, &h, 0x30_0000, 0, 0x1000).unwrap();
+        assert_eq!(l.kernel_ipa, 0x4008_0000);
+        assert_eq!(l.kernel_footprint, 0x30_0000);
+        assert_eq!(l.dtb_ipa, 0x4040_0000);
+        assert_eq!(l.initrd_ipa, None);
+    }
+
+    #[test]
+    fn impossible_layouts_are_refused() {
+        let h = ImageHeader {
+            text_offset: 0,
+            image_size: 0x100_0000,
+            flags: 0,
+        };
+        let gib = 1 << 30;
+        let refused = |ram_base, ram_size, h: &ImageHeader, kernel, initrd, dtb| {
+            plan_layout(ram_base, ram_size, h, kernel, initrd, dtb) == Err(ImageError::DoesNotFit)
+        };
+        assert!(
+            refused(0x4010_0000, gib, &h, 0x1000, 0, 0x1000),
+            "RAM base not 2 MiB aligned"
+        );
+        assert!(refused(0x4000_0000, gib, &h, 0, 0, 0x1000), "empty kernel");
+        assert!(refused(0x4000_0000, gib, &h, 0x1000, 0, 0), "DTB size 0");
+        assert!(
+            refused(0x4000_0000, gib, &h, 0x1000, 0, DTB_MAX + 1),
+            "DTB over 2 MiB"
+        );
+        assert!(
+            refused(!(TWO_MIB - 1), gib, &h, 0x1000, 0, 0x1000),
+            "RAM wraps"
+        );
+        assert!(
+            refused(0x4000_0000, gib, &h, 0x1000, u64::MAX, 0x1000),
+            "initrd wraps"
+        );
+        assert!(
+            refused(0x4000_0000, gib, &h, u64::MAX, 0, 0x1000),
+            "kernel wraps"
+        );
+        let odd_offset = ImageHeader {
+            text_offset: 0x80001,
+            ..h
+        };
+        assert!(refused(0x4000_0000, gib, &odd_offset, 0x1000, 0, 0x1000));
+        let huge = ImageHeader {
+            image_size: 511 << 20,
+            ..h
+        };
+        assert!(
+            refused(0x4000_0000, 2 * gib, &huge, 0x1000, 0, 0x1000),
+            "DTB beyond 512 MiB"
+        );
+        let just_fits = ImageHeader {
+            image_size: 510 << 20,
+            ..h
+        };
+        let l = plan_layout(0x4000_0000, 2 * gib, &just_fits, 0x1000, 0, DTB_MAX).unwrap();
+        assert_eq!(l.dtb_ipa + DTB_MAX, l.kernel_ipa + DTB_WINDOW);
+    }
 }
 
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
 
+    /// Under test, mostly a size of the typical magnitude, so that many layouts
+    /// succeed, otherwise any value (under Kani, that branch covers every value).
+    fn size(src: &mut crate::verify::Source, typical: u64) -> u64 {
+        if src.below(4) == 0 {
+            src.any()
+        } else {
+            src.below(typical)
+        }
+    }
+
     proof! {
         /// For any header and sizes, the plan is an error or puts kernel, DTB and initramfs in
         /// guest RAM, aligned as the boot protocol requires, without overlapping each other.
         #[unwind(2)]
         fn layout_fits_and_does_not_overlap(src) {
-            let ram_base = src.below(4) * TWO_MIB;
-            let ram_size: u64 = src.any();
-            let header = ImageHeader { text_offset: src.any(), image_size: src.any(), flags: 0 };
-            let kernel: u64 = src.any();
-            let initrd: u64 = src.any();
+            let ram_base = if src.any() { src.below(4) * TWO_MIB } else { src.any::<u64>() & !(TWO_MIB - 1) };
+            let ram_size = size(src, 1 << 30);
+            let header = ImageHeader { text_offset: if src.below(4) == 0 { src.any() } else { src.below(4) * 0x8_0000 }, image_size: size(src, 64 << 20), flags: 0 };
+            let kernel = size(src, 64 << 20);
+            let initrd = size(src, 64 << 20);
             let dtb = 1 + src.below(DTB_MAX);
             if let Ok(l) = plan_layout(ram_base, ram_size, &header, kernel, initrd, dtb) {
                 let ram_end = ram_base + ram_size;
-                assert!(l.kernel_ipa >= ram_base && l.kernel_ipa + l.kernel_footprint <= l.dtb_ipa);
-                assert!(l.kernel_footprint >= l.kernel_size);
+                // Kernel: text_offset from a 2 MiB-aligned base, room for image_size and the file.
+                assert_eq!(l.kernel_ipa - header.text_offset, ram_base);
+                assert_eq!(l.kernel_ipa % PAGE, 0);
+                assert_eq!(l.kernel_size, kernel);
+                assert!(l.kernel_footprint >= l.kernel_size && l.kernel_footprint >= header.image_size);
+                // DTB: 8-byte aligned (2 MiB in fact), after the kernel, within 512 MiB of it.
+                assert!(l.kernel_ipa + l.kernel_footprint <= l.dtb_ipa);
                 assert_eq!(l.dtb_ipa % 8, 0);
+                assert!(l.dtb_ipa + dtb <= l.kernel_ipa + DTB_WINDOW);
                 assert!(l.dtb_ipa + dtb <= ram_end);
+                // Initramfs: page aligned, after the DTB, inside RAM; present iff non-empty.
+                assert_eq!(l.initrd_ipa.is_some(), initrd > 0);
+                assert_eq!(l.initrd_size, initrd);
                 if let Some(i) = l.initrd_ipa {
                     assert_eq!(i % PAGE, 0);
                     assert!(i >= l.dtb_ipa + dtb && i + l.initrd_size <= ram_end);

@@ -44,8 +44,13 @@ pub struct HostInfo {
     pub gic_redist: (u64, u64),
     pub uart: Option<Device>,
     pub virtio_mmio: Vec<Device>,
+    /// INTIDs of the architected timer's interrupts, in device-tree order:
+    /// secure physical, non-secure physical, virtual, hypervisor (PPIs 13, 14, 11, 10 on QEMU).
+    pub timer_irqs: Vec<u32>,
+    /// `method` of the /psci node: `"smc"` on QEMU virt with EL2, `"hvc"` inside a VM.
+    pub psci_method: Option<String>,
     pub bootargs: String,
-    /// `linux,initrd-start` / `linux,initrd-end` from /chosen.
+    /// `linux,initrd-start` / `linux,initrd-end` from /chosen (32- or 64-bit values).
     pub initrd: Option<(u64, u64)>,
 }
 
@@ -63,15 +68,34 @@ fn be_number(bytes: &[u8]) -> Option<u64> {
     }
 }
 
+/// GIC INTID of one `<type number flags>` interrupt specifier: SPI n is
+/// 32 + n (n < 988), PPI n is 16 + n (n < 16); anything else is not a GIC interrupt.
+fn intid_of_specifier(kind: u32, number: u32) -> Option<u32> {
+    match kind {
+        0 if number < 988 => Some(32 + number),
+        1 if number < 16 => Some(16 + number),
+        _ => None,
+    }
+}
+
+/// INTIDs of all interrupts of a 3-cell GIC `interrupts` property, in order
+/// (an invalid specifier makes the whole list empty: better none than wrong ones).
+fn gic_intids(node: fdt::node::FdtNode) -> Vec<u32> {
+    let Some(property) = node.property("interrupts") else {
+        return Vec::new();
+    };
+    let cells: Vec<u32> = be_cells(property.value).collect();
+    cells
+        .chunks_exact(3)
+        .map(|spec| intid_of_specifier(spec[0], spec[1]))
+        .collect::<Option<Vec<u32>>>()
+        .unwrap_or_default()
+}
+
 /// INTID of the first interrupt of a 3-cell GIC `interrupts` property.
 fn gic_intid(node: fdt::node::FdtNode) -> Option<u32> {
     let mut cells = be_cells(node.property("interrupts")?.value);
-    let (kind, number) = (cells.next()?, cells.next()?);
-    match kind {
-        0 => number.checked_add(32),
-        1 => number.checked_add(16),
-        _ => None,
-    }
+    intid_of_specifier(cells.next()?, cells.next()?)
 }
 
 fn device(node: fdt::node::FdtNode) -> Option<Device> {
@@ -247,6 +271,14 @@ pub fn parse_host(dtb: &[u8]) -> Result<HostInfo, ConfigError> {
             }
         }
     }
+    if let Some(timer) = tree.find_compatible(&["arm,armv8-timer"]) {
+        host.timer_irqs = gic_intids(timer);
+    }
+    host.psci_method = tree
+        .find_node("/psci")
+        .and_then(|psci| psci.property("method"))
+        .and_then(|method| method.as_str())
+        .map(String::from);
     if let Some(chosen) = tree.find_node("/chosen") {
         host.bootargs = chosen
             .property("bootargs")
@@ -275,7 +307,7 @@ pub struct HvArgs {
     pub guest_kernel: Option<(u64, u64)>,
     /// `hv.vcpus=N`.
     pub guest_vcpus: Option<usize>,
-    /// `hv.mem=SIZE` (K/M/G suffixes), in MiB.
+    /// `hv.mem=SIZE` (K/M/G suffixes, a whole number of MiB), in MiB.
     pub guest_mem_mib: Option<u64>,
     /// `hv.log=off|error|warn|info|debug|trace`.
     pub log_level: Option<LevelFilter>,
@@ -344,10 +376,12 @@ pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
                 )
             }
             "mem" => {
+                // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
+                // `1536K` to 1 MiB silently would hide it.
                 args.guest_mem_mib = Some(
                     parse_size(value)
+                        .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
                         .map(|b| b >> 20)
-                        .filter(|m| *m > 0)
                         .ok_or_else(bad)?,
                 )
             }
@@ -391,7 +425,7 @@ pub struct GuestDtbSpec {
     /// Other emulated MMIO devices (e.g. the test scratch device).
     pub extra_mmio: Vec<Device>,
     pub bootargs: String,
-    /// Initramfs guest-physical `[start, end)`.
+    /// Initramfs guest-physical `[start, end)` (end > start).
     pub initrd: Option<(u64, u64)>,
 }
 
@@ -421,7 +455,8 @@ fn spi_cells(device: &Device, flags: u32) -> Option<[u32; 3]> {
 /// The device tree a guest boots with: its memory, its vCPUs (PSCI over
 /// HVC), the virtual GICv3 and timer, and only the devices it is given.
 pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
-    if spec.num_vcpus == 0 || spec.num_vcpus > MAX_VCPUS || spec.ram_size == 0 {
+    let empty_initrd = spec.initrd.is_some_and(|(start, end)| end <= start);
+    if spec.num_vcpus == 0 || spec.num_vcpus > MAX_VCPUS || spec.ram_size == 0 || empty_initrd {
         return Err(FdtError::InvalidSpec);
     }
     let mut w = FdtWriter::new();
@@ -629,6 +664,107 @@ mod tests {
         assert_eq!(parse_host(&[0u8; 64]), Err(ConfigError::BadDeviceTree));
     }
 
+    /// QEMU's own tree, made with
+    /// `qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3,dumpdtb=virt.dtb
+    /// -cpu cortex-a72 -smp 4 -m 1G -kernel K -initrd I -append A` (I: 4096 bytes;
+    /// A: the hv.* line checked below), then the random `rng-seed` and `kaslr-seed` removed
+    /// with `fdtput -d` and the 1 MiB padding with `dtc -I dtb -O dtb`.
+    const QEMU_VIRT_DTB: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-gicv3-smp4.dtb");
+
+    #[test]
+    fn reads_a_real_qemu_virt_tree() {
+        let host = parse_host(QEMU_VIRT_DTB).unwrap();
+        assert_eq!(host.ram, [(0x4000_0000, 0x4000_0000)]);
+        assert_eq!(
+            (host.cpu_count, host.cpu_mpidrs.as_slice()),
+            (4, &[0, 1, 2, 3][..])
+        );
+        assert_eq!(host.cpu_compatible, "arm,cortex-a72");
+        assert_eq!(host.gic_dist, (0x0800_0000, 0x1_0000));
+        assert_eq!(host.gic_redist, (0x080a_0000, 0xf6_0000));
+        assert_eq!(
+            host.uart,
+            Some(Device {
+                name: "pl011".into(),
+                base: 0x0900_0000,
+                size: 0x1000,
+                irq: Some(33),
+                compatible: "arm,pl011".into(),
+            })
+        );
+        assert_eq!(host.virtio_mmio.len(), 32);
+        let bases: Vec<u64> = host.virtio_mmio.iter().map(|d| d.base).collect();
+        let intids: Vec<Option<u32>> = host.virtio_mmio.iter().map(|d| d.irq).collect();
+        for slot in 0..32u32 {
+            assert!(bases.contains(&(0x0a00_0000 + 0x200 * u64::from(slot))));
+            assert!(intids.contains(&Some(48 + slot)));
+        }
+        assert!(host.virtio_mmio.iter().all(|d| d.size == 0x200));
+        assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
+        assert_eq!(host.psci_method.as_deref(), Some("smc"));
+        // QEMU writes the initrd bounds as single 32-bit cells.
+        assert_eq!(host.initrd, Some((0x4800_0000, 0x4800_1000)));
+        let args = parse_hv_args(&host.bootargs).unwrap();
+        assert_eq!(args.guest_kernel, Some((0x4800_0000, 0x1a0_0000)));
+        assert_eq!((args.guest_vcpus, args.guest_mem_mib), (Some(2), Some(256)));
+        assert_eq!(args.log_level, Some(LevelFilter::Info));
+        assert_eq!(args.guest_bootargs, "console=ttyAMA0 rdinit=/init");
+    }
+
+    #[test]
+    fn damaged_real_trees_are_refused_or_read_without_panicking() {
+        for len in 0..QEMU_VIRT_DTB.len() {
+            assert!(
+                parse_host(&QEMU_VIRT_DTB[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
+        // One corruption at every third byte (the fuzz target tries many more): values
+        // that are tokens, lengths and offsets in disguise, and a flipped top bit.
+        let mut tree = QEMU_VIRT_DTB.to_vec();
+        for at in (0..tree.len()).step_by(3) {
+            let original = tree[at];
+            tree[at] = [0x00, 0x01, 0x02, 0x03, 0x09, 0xff, original ^ 0x80][at % 7];
+            let _ = parse_host(&tree);
+            tree[at] = original;
+        }
+    }
+
+    #[test]
+    fn interrupt_specifiers_map_to_gic_intids() {
+        assert_eq!(intid_of_specifier(0, 0), Some(32));
+        assert_eq!(intid_of_specifier(0, 987), Some(1019));
+        assert_eq!(intid_of_specifier(0, 988), None, "INTIDs 1020+ are special");
+        assert_eq!(intid_of_specifier(1, 15), Some(31));
+        assert_eq!(intid_of_specifier(1, 16), None);
+        assert_eq!(intid_of_specifier(2, 0), None, "not an SPI or PPI");
+        assert_eq!(intid_of_specifier(0, u32::MAX), None);
+    }
+
+    #[test]
+    fn memory_sizes_are_whole_mebibytes() {
+        let mem = |text: &str| parse_hv_args(text).map(|a| a.guest_mem_mib);
+        assert_eq!(mem("hv.mem=1G"), Ok(Some(1024)));
+        assert_eq!(mem("hv.mem=0x10000000"), Ok(Some(256)));
+        assert_eq!(mem("hv.mem=2048K"), Ok(Some(2)));
+        assert_eq!(
+            mem("hv.mem=1536K"),
+            Err(ConfigError::BadValue("hv.mem=1536K".into()))
+        );
+        assert_eq!(
+            mem("hv.mem=512K"),
+            Err(ConfigError::BadValue("hv.mem=512K".into()))
+        );
+        assert_eq!(
+            mem("hv.mem=0"),
+            Err(ConfigError::BadValue("hv.mem=0".into()))
+        );
+        assert_eq!(
+            mem("hv.mem=99999999999G"),
+            Err(ConfigError::BadValue("hv.mem=99999999999G".into()))
+        );
+    }
+
     #[test]
     fn parses_the_command_line() {
         let a = parse_hv_args("hv.kernel=0x49000000,27M hv.vcpus=4 hv.mem=256M hv.log=warn hv.testdev=on -- console=ttyAMA0 rdinit=/init").unwrap();
@@ -754,6 +890,24 @@ mod tests {
             }),
             Err(FdtError::InvalidSpec)
         );
+        assert_eq!(
+            build_guest_dtb(&GuestDtbSpec {
+                initrd: Some((0x4200_0000, 0x4200_0000)),
+                ..spec()
+            }),
+            Err(FdtError::InvalidSpec)
+        );
+        let misnamed = Device {
+            name: "a/b".into(),
+            ..spec().uart.unwrap()
+        };
+        assert_eq!(
+            build_guest_dtb(&GuestDtbSpec {
+                extra_mmio: alloc::vec![misnamed],
+                ..spec()
+            }),
+            Err(FdtError::BadName)
+        );
     }
 }
 
@@ -780,13 +934,40 @@ mod proofs {
         }
     }
 
+    fn device_at(name: &str, base: u64, irq: Option<u32>, compatible: &str) -> Device {
+        Device {
+            name: name.into(),
+            base,
+            size: 0x1000,
+            irq,
+            compatible: compatible.into(),
+        }
+    }
+
     proof! {
-        /// The guest device tree always parses and names exactly the VM's memory and vCPU count.
+        /// The guest device tree always parses, names exactly the VM's memory and vCPUs,
+        /// and reads back (through the host parser) as the devices, interrupts and
+        /// initramfs it was given; its header totalsize is its length.
         #[unwind(9)]
         fn guest_tree_has_exactly_the_vm_memory(src) {
             let ram_base = src.below(1 << 20) << 21;
             let ram_size = (1 + src.below(1 << 12)) << 20;
             let num_vcpus = 1 + src.below(8) as usize;
+            let uart_spi = src.below(988) as u32;
+            let uart = if src.any() {
+                Some(device_at("pl011", 0x0900_0000, Some(32 + uart_spi), "arm,pl011"))
+            } else {
+                None
+            };
+            let virtio: Vec<Device> = (0..src.below(3))
+                .map(|slot| device_at("virtio_mmio", 0x0a00_0000 + slot * 0x200, Some(48 + slot as u32), "virtio,mmio"))
+                .collect();
+            let initrd = if src.any() {
+                let start = src.below(u64::MAX - (1 << 30));
+                Some((start, start + 1 + src.below(1 << 30)))
+            } else {
+                None
+            };
             let spec = GuestDtbSpec {
                 ram_base,
                 ram_size,
@@ -794,11 +975,11 @@ mod proofs {
                 cpu_compatible: String::new(),
                 gic_dist: (0x0800_0000, 0x1_0000),
                 gic_redist_base: 0x080a_0000,
-                uart: None,
-                virtio: Vec::new(),
+                uart: uart.clone(),
+                virtio: virtio.clone(),
                 extra_mmio: Vec::new(),
-                bootargs: String::new(),
-                initrd: None,
+                bootargs: String::from("console=ttyAMA0"),
+                initrd,
             };
             let blob = build_guest_dtb(&spec).unwrap();
             let tree = fdt::Fdt::new(&blob).unwrap();
@@ -809,6 +990,20 @@ mod proofs {
             assert_eq!((r.starting_address as usize as u64, r.size.map(|s| s as u64)), (ram_base, Some(ram_size)));
             assert!(regions.next().is_none());
             assert_eq!(tree.cpus().count(), num_vcpus);
+
+            let host = parse_host(&blob).unwrap();
+            assert_eq!(host.ram, [(ram_base, ram_size)]);
+            assert_eq!(host.cpu_mpidrs, (0..num_vcpus as u64).collect::<Vec<_>>());
+            assert_eq!(host.gic_redist, (0x080a_0000, num_vcpus as u64 * 0x2_0000));
+            assert_eq!(host.uart.map(|u| u.irq), uart.map(|u| u.irq));
+            assert_eq!(
+                host.virtio_mmio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>(),
+                virtio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>()
+            );
+            assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
+            assert_eq!(host.psci_method.as_deref(), Some("hvc"));
+            assert_eq!(host.initrd, initrd);
+            assert_eq!(host.bootargs, "console=ttyAMA0");
         }
     }
 }
