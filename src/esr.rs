@@ -72,6 +72,9 @@ pub enum DecodeError {
     NoSyndrome,
     /// The fault happened on the stage-1 page-table walk, not on the access itself.
     StageOneWalk,
+    /// ISS.FnV=1: FAR_EL2 does not hold the faulting address, so the page
+    /// offset of the access is unknown.
+    FarNotValid,
     /// A combination of fields the architecture does not produce.
     Inconsistent,
 }
@@ -98,12 +101,21 @@ const ISV: u64 = 1 << 24;
 const SSE: u64 = 1 << 21;
 const SF: u64 = 1 << 15;
 const AR: u64 = 1 << 14;
+const FNV: u64 = 1 << 10;
 const S1PTW: u64 = 1 << 7;
 const WNR: u64 = 1 << 6;
 
 /// Decode a data abort from a lower EL (EC 0x24) into an MMIO access.
 /// The IPA is HPFAR_EL2.FIPA (bits [43:4], page number) joined with the page
 /// offset from FAR_EL2.
+///
+/// Errors, in the order checked: not EC 0x24 ([`DecodeError::WrongClass`]);
+/// S1PTW=1 ([`DecodeError::StageOneWalk`]: the guest's own page tables sit
+/// in unbacked memory, which no device emulation can fix); ISV=0
+/// ([`DecodeError::NoSyndrome`]: e.g. LDP/STP or writeback forms); FnV=1
+/// ([`DecodeError::FarNotValid`]); and field combinations no load/store
+/// instruction produces ([`DecodeError::Inconsistent`]). The caller injects
+/// an external abort for all of them.
 pub fn decode_data_abort(esr: u64, far: u64, hpfar: u64) -> Result<MmioAccess, DecodeError> {
     if exception_class(esr) != ExceptionClass::DataAbortLower {
         return Err(DecodeError::WrongClass);
@@ -114,14 +126,19 @@ pub fn decode_data_abort(esr: u64, far: u64, hpfar: u64) -> Result<MmioAccess, D
     if esr & ISV == 0 {
         return Err(DecodeError::NoSyndrome);
     }
+    if esr & FNV != 0 {
+        return Err(DecodeError::FarNotValid);
+    }
     let size = 1u8 << ((esr >> 22) & 0b11);
     let write = esr & WNR != 0;
     let sign_extend = esr & SSE != 0;
     let reg_is_64bit = esr & SF != 0;
     // Stores never sign-extend; an 8-byte access needs a 64-bit register;
-    // a sign-extending load into Wt cannot be 4 bytes (LDRSW has only an Xt form).
+    // nothing sign-extends 8 bytes; a sign-extending load into Wt cannot be
+    // 4 bytes (LDRSW has only an Xt form).
     if (write && sign_extend)
         || (size == 8 && !reg_is_64bit)
+        || (sign_extend && size == 8)
         || (sign_extend && size == 4 && !reg_is_64bit)
     {
         return Err(DecodeError::Inconsistent);
@@ -282,7 +299,10 @@ const SPSR_M_MASK: u64 = 0b1_1111;
 const SPSR_AARCH32: u64 = 1 << 4;
 
 /// Offset from VBAR_EL1 of the synchronous vector for an exception taken to
-/// EL1 from the state in `spsr` (the guest's SPSR_EL2 at the exit).
+/// EL1 from the state in `spsr` (the guest's SPSR_EL2 at the exit): 0x000
+/// from EL1 with SP_EL0, 0x200 from EL1 with SP_EL1, 0x400 from AArch64 EL0,
+/// 0x600 from AArch32. Modes a guest cannot be in (EL2/EL3, reserved
+/// encodings) count as a lower EL, so the answer is always one of the four.
 pub fn vector_offset(spsr: u64) -> u64 {
     let mode = spsr & SPSR_M_MASK;
     if mode & SPSR_AARCH32 != 0 {
@@ -296,17 +316,27 @@ pub fn vector_offset(spsr: u64) -> u64 {
     }
 }
 
+const SPSR_NZCV: u64 = 0b1111 << 28;
+const SPSR_DIT: u64 = 1 << 24;
+const SPSR_PAN: u64 = 1 << 22;
 const SPSR_DAIF: u64 = 0b1111 << 6;
 const SPSR_EL1H: u64 = 0b0101;
-const SPSR_PAN: u64 = 1 << 22;
 
-/// PSTATE on entry to the guest's EL1 exception vector: EL1h with D, A, I, F
-/// masked, as the architecture sets them on an exception. PAN is copied (it
-/// only changes with SCTLR_EL1.SPAN=0, and FEAT_PAN is absent on the cortex-a72
-/// we emulate, so keeping the old value is right there); SSBS stays clear
-/// (SCTLR_EL1.DSSBS is 0 at reset, and cortex-a72 lacks FEAT_SSBS).
+/// PSTATE on entry to the guest's EL1 vector (the new SPSR_EL2), following
+/// the Arm ARM's `AArch64.TakeException` for an exception taken to EL1:
+///
+/// - EL1h, AArch64, with D, A, I and F all masked;
+/// - N, Z, C, V and DIT unchanged (bit 24 holds DIT whether the guest was in
+///   AArch64 or AArch32);
+/// - PAN unchanged: the architecture sets it only when SCTLR_EL1.SPAN is 0,
+///   and SPAN is always 1 for our guests (RES1 on ARMv8.0, and forced to 1 by
+///   the trapped-write masks in [`crate::sysreg`]);
+/// - SSBS = SCTLR_EL1.DSSBS, which is always 0 here (RES0 on ARMv8.0 and
+///   forced clear in [`crate::sysreg`]), so SSBS is clear;
+/// - SS, IL, UAO, BTYPE cleared; TCO left clear because MTE is hidden from
+///   the guest and is RES0 on cortex-a72.
 pub fn injected_spsr(spsr: u64) -> u64 {
-    (spsr & SPSR_PAN) | SPSR_DAIF | SPSR_EL1H
+    (spsr & (SPSR_NZCV | SPSR_DIT | SPSR_PAN)) | SPSR_DAIF | SPSR_EL1H
 }
 
 #[cfg(test)]
@@ -382,6 +412,22 @@ mod tests {
             decode_data_abort(0x16 << 26, 0, 0),
             Err(DecodeError::WrongClass)
         );
+        // FAR not valid: the page offset of the access is unknown.
+        assert_eq!(
+            decode_data_abort(dabt(ISV | FNV | (2 << 22)), 0, 0),
+            Err(DecodeError::FarNotValid)
+        );
+        // A sign-extending 8-byte load does not exist.
+        assert_eq!(
+            decode_data_abort(dabt(ISV | SSE | SF | (3 << 22)), 0, 0),
+            Err(DecodeError::Inconsistent)
+        );
+        // LDRSW Wt does not exist; LDRSW Xt does.
+        assert_eq!(
+            decode_data_abort(dabt(ISV | SSE | (2 << 22)), 0, 0),
+            Err(DecodeError::Inconsistent)
+        );
+        assert!(decode_data_abort(dabt(ISV | SSE | SF | (2 << 22)), 0, 0).is_ok());
     }
 
     #[test]
@@ -416,6 +462,10 @@ mod tests {
         assert_eq!(vector_offset(0x0), 0x400);
         assert_eq!(vector_offset(0x10), 0x600);
         assert_eq!(injected_spsr(0x0), 0x3c5);
+        // Flags, DIT and PAN survive; SS, IL, UAO, SSBS, BTYPE and the AArch32 bits do not.
+        let from_el0 = 0xf000_0000 | SPSR_DIT | SPSR_PAN | (1 << 23) | (1 << 21) | (1 << 20);
+        assert_eq!(injected_spsr(from_el0 | (1 << 12) | (3 << 10)), 0xf140_03c5);
+        assert_eq!(injected_spsr(0x1d3 | (1 << 27) | (1 << 5)), 0x3c5); // AArch32 SVC mode, Q, T
         assert_eq!(
             data_abort_syndrome(true, false, DFSC_SYNC_EXTERNAL) >> 26,
             0x25
@@ -435,12 +485,14 @@ mod proofs {
             let esr: u64 = src.any();
             // Half the cases are data aborts with a syndrome, which random bits rarely are.
             let esr = if src.any::<bool>() { (esr & 0x3ff_ffff) | (0x24 << 26) | ISV } else { esr };
-            if let Ok(a) = decode_data_abort(esr, src.any(), src.any()) {
+            let far: u64 = src.any();
+            if let Ok(a) = decode_data_abort(esr, far, src.any()) {
                 assert!(a.reg <= 31);
                 assert!(matches!(a.size, 1 | 2 | 4 | 8));
                 assert!(!(a.write && a.sign_extend));
-                assert!(a.size != 8 || a.reg_is_64bit);
+                assert!(a.size != 8 || (a.reg_is_64bit && !a.sign_extend));
                 assert!(a.ipa < 1 << 52);
+                assert_eq!(a.ipa & 0xfff, far & 0xfff);
             }
         }
     }
@@ -459,6 +511,14 @@ mod proofs {
             }
             if !a.sign_extend {
                 assert_eq!(v, raw & size_mask(a.size));
+            } else {
+                // The low `size` bytes are the device's; every bit above them, up to the
+                // register width, is a copy of the device value's top bit.
+                let width_mask = if a.reg_is_64bit { u64::MAX } else { 0xffff_ffff };
+                let sign = (raw >> (u32::from(a.size) * 8 - 1)) & 1 == 1;
+                let upper = width_mask & !size_mask(a.size);
+                assert_eq!(v & size_mask(a.size), raw & size_mask(a.size));
+                assert_eq!(v & upper, if sign { upper } else { 0 });
             }
             assert_eq!(mmio_store_value(&a, raw), raw & size_mask(a.size));
         }
@@ -475,6 +535,41 @@ mod proofs {
                 assert!(a.rt < 32);
             }
             assert!(matches!(vector_offset(src.any()), 0x000 | 0x200 | 0x400 | 0x600));
+        }
+    }
+
+    proof! {
+        /// An injected exception always enters the guest's EL1h vector in AArch64 with D, A, I
+        /// and F masked, keeping only the flags, DIT and PAN of the interrupted state.
+        #[unwind(2)]
+        fn injected_exception_enters_el1h_masked(src) {
+            let spsr: u64 = src.any();
+            let new = injected_spsr(spsr);
+            assert_eq!(new & SPSR_M_MASK, SPSR_EL1H);
+            assert_eq!(new & SPSR_DAIF, SPSR_DAIF);
+            assert_eq!(new & !(SPSR_M_MASK | SPSR_DAIF), spsr & (SPSR_NZCV | SPSR_DIT | SPSR_PAN));
+        }
+    }
+
+    proof! {
+        /// Injected abort syndromes carry the right class for the source EL, IL set, the fault
+        /// status and the direction, and nothing outside ESR_EL1's 32 bits.
+        #[unwind(2)]
+        fn abort_syndromes_are_well_formed(src) {
+            let same_el: bool = src.any();
+            let write: bool = src.any();
+            let status: u8 = src.any();
+            let data = data_abort_syndrome(same_el, write, status);
+            assert_eq!(data >> 26, if same_el { 0x25 } else { 0x24 });
+            assert!(il_bit(data));
+            assert_eq!(data & 0x3f, u64::from(status & 0x3f));
+            assert_eq!(data & WNR != 0, write);
+            assert_eq!(data & ISV, 0);
+            let inst = instruction_abort_syndrome(same_el, status);
+            assert_eq!(inst >> 26, if same_el { 0x21 } else { 0x20 });
+            assert!(il_bit(inst));
+            assert_eq!(inst & 0x3f, u64::from(status & 0x3f));
+            assert_eq!(exception_class(undefined_syndrome()), ExceptionClass::Unknown);
         }
     }
 }

@@ -15,6 +15,9 @@ pub const NOT_PRESENT: i64 = -7;
 pub const DISABLED: i64 = -8;
 pub const INVALID_ADDRESS: i64 = -9;
 
+/// MIGRATE_INFO_TYPE answer: no Trusted OS, or one that needs no migration.
+pub const MIGRATE_INFO_TYPE_NOT_REQUIRED: i64 = 2;
+
 /// PSCI 1.1: major 1 in bits [31:16], minor 1.
 pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
 /// SMCCC 1.1.
@@ -120,12 +123,24 @@ pub fn decode(x: &[u64; 4]) -> PsciCall {
 
 /// PSCI_FEATURES / SMCCC_ARCH_FEATURES answer for `function_id`: 0 for every
 /// call implemented (for CPU_SUSPEND, 0 also means the original power_state
-/// format), NOT_SUPPORTED otherwise, including the ARCH_WORKAROUND calls.
+/// format and no OS-initiated mode), NOT_SUPPORTED otherwise, including
+/// SMCCC_ARCH_WORKAROUND_1/2/3 (the guest gets no firmware mitigation calls).
 pub fn features(function_id: u32) -> i64 {
     match function_id {
-        FN_PSCI_VERSION | FN_CPU_SUSPEND_32 | FN_CPU_SUSPEND_64 | FN_CPU_OFF | FN_CPU_ON_32
-        | FN_CPU_ON_64 | FN_AFFINITY_INFO_32 | FN_AFFINITY_INFO_64 | FN_MIGRATE_INFO_TYPE
-        | FN_SYSTEM_OFF | FN_SYSTEM_RESET | FN_PSCI_FEATURES | FN_SMCCC_VERSION => SUCCESS,
+        FN_PSCI_VERSION
+        | FN_CPU_SUSPEND_32
+        | FN_CPU_SUSPEND_64
+        | FN_CPU_OFF
+        | FN_CPU_ON_32
+        | FN_CPU_ON_64
+        | FN_AFFINITY_INFO_32
+        | FN_AFFINITY_INFO_64
+        | FN_MIGRATE_INFO_TYPE
+        | FN_SYSTEM_OFF
+        | FN_SYSTEM_RESET
+        | FN_PSCI_FEATURES
+        | FN_SMCCC_VERSION
+        | FN_SMCCC_ARCH_FEATURES => SUCCESS,
         _ => NOT_SUPPORTED,
     }
 }
@@ -141,6 +156,11 @@ pub enum PowerState {
 
 /// The power states of a VM's vCPUs. Virtual MPIDRs have Aff0 = vCPU index
 /// and Aff1..Aff3 = 0.
+///
+/// Every vCPU reaches On only through OnPending: secondaries by an accepted
+/// CPU_ON, and the boot vCPU 0 because it starts OnPending (the hypervisor
+/// itself powers it on). [`VcpuPower::mark_on`] then records that the vCPU
+/// is about to run.
 #[derive(Debug, Clone)]
 pub struct VcpuPower {
     states: [PowerState; MAX_VCPUS],
@@ -150,10 +170,13 @@ pub struct VcpuPower {
 const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 impl VcpuPower {
-    /// `count` vCPUs (clamped to 1..=MAX_VCPUS), all off.
+    /// `count` vCPUs (clamped to 1..=MAX_VCPUS): vCPU 0, the boot vCPU, is
+    /// OnPending until it starts; all others are off.
     pub fn new(count: usize) -> Self {
+        let mut states = [PowerState::Off; MAX_VCPUS];
+        states[0] = PowerState::OnPending;
         VcpuPower {
-            states: [PowerState::Off; MAX_VCPUS],
+            states,
             count: count.clamp(1, MAX_VCPUS),
         }
     }
@@ -190,14 +213,21 @@ impl VcpuPower {
         }
     }
 
-    /// The vCPU is about to run its first instruction (boot vCPU, or a CPU_ON target).
-    pub fn mark_on(&mut self, index: usize) {
-        if index < self.count {
-            self.states[index] = PowerState::On;
+    /// The vCPU is about to run its first instruction (the boot vCPU, or an
+    /// accepted CPU_ON target): OnPending becomes On. Returns false, changing
+    /// nothing, for a vCPU that is not OnPending or does not exist.
+    pub fn mark_on(&mut self, index: usize) -> bool {
+        match self.states.get_mut(index) {
+            Some(state) if index < self.count && *state == PowerState::OnPending => {
+                *state = PowerState::On;
+                true
+            }
+            _ => false,
         }
     }
 
-    /// PSCI CPU_OFF from vCPU `index`.
+    /// PSCI CPU_OFF from vCPU `index` (only a running vCPU can call it, but
+    /// any state may be turned off, e.g. on a reset).
     pub fn cpu_off(&mut self, index: usize) {
         if index < self.count {
             self.states[index] = PowerState::Off;
@@ -253,6 +283,9 @@ mod tests {
     fn features_report_only_implemented_calls() {
         assert_eq!(features(FN_CPU_ON_64), SUCCESS);
         assert_eq!(features(FN_SMCCC_VERSION), SUCCESS);
+        assert_eq!(features(FN_SMCCC_ARCH_FEATURES), SUCCESS);
+        assert_eq!(features(0x8000_7FFF), NOT_SUPPORTED); // ARCH_WORKAROUND_2
+        assert_eq!(features(0x8000_3FFF), NOT_SUPPORTED); // ARCH_WORKAROUND_3
         assert_eq!(features(0x8000_8000), NOT_SUPPORTED); // ARCH_WORKAROUND_1
         assert_eq!(features(0x8400_000E), NOT_SUPPORTED); // SYSTEM_SUSPEND
     }
@@ -260,7 +293,15 @@ mod tests {
     #[test]
     fn cpu_on_state_machine() {
         let mut p = VcpuPower::new(2);
-        p.mark_on(0);
+        assert_eq!(
+            p.affinity_info(0, 0),
+            2,
+            "the boot vCPU is pending until it starts"
+        );
+        assert_eq!(p.cpu_on(0, 0x1000), Err(ON_PENDING));
+        assert!(!p.mark_on(1), "a vCPU nobody turned on cannot start");
+        assert_eq!(p.state(1), PowerState::Off);
+        assert!(p.mark_on(0));
         assert_eq!(p.cpu_on(0, 0x1000), Err(ALREADY_ON));
         assert_eq!(p.cpu_on(5, 0x1000), Err(INVALID_PARAMETERS));
         assert_eq!(p.cpu_on(1, 0x1002), Err(INVALID_ADDRESS));
@@ -292,46 +333,80 @@ mod proofs {
         }
     }
 
+    fn affinity_of(state: PowerState) -> i64 {
+        match state {
+            PowerState::On => 0,
+            PowerState::Off => 1,
+            PowerState::OnPending => 2,
+        }
+    }
+
     proof! {
-        /// Under any sequence of CPU_ON / start / CPU_OFF, a vCPU reaches On only through
-        /// OnPending, CPU_ON of a running or pending vCPU is refused, and AFFINITY_INFO agrees.
+        /// Under any sequence of CPU_ON / start / CPU_OFF on any vCPU (existing or not), a vCPU
+        /// reaches On only from OnPending, CPU_ON is refused exactly with ALREADY_ON for a
+        /// running vCPU, ON_PENDING for a pending one, INVALID_PARAMETERS for a missing one and
+        /// INVALID_ADDRESS for an unaligned entry, and AFFINITY_INFO agrees with every state.
         #[unwind(6)]
         fn power_state_machine(src) {
-            let mut p = VcpuPower::new(2);
+            let count = 1 + src.below(3) as usize;
+            let mut p = VcpuPower::new(count);
+            assert_eq!(p.state(0), PowerState::OnPending);
             for _ in 0..4 {
-                let target = src.below(3);
-                let before = p.state(target as usize);
+                let target = src.below(count as u64 + 1) as usize;
+                let exists = target < count;
+                let before = p.state(target);
                 match src.below(3) {
-                    0 => match p.cpu_on(target, src.below(8)) {
-                        Ok(i) => {
-                            assert_eq!(before, PowerState::Off);
-                            assert_eq!(p.state(i), PowerState::OnPending);
-                        }
-                        Err(e) => assert!(
-                            (before == PowerState::On && e == ALREADY_ON)
-                                || (before == PowerState::OnPending && e == ON_PENDING)
-                                || e == INVALID_PARAMETERS
-                                || e == INVALID_ADDRESS
-                        ),
-                    },
-                    1 => {
-                        // The hypervisor only starts vCPUs whose CPU_ON was accepted.
-                        if before == PowerState::OnPending {
-                            p.mark_on(target as usize);
-                        }
+                    0 => {
+                        let entry = src.below(8);
+                        let expected = match before {
+                            _ if !exists => Err(INVALID_PARAMETERS),
+                            PowerState::On => Err(ALREADY_ON),
+                            PowerState::OnPending => Err(ON_PENDING),
+                            PowerState::Off if !entry.is_multiple_of(4) => Err(INVALID_ADDRESS),
+                            PowerState::Off => Ok(target),
+                        };
+                        assert_eq!(p.cpu_on(target as u64, entry), expected);
+                        let after = if expected.is_ok() { PowerState::OnPending } else { before };
+                        assert_eq!(p.state(target), after);
                     }
-                    _ => p.cpu_off(target as usize),
+                    1 => {
+                        let started = p.mark_on(target);
+                        assert_eq!(started, exists && before == PowerState::OnPending);
+                        assert_eq!(p.state(target), if started { PowerState::On } else { before });
+                    }
+                    _ => {
+                        p.cpu_off(target);
+                        assert_eq!(p.state(target), PowerState::Off);
+                    }
                 }
-                let expected = match p.state(target as usize) {
-                    PowerState::On => 0,
-                    PowerState::Off => 1,
-                    PowerState::OnPending => 2,
-                };
-                if target < 2 {
-                    assert_eq!(p.affinity_info(target, 0), expected);
-                } else {
-                    assert_eq!(p.affinity_info(target, 0), INVALID_PARAMETERS);
+                for index in 0..4 {
+                    let answer = p.affinity_info(index as u64, 0);
+                    if index < count {
+                        assert_eq!(answer, affinity_of(p.state(index)));
+                    } else {
+                        assert_eq!(answer, INVALID_PARAMETERS);
+                        assert_eq!(p.state(index), PowerState::Off);
+                    }
                 }
+            }
+        }
+    }
+
+    proof! {
+        /// An MPIDR names vCPU n exactly when its affinity fields are (0, 0, 0, n) with n below
+        /// the vCPU count; the U, MT and RES1 bits and bits [63:40] do not matter.
+        #[unwind(2)]
+        fn mpidr_names_only_existing_vcpus(src) {
+            let count = 1 + src.below(MAX_VCPUS as u64) as usize;
+            let p = VcpuPower::new(count);
+            let mpidr: u64 = src.any();
+            match p.mpidr_to_index(mpidr) {
+                Some(index) => {
+                    assert!(index < count);
+                    assert_eq!(mpidr & 0xff, index as u64);
+                    assert_eq!(mpidr & 0xff_00ff_ff00, 0);
+                }
+                None => assert!(mpidr & 0xff_00ff_ff00 != 0 || mpidr & 0xff >= count as u64),
             }
         }
     }

@@ -180,38 +180,132 @@ pub struct IdRegisters {
     values: HwIdValues,
 }
 
-fn clear_field(value: u64, shift: u32) -> u64 {
-    value & !(0xf << shift)
+/// One 4-bit ID register field, bits [shift+3:shift].
+const fn field(shift: u32) -> u64 {
+    0xf << shift
 }
 
-fn set_field(value: u64, shift: u32, field: u64) -> u64 {
-    clear_field(value, shift) | ((field & 0xf) << shift)
+fn field_value(value: u64, shift: u32) -> u64 {
+    (value >> shift) & 0xf
 }
+
+fn with_field(value: u64, shift: u32, new: u64) -> u64 {
+    (value & !field(shift)) | ((new & 0xf) << shift)
+}
+
+// What the guest may see of the host's features. A feature is hidden (its
+// field reads 0, "not implemented") when the hypervisor does not virtualise
+// it, when it belongs to EL2/EL3, or when enabling it needs a control bit
+// that the trapped-write masks above force to its ARMv8.0 value (the guest
+// would see the feature but could never turn it on). On the cortex-a72 all
+// of these read 0 anyway; the masks matter on newer hosts.
+
+/// ID_AA64PFR0_EL1: EL2 [11:8] and EL3 [15:12] (the guest has neither),
+/// RAS [31:28] (no error-record virtualisation; SCTLR_EL1.IESB is forced
+/// clear), SVE [35:32] (ZCR_EL1 and the Z registers are not switched), SEL2
+/// [39:36], MPAM [43:40], AMU [47:44], RME [55:52]. EL0/EL1 [7:0] and GIC
+/// [27:24] are rewritten by `sanitize`. FP, AdvSIMD, DIT, CSV2, CSV3 pass.
+const PFR0_HIDDEN: u64 =
+    field(8) | field(12) | field(28) | field(32) | field(36) | field(40) | field(44) | field(52);
+
+/// ID_AA64PFR1_EL1: only CSV2_frac [35:32] (speculation information) is
+/// shown. BT, SSBS, MTE, NMI, GCS... need SCTLR_EL1 bits that are forced to
+/// 0; SME, RAS_frac, MPAM_frac accompany hidden features.
+const PFR1_VISIBLE: u64 = field(32);
+
+/// ID_AA64DFR0_EL1: DebugVer [3:0], BRPs [15:12], WRPs [23:20], CTX_CMPs
+/// [31:28] and DoubleLock [39:36] describe the self-hosted debug registers,
+/// which the guest uses directly. Trace, PMU, SPE, TRBE, BRBE, MTPMU and
+/// anything newer are hidden: none is virtualised.
+const DFR0_VISIBLE: u64 = field(0) | field(12) | field(20) | field(28) | field(36);
+
+/// ID_AA64ISAR0_EL1: TME [27:24] (SCTLR_EL1.TME is forced clear).
+const ISAR0_HIDDEN: u64 = field(24);
+
+/// ID_AA64ISAR1_EL1: pointer authentication APA [7:4], API [11:8], GPA
+/// [27:24], GPI [31:28] (SCTLR_EL1.EnIA/EnIB/EnDA/EnDB are forced clear)
+/// and LS64 [63:60] (SCTLR_EL1.EnALS/EnAS0 forced clear).
+const ISAR1_HIDDEN: u64 = field(4) | field(8) | field(24) | field(28) | field(60);
+
+/// ID_AA64ISAR2_EL1: pointer authentication GPA3 [11:8], APA3 [15:12],
+/// PAC_frac [27:24], and MOPS [19:16] (UNDEFINED at EL1 unless
+/// HCRX_EL2.MSCEn, which the hypervisor does not set).
+const ISAR2_HIDDEN: u64 = field(8) | field(12) | field(16) | field(24);
+
+/// ID_AA64MMFR0_EL1: the stage-2 granule fields TGran16_2/64_2/4_2
+/// [43:32], ExS [47:44] (SCTLR_EL1.EIS/EOS are RES1), FGT [59:56] (EL2),
+/// ECV [63:60] (EL2 counter controls). TGran4/TGran16 lose their 52-bit
+/// (LPA2) values in `sanitize`: TCR_EL1.DS is forced clear.
+const MMFR0_HIDDEN: u64 = field(32) | field(36) | field(40) | field(44) | field(56) | field(60);
+
+/// ID_AA64MMFR1_EL1: HAFDBS [3:0] (TCR_EL1.HA/HD forced clear: a guest
+/// relying on hardware dirty-bit management would fault forever), VMIDBits
+/// [7:4] and VH [11:8] (EL2), HPDS [15:12] (TCR_EL1.HPDn forced clear), LO
+/// [19:16] (LORegions not virtualised), PAN [23:20] (SCTLR_EL1.SPAN forced
+/// set), XNX [31:28] and TWED [35:32] and HCX [43:40] (EL2), TIDCP1 [55:52]
+/// and CMOW [59:56] (SCTLR_EL1 bits 63 and 32 forced clear).
+const MMFR1_HIDDEN: u64 = field(0)
+    | field(4)
+    | field(8)
+    | field(12)
+    | field(16)
+    | field(20)
+    | field(28)
+    | field(32)
+    | field(40)
+    | field(52)
+    | field(56);
+
+/// ID_AA64MMFR2_EL1: CnP [3:0] (TTBRn_EL1.CnP forced clear), LSM [11:8]
+/// (SCTLR_EL1.nTLSMD/LSMAOE are RES1), IESB [15:12] (SCTLR_EL1.IESB forced
+/// clear), NV [27:24], FWB [43:40] and EVT [59:56] (EL2), E0PD [63:60]
+/// (TCR_EL1.E0PDn forced clear).
+const MMFR2_HIDDEN: u64 =
+    field(0) | field(8) | field(12) | field(24) | field(40) | field(56) | field(60);
+
+const PFR0_EL0: u32 = 0;
+const PFR0_EL1: u32 = 4;
+const PFR0_GIC: u32 = 24;
+const MMFR0_TGRAN16: u32 = 20;
+const MMFR0_TGRAN4: u32 = 28;
 
 impl IdRegisters {
-    /// Hide what the guest must not see or use: EL2 and EL3 (the guest has
-    /// neither), SVE, SME, MTE, AMU, MPAM, RAS, the PMU, statistical
-    /// profiling and trace (none virtualised); advertise the GICv3 system
-    /// register interface, which the virtual CPU interface provides.
+    /// The ID register values a guest sees, from the host's (see the
+    /// `*_HIDDEN` / `*_VISIBLE` tables for each field and why). Beyond
+    /// hiding fields: EL0 and EL1 read "AArch64 only", because the AArch32
+    /// ID registers read 0 (no AArch32 guests); the GIC field reads 1,
+    /// because the virtual CPU interface provides the GICv3 system
+    /// registers whatever the host's boot state says; and the 4 KB and
+    /// 16 KB granules lose their 52-bit (LPA2) variants. ID_AA64DFR1,
+    /// ID_AA64AFR0/1 (IMPLEMENTATION DEFINED) read 0.
     pub fn sanitize(hw: &HwIdValues) -> Self {
-        let mut v = *hw;
-        let mut pfr0 = v.id_aa64pfr0;
-        for shift in [8, 12, 28, 32, 40, 44] {
-            // EL2, EL3, RAS, SVE, MPAM, AMU
-            pfr0 = clear_field(pfr0, shift);
+        let pfr0 = hw.id_aa64pfr0 & !PFR0_HIDDEN;
+        let pfr0 = with_field(pfr0, PFR0_EL0, 1);
+        let pfr0 = with_field(pfr0, PFR0_EL1, 1);
+        let pfr0 = with_field(pfr0, PFR0_GIC, 1);
+        let mut mmfr0 = hw.id_aa64mmfr0 & !MMFR0_HIDDEN;
+        if field_value(mmfr0, MMFR0_TGRAN4) == 0b0001 {
+            mmfr0 = with_field(mmfr0, MMFR0_TGRAN4, 0b0000); // 4 KB, 48-bit
         }
-        v.id_aa64pfr0 = set_field(pfr0, 24, 1); // GIC: system registers v3/v4
-        v.id_aa64pfr1 = clear_field(clear_field(v.id_aa64pfr1, 8), 24); // MTE, SME
-        let mut dfr0 = v.id_aa64dfr0;
-        for shift in [4, 8, 32, 40] {
-            // TraceVer, PMUVer, PMSVer, TraceFilt
-            dfr0 = clear_field(dfr0, shift);
+        if field_value(mmfr0, MMFR0_TGRAN16) == 0b0010 {
+            mmfr0 = with_field(mmfr0, MMFR0_TGRAN16, 0b0001); // 16 KB, 48-bit
         }
-        v.id_aa64dfr0 = dfr0;
-        v.id_aa64dfr1 = 0;
-        v.id_aa64afr0 = 0;
-        v.id_aa64afr1 = 0;
-        IdRegisters { values: v }
+        IdRegisters {
+            values: HwIdValues {
+                id_aa64pfr0: pfr0,
+                id_aa64pfr1: hw.id_aa64pfr1 & PFR1_VISIBLE,
+                id_aa64dfr0: hw.id_aa64dfr0 & DFR0_VISIBLE,
+                id_aa64dfr1: 0,
+                id_aa64isar0: hw.id_aa64isar0 & !ISAR0_HIDDEN,
+                id_aa64isar1: hw.id_aa64isar1 & !ISAR1_HIDDEN,
+                id_aa64isar2: hw.id_aa64isar2 & !ISAR2_HIDDEN,
+                id_aa64mmfr0: mmfr0,
+                id_aa64mmfr1: hw.id_aa64mmfr1 & !MMFR1_HIDDEN,
+                id_aa64mmfr2: hw.id_aa64mmfr2 & !MMFR2_HIDDEN,
+                id_aa64afr0: 0,
+                id_aa64afr1: 0,
+            },
+        }
     }
 
     /// The guest-visible value of an ID register in the TID3 space
@@ -394,6 +488,26 @@ mod tests {
     }
 
     #[test]
+    fn newer_host_features_the_guest_could_not_enable_are_hidden() {
+        let host = HwIdValues {
+            id_aa64pfr0: 0x0000_0001_1122_2222, // SVE, RAS, EL0-EL3 with AArch32, FP/AdvSIMD
+            id_aa64pfr1: 0x0000_0001_0000_0121, // CSV2_frac, MTE, SSBS, BT
+            id_aa64isar1: 0x0000_0000_1100_0110, // PAuth (APA, API, GPA, GPI)
+            id_aa64mmfr0: 0x0000_0000_1010_0005, // TGran4 = 52-bit, TGran16 unsupported
+            id_aa64mmfr1: 0x0000_0000_0021_1122, // PAN, HPDS, VH, VMIDBits, HAFDBS
+            ..HOST
+        };
+        let ids = IdRegisters::sanitize(&host);
+        assert_eq!(ids.read(ID_AA64PFR0_EL1), Some(0x0000_0000_0122_0011));
+        assert_eq!(ids.read(ID_AA64PFR1_EL1), Some(0x0000_0001_0000_0000));
+        assert_eq!(ids.read(ID_AA64ISAR1_EL1), Some(0));
+        assert_eq!(ids.read(ID_AA64MMFR0_EL1), Some(0x0000_0000_0010_0005));
+        assert_eq!(ids.read(ID_AA64MMFR1_EL1), Some(0));
+        assert_eq!(ids.read(ID_AA64ZFR0_EL1), Some(0));
+        assert_eq!(ids.read(SysRegId::new(3, 0, 0, 1, 0)), Some(0)); // ID_PFR0_EL1
+    }
+
+    #[test]
     fn sgi_set_way_and_unknown() {
         let mut v = VcpuSysRegs::new(IdRegisters::sanitize(&HOST));
         let mut hw = FakeEl1::default();
@@ -456,26 +570,103 @@ mod proofs {
         }
     }
 
+    fn any_host(src: &mut crate::verify::Source) -> HwIdValues {
+        HwIdValues {
+            id_aa64pfr0: src.any(),
+            id_aa64pfr1: src.any(),
+            id_aa64dfr0: src.any(),
+            id_aa64dfr1: src.any(),
+            id_aa64isar0: src.any(),
+            id_aa64isar1: src.any(),
+            id_aa64isar2: src.any(),
+            id_aa64mmfr0: src.any(),
+            id_aa64mmfr1: src.any(),
+            id_aa64mmfr2: src.any(),
+            id_aa64afr0: src.any(),
+            id_aa64afr1: src.any(),
+        }
+    }
+
+    /// Encodings with a meaning other than "TVM register" or "ID register".
+    const OTHER_HANDLED: [SysRegId; 9] = [
+        ACTLR_EL1,
+        REVIDR_EL1,
+        AIDR_EL1,
+        ICC_SGI1R_EL1,
+        ICC_ASGI1R_EL1,
+        ICC_SGI0R_EL1,
+        DC_ISW,
+        DC_CSW,
+        DC_CISW,
+    ];
+
     proof! {
-        /// Any access to any encoding is answered without panicking; ID registers never change,
-        /// and read 0 in the EL2, EL3, SVE and PMU fields whatever the host has.
+        /// Any access to any encoding is answered without panicking: TVM registers reach the
+        /// register file, ID registers read their sanitised value and refuse writes without
+        /// changing, and an encoding the hypervisor does not know is UNDEFINED and touches nothing.
         #[unwind(13)]
         fn any_access_is_answered(src) {
-            let hw_ids = HwIdValues { id_aa64pfr0: src.any(), id_aa64dfr0: src.any(), ..HwIdValues::default() };
-            let ids = IdRegisters::sanitize(&hw_ids);
+            let ids = IdRegisters::sanitize(&any_host(src));
             let mut v = VcpuSysRegs::new(ids);
             let mut hw = FakeEl1::default();
-            let id = SysRegId::new(src.below(4) as u8, src.below(8) as u8, src.below(16) as u8, src.below(16) as u8, src.below(8) as u8);
+            // Random encodings rarely land where registers are, so two thirds of the cases
+            // aim at the ID space, and at op0 1/3 with op1 0/1, where all handled encodings live.
+            let id = match src.below(3) {
+                0 => SysRegId::new(3, 0, 0, src.below(8) as u8, src.below(8) as u8),
+                1 => SysRegId::new(1 + 2 * src.below(2) as u8, src.below(2) as u8, src.below(16) as u8, src.below(16) as u8, src.below(8) as u8),
+                _ => SysRegId::new(src.below(4) as u8, src.below(8) as u8, src.below(16) as u8, src.below(16) as u8, src.below(8) as u8),
+            };
             let read: bool = src.any();
-            let _ = v.handle(&SysRegAccess { id, rt: src.below(32) as u8, read }, src.any(), &mut hw);
-            let pfr0 = ids.read(ID_AA64PFR0_EL1).unwrap_or(u64::MAX);
-            assert_eq!((pfr0 >> 8) & 0xf, 0);
-            assert_eq!((pfr0 >> 12) & 0xf, 0);
-            assert_eq!((pfr0 >> 32) & 0xf, 0);
-            assert_eq!((ids.read(ID_AA64DFR0_EL1).unwrap_or(u64::MAX) >> 8) & 0xf, 0);
-            if ids.read(id).is_some() && !read {
-                assert!(hw.regs.is_empty());
+            let value: u64 = src.any();
+            let outcome = v.handle(&SysRegAccess { id, rt: src.below(32) as u8, read }, value, &mut hw);
+            if fixed_bits(id).is_some() {
+                assert_eq!(outcome, if read { SysRegOutcome::Read(0) } else { SysRegOutcome::Done });
+                return;
             }
+            assert!(hw.regs.is_empty(), "only TVM registers reach the real EL1 registers");
+            if let Some(id_value) = ids.read(id) {
+                let expected = if read { SysRegOutcome::Read(id_value) } else { SysRegOutcome::Undefined };
+                assert_eq!(outcome, expected);
+                assert_eq!(v.ids, ids, "ID registers are read-only");
+            } else if !OTHER_HANDLED.contains(&id) {
+                assert_eq!(outcome, SysRegOutcome::Undefined);
+            }
+        }
+    }
+
+    proof! {
+        /// Whatever the host has, the guest's ID registers read the same on every read, show
+        /// no EL2, EL3, RAS, SVE, MPAM, AMU, PMU, SPE, trace, MTE, SME or pointer authentication,
+        /// AArch64-only EL0/EL1 and the GICv3 system registers, and read 0 for SVE's ZFR0,
+        /// the AArch32 ID registers and every reserved encoding.
+        #[unwind(10)]
+        fn id_registers_hide_what_is_not_virtualised(src) {
+            let ids = IdRegisters::sanitize(&any_host(src));
+            let read = |id| ids.read(id).unwrap_or(u64::MAX);
+            let fld = |id, shift| field_value(read(id), shift);
+            for shift in [8, 12, 28, 32, 36, 40, 44, 52] {
+                assert_eq!(fld(ID_AA64PFR0_EL1, shift), 0);
+            }
+            assert_eq!(fld(ID_AA64PFR0_EL1, PFR0_EL0), 1);
+            assert_eq!(fld(ID_AA64PFR0_EL1, PFR0_EL1), 1);
+            assert_eq!(fld(ID_AA64PFR0_EL1, PFR0_GIC), 1);
+            assert_eq!(read(ID_AA64PFR1_EL1) & !field(32), 0);
+            for shift in [4, 8, 32, 44, 52] {
+                assert_eq!(fld(ID_AA64DFR0_EL1, shift), 0); // TraceVer, PMUVer, PMSVer, TRBE, BRBE
+            }
+            for shift in [4, 8, 24, 28] {
+                assert_eq!(fld(ID_AA64ISAR1_EL1, shift), 0); // pointer authentication
+            }
+            assert_eq!(fld(ID_AA64MMFR1_EL1, 0), 0); // hardware AF/dirty management
+            assert_ne!(fld(ID_AA64MMFR0_EL1, MMFR0_TGRAN4), 1);
+            assert_ne!(fld(ID_AA64MMFR0_EL1, MMFR0_TGRAN16), 2);
+            assert_eq!(read(ID_AA64ZFR0_EL1), 0);
+            assert_eq!(read(ID_AA64DFR1_EL1) | read(ID_AA64AFR0_EL1) | read(ID_AA64AFR1_EL1), 0);
+            let aarch32_or_reserved = SysRegId::new(3, 0, 0, 1 + src.below(3) as u8, src.below(8) as u8);
+            assert_eq!(read(aarch32_or_reserved), 0);
+            let any_id = SysRegId::new(3, 0, 0, 1 + src.below(7) as u8, src.below(8) as u8);
+            assert_eq!(ids.read(any_id), ids.read(any_id));
+            assert!(ids.read(SysRegId::new(3, 0, 0, 0, src.below(8) as u8)).is_none());
         }
     }
 }
