@@ -1,16 +1,18 @@
 //! Distributor and redistributor registers, as Linux's GICv3 driver uses
-//! them. Wrong access widths abort (the architecture leaves them
-//! CONSTRAINED UNPREDICTABLE; an abort is the safe choice), read-only
-//! registers ignore writes, reserved offsets read as zero.
+//! them. Wrong access widths and misaligned accesses abort (the
+//! architecture leaves them CONSTRAINED UNPREDICTABLE; an abort is the safe
+//! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
+//! for 32-bit accesses.
 
-use super::{Irq, Vgic, NUM_INTIDS};
+use super::{Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, NUM_INTIDS, PRIORITY_MASK};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MmioResult {
     Read(u64),
     Written,
-    /// Bad width or alignment: the hypervisor injects an external abort.
+    /// Bad width or alignment, or no register frame there: the hypervisor
+    /// injects an external abort.
     BadAccess,
 }
 
@@ -33,8 +35,15 @@ const PIDR2: u64 = 0xffe8;
 const IIDR: u64 = 0x0000_043b;
 /// PIDR2.ArchRev = 3: GICv3.
 const PIDR2_GICV3: u64 = 0x3b;
-const CTLR_RWP: u32 = 1 << 31;
-const CTLR_ARE_NS: u32 = 1 << 4;
+/// Affinity routing, always on (RAO/WI).
+const CTLR_ARE: u32 = 1 << 4;
+/// Single security state (RAO/WI): bit 0 enables Group 0, bit 1 Group 1.
+const CTLR_DS: u32 = 1 << 6;
+/// ITLinesNumber = lines/32 - 1; IDbits = 9 (10-bit INTIDs); no LPIs, no MBIS.
+const TYPER: u64 = (NUM_INTIDS / 32 - 1) as u64 | (9 << 19);
+/// GICD_IROUTER fields kept: Aff3, IRM, Aff2, Aff1, Aff0.
+const IROUTER_WRITABLE: u64 = 0xff_80ff_ffff;
+const IROUTER_IRM: u64 = 1 << 31;
 
 const GICR_FRAME: u64 = 0x2_0000;
 const SGI_FRAME: u64 = 0x1_0000;
@@ -61,7 +70,7 @@ fn bit_get(irq: &Irq, field: BitField) -> bool {
     match field {
         BitField::Group => irq.group1,
         BitField::SetEnable | BitField::ClearEnable => irq.enabled,
-        BitField::SetPending | BitField::ClearPending => irq.pending(),
+        BitField::SetPending | BitField::ClearPending => irq.pending_anywhere(),
         BitField::SetActive | BitField::ClearActive => irq.active,
     }
 }
@@ -72,7 +81,11 @@ fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
         BitField::SetEnable if on => irq.enabled = true,
         BitField::ClearEnable if on => irq.enabled = false,
         BitField::SetPending if on => irq.latch = true,
-        BitField::ClearPending if on => irq.latch = false,
+        BitField::ClearPending if on => {
+            // The line of a level-sensitive interrupt keeps it pending.
+            irq.latch = false;
+            irq.lr_latched = false;
+        }
         BitField::SetActive if on => irq.active = true,
         BitField::ClearActive if on => irq.active = false,
         _ => {}
@@ -110,7 +123,7 @@ impl Vgic {
             }
             let now_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
             if was_enabled != now_enabled {
-                self.note_enable_change(vcpu, intid, now_enabled);
+                self.note_hw_change(intid);
             }
         }
         MmioResult::Written
@@ -132,7 +145,7 @@ impl Vgic {
         for byte in 0..u32::from(size) {
             if write {
                 if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    irq.priority = (value >> (8 * byte)) as u8;
+                    irq.priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
                 }
             } else if let Some(irq) = self.irq(vcpu, first + byte) {
                 word |= u64::from(irq.priority) << (8 * byte);
@@ -256,39 +269,8 @@ pub(super) fn dist_access(
     }
     let router_end = GICD_IROUTER + 8 * u64::from(NUM_INTIDS);
     if (GICD_IROUTER + 8 * 32..router_end).contains(&offset) {
-        if !matches!(size, 4 | 8) {
-            return MmioResult::BadAccess;
-        }
         let intid = ((offset - GICD_IROUTER) / 8) as u32;
-        let high = offset % 8 == 4;
-        let num_vcpus = v.num_vcpus;
-        let Some(irq) = v.irq_mut(vcpu, intid) else {
-            return MmioResult::BadAccess;
-        };
-        if !write {
-            return MmioResult::Read(if high {
-                irq.router >> 32
-            } else if size == 4 {
-                irq.router & 0xffff_ffff
-            } else {
-                irq.router
-            });
-        }
-        irq.router = match (size, high) {
-            (8, _) => value,
-            (_, false) => (irq.router & !0xffff_ffff) | (value & 0xffff_ffff),
-            (_, true) => (irq.router & 0xffff_ffff) | (value << 32),
-        } & 0xff_80ff_ffff; // Aff3, IRM, Aff2, Aff1, Aff0
-                            // Aff0 names the vCPU; other affinity levels match nobody, so such
-                            // interrupts go to vCPU 0 (IRM=1 "any" also picks vCPU 0).
-        let aff0 = (irq.router & 0xff) as usize;
-        let others = irq.router & 0xff_00ff_ff00;
-        irq.target = if irq.router & (1 << 31) == 0 && others == 0 && aff0 < num_vcpus {
-            aff0 as u8
-        } else {
-            0
-        };
-        return MmioResult::Written;
+        return v.router_access(intid, offset % 8 == 4, size, write, value);
     }
     if size != 4 {
         return MmioResult::BadAccess;
@@ -296,18 +278,70 @@ pub(super) fn dist_access(
     match offset {
         GICD_CTLR => {
             if write {
-                v.ctlr = (value as u32) & 0b11;
+                v.ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
                 MmioResult::Written
             } else {
-                MmioResult::Read(u64::from(v.ctlr | CTLR_ARE_NS) & !u64::from(CTLR_RWP))
+                // RWP (bit 31) reads 0: writes take effect at once.
+                MmioResult::Read(u64::from(v.ctlr | CTLR_ARE | CTLR_DS))
             }
         }
-        // ITLinesNumber = lines/32 - 1; IDbits = 9 (10-bit INTIDs); no LPIs, no MBIS.
-        GICD_TYPER => read_only(write, u64::from(NUM_INTIDS / 32 - 1) | (9 << 19)),
+        GICD_TYPER => read_only(write, TYPER),
         GICD_IIDR => read_only(write, IIDR),
         GICD_TYPER2 => read_only(write, 0),
         PIDR2 => read_only(write, PIDR2_GICV3),
         _ => read_only(write, 0),
+    }
+}
+
+impl Vgic {
+    /// GICD_IROUTER of SPI `intid`, whole (64-bit) or either half (32-bit).
+    fn router_access(
+        &mut self,
+        intid: u32,
+        high: bool,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioResult {
+        if !matches!(size, 4 | 8) {
+            return MmioResult::BadAccess;
+        }
+        let num_vcpus = self.num_vcpus;
+        let Some(irq) = self.irq_mut(0, intid) else {
+            return MmioResult::BadAccess;
+        };
+        if !write {
+            return MmioResult::Read(match (size, high) {
+                (8, _) => irq.router,
+                (_, false) => irq.router & 0xffff_ffff,
+                (_, true) => irq.router >> 32,
+            });
+        }
+        irq.router = match (size, high) {
+            (8, _) => value,
+            (_, false) => (irq.router & !0xffff_ffff) | (value & 0xffff_ffff),
+            (_, true) => (irq.router & 0xffff_ffff) | (value << 32),
+        } & IROUTER_WRITABLE;
+        let old_target = irq.target;
+        irq.target = router_target(irq.router, num_vcpus);
+        if irq.target != old_target {
+            // The glue moves the physical SPI along with the virtual one.
+            self.note_hw_change(intid);
+        }
+        MmioResult::Written
+    }
+}
+
+/// The vCPU a GICD_IROUTER value delivers to. Aff0 names the vCPU; a value
+/// naming no vCPU (other affinity levels set, Aff0 too large) keeps what the
+/// guest wrote but delivers to vCPU 0, and so does IRM = 1 ("any vCPU").
+fn router_target(router: u64, num_vcpus: usize) -> u8 {
+    let aff0 = (router & 0xff) as usize;
+    let other_levels = router & IROUTER_WRITABLE & !IROUTER_IRM & !0xff;
+    if router & IROUTER_IRM == 0 && other_levels == 0 && aff0 < num_vcpus {
+        aff0 as u8
+    } else {
+        0
     }
 }
 
@@ -321,14 +355,18 @@ pub(super) fn redist_access(
     if !aligned(offset, size) {
         return MmioResult::BadAccess;
     }
-    let vcpu = (offset / GICR_FRAME) as usize;
+    let vcpu = usize::try_from(offset / GICR_FRAME).unwrap_or(usize::MAX);
     if vcpu >= v.num_vcpus {
         return MmioResult::BadAccess;
     }
     let offset = offset % GICR_FRAME;
     if offset >= SGI_FRAME {
-        return banked_access(v, vcpu, offset - SGI_FRAME, size, write, value, false)
-            .unwrap_or(read_only(write, 0));
+        return match banked_access(v, vcpu, offset - SGI_FRAME, size, write, value, false) {
+            Some(result) => result,
+            // Reserved, IGRPMODR0 and NSACR: RAZ/WI.
+            None if size == 4 => read_only(write, 0),
+            None => MmioResult::BadAccess,
+        };
     }
     if offset == GICR_TYPER || offset == GICR_TYPER + 4 {
         if size == 8 && offset != GICR_TYPER || !matches!(size, 4 | 8) {

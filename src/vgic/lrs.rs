@@ -1,0 +1,287 @@
+//! List registers: which interrupts each vCPU's ICH_LR<n>_EL2 hold.
+//!
+//! On every exit the glue reads the list registers back ([`Vgic::sync_lrs`]):
+//! the hardware moved what the guest acknowledged from pending to active and
+//! what it completed to invalid. Just before entry it asks for new contents
+//! ([`Vgic::flush_lrs`]): occupied registers are rewritten from the model,
+//! free ones get the best deliverable interrupts.
+
+use super::{Irq, Vgic, MAX_LRS, NUM_INTIDS, PRIORITY_MASK};
+
+const LR_STATE_SHIFT: u32 = 62;
+const LR_STATE_PENDING: u64 = 0b01;
+const LR_STATE_ACTIVE: u64 = 0b10;
+const LR_PENDING: u64 = LR_STATE_PENDING << LR_STATE_SHIFT;
+const LR_ACTIVE: u64 = LR_STATE_ACTIVE << LR_STATE_SHIFT;
+const LR_HW: u64 = 1 << 61;
+const LR_GROUP1: u64 = 1 << 60;
+/// With HW = 0: maintenance interrupt when the guest deactivates the entry.
+const LR_EOI_MAINTENANCE: u64 = 1 << 41;
+const LR_PRIORITY_SHIFT: u32 = 48;
+const LR_PINTID_SHIFT: u32 = 32;
+
+/// ICH_HCR_EL2.En: the virtual CPU interface is on.
+pub const ICH_HCR_EN: u64 = 1 << 0;
+/// ICH_HCR_EL2.UIE: maintenance interrupt when at most one list register is
+/// valid, so interrupts that did not fit get loaded.
+pub const ICH_HCR_UIE: u64 = 1 << 1;
+
+fn lr_state(lr: u64) -> u64 {
+    lr >> LR_STATE_SHIFT
+}
+
+/// The list-register value for `intid` in state `irq`, shown pending or not.
+fn lr_value(intid: u32, irq: &Irq, pending: bool) -> u64 {
+    let mut lr = u64::from(intid) | (u64::from(irq.priority & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
+    if irq.group1 {
+        lr |= LR_GROUP1;
+    }
+    if let Some(pintid) = irq.hw {
+        lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
+    } else if !irq.edge {
+        // Level-sensitive: exit on deactivation to resample the line.
+        lr |= LR_EOI_MAINTENANCE;
+    }
+    if pending {
+        lr |= LR_PENDING;
+    }
+    if irq.active {
+        lr |= LR_ACTIVE;
+    }
+    lr
+}
+
+impl Vgic {
+    /// Read back the list registers of `vcpu` after an exit: what the guest
+    /// acknowledged became active, what it completed became invalid.
+    ///
+    /// Returns the bitmask of other vCPUs to kick: an SPI rerouted while it
+    /// was in flight here, completed and pending again, now belongs to its
+    /// new target.
+    pub fn sync_lrs(&mut self, vcpu: usize, lrs: &[u64]) -> u32 {
+        if vcpu >= self.num_vcpus {
+            return 0;
+        }
+        let mut kick = 0;
+        for (slot, &lr) in lrs.iter().enumerate().take(MAX_LRS) {
+            let Some(intid) = self.lr_owner[vcpu][slot] else {
+                continue;
+            };
+            let Some(irq) = self.irq_mut(vcpu, intid) else {
+                continue;
+            };
+            let state = lr_state(lr);
+            irq.active = state & LR_STATE_ACTIVE != 0;
+            // Not acknowledged: the pending state the flush moved out of the
+            // latch comes back (a new edge latched meanwhile stays latched).
+            if state & LR_STATE_PENDING != 0 && irq.lr_latched {
+                irq.latch = true;
+            }
+            irq.lr_latched = false;
+            if state == 0 {
+                self.release(vcpu, slot, intid);
+                // Completed: a new edge or a line still high is deliverable again.
+                let target = self.target_of(vcpu, intid);
+                self.hint_irq(target, intid);
+                let deliverable = self.irq(vcpu, intid).is_some_and(|i| self.deliverable(i));
+                if target != vcpu && deliverable {
+                    kick |= 1 << target;
+                }
+            }
+        }
+        kick
+    }
+
+    /// Fill the list registers of `vcpu` before entering it (`lrs.len()` =
+    /// implemented list registers, at most [`MAX_LRS`] are used); returns the
+    /// ICH_HCR_EL2 value to program.
+    pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> u64 {
+        lrs.fill(0);
+        if vcpu >= self.num_vcpus {
+            return ICH_HCR_EN;
+        }
+        let n = lrs.len().min(MAX_LRS);
+        // Registers the caller no longer passes cannot hold anything.
+        for slot in n..MAX_LRS {
+            if let Some(intid) = self.lr_owner[vcpu][slot] {
+                self.unload(vcpu, slot, intid);
+            }
+        }
+        // 1. Rewrite occupied list registers from the model; drop the ones
+        //    with nothing left to show (completed, cleared or disabled).
+        for (slot, lr) in lrs.iter_mut().enumerate().take(n) {
+            let Some(intid) = self.lr_owner[vcpu][slot] else {
+                continue;
+            };
+            // Take back what the last flush put there, in case no sync came
+            // since: a flush must not lose what an earlier one moved.
+            self.reclaim(vcpu, intid);
+            let keep = self
+                .irq(vcpu, intid)
+                .is_some_and(|irq| irq.active || self.shows_pending(irq));
+            if keep {
+                *lr = self.place(vcpu, intid);
+            } else {
+                self.release(vcpu, slot, intid);
+            }
+        }
+        if n == 0 {
+            // No list registers: an underflow interrupt would fire forever.
+            return ICH_HCR_EN;
+        }
+        // 2. Load deliverable interrupts, highest priority first, evicting a
+        //    lower-priority pending-only entry when all registers are taken.
+        //    Each interrupt is loaded at most once per flush (an evicted one
+        //    had the lowest priority of all pending entries), which bounds
+        //    the loop.
+        let mut overflow = false;
+        for _ in 0..NUM_INTIDS {
+            let Some(intid) = self.next_candidate(vcpu) else {
+                break;
+            };
+            let Some(slot) = self.slot_for(vcpu, intid, &lrs[..n]) else {
+                overflow = true;
+                break;
+            };
+            self.load(vcpu, slot, intid);
+            if let Some(lr) = lrs.get_mut(slot) {
+                *lr = self.place(vcpu, intid);
+            }
+        }
+        if overflow {
+            ICH_HCR_EN | ICH_HCR_UIE
+        } else {
+            // Everything deliverable is loaded; start collecting hints afresh.
+            self.full_scan[vcpu] = false;
+            self.hint[vcpu] = 0;
+            ICH_HCR_EN
+        }
+    }
+
+    /// A list register for `intid`: a free one, or one whose pending-only
+    /// entry of lower priority goes back to the model.
+    fn slot_for(&mut self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<usize> {
+        if let Some(free) = (0..lrs.len()).find(|&s| self.lr_owner[vcpu][s].is_none()) {
+            return Some(free);
+        }
+        let prio = self.irq(vcpu, intid)?.priority;
+        let victim = self.eviction_victim(vcpu, lrs, prio)?;
+        if let Some(old) = self.lr_owner[vcpu][victim] {
+            self.unload(vcpu, victim, old);
+            self.hint_irq(vcpu, old);
+        }
+        Some(victim)
+    }
+
+    fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.lr = Some((vcpu as u8, slot as u8));
+        }
+        self.lr_owner[vcpu][slot] = Some(intid);
+    }
+
+    /// The list-register value for `intid`; a pending state shown there
+    /// moves out of the model's latch (remembered in `lr_latched`).
+    fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
+        let Some(irq) = self.irq(vcpu, intid).copied() else {
+            return 0;
+        };
+        let pending = self.shows_pending(&irq);
+        if pending {
+            if let Some(irq) = self.irq_mut(vcpu, intid) {
+                irq.lr_latched = irq.latch;
+                irq.latch = false;
+            }
+        }
+        lr_value(intid, &irq, pending)
+    }
+
+    /// Give the latch back to the model if the last flush moved it into a
+    /// list register.
+    fn reclaim(&mut self, vcpu: usize, intid: u32) {
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            if irq.lr_latched {
+                irq.latch = true;
+                irq.lr_latched = false;
+            }
+        }
+    }
+
+    /// Empty list register `slot` of `vcpu`, its pending state back in the model.
+    fn unload(&mut self, vcpu: usize, slot: usize, intid: u32) {
+        self.reclaim(vcpu, intid);
+        self.release(vcpu, slot, intid);
+    }
+
+    /// Forget that list register `slot` of `vcpu` holds `intid`.
+    fn release(&mut self, vcpu: usize, slot: usize, intid: u32) {
+        self.lr_owner[vcpu][slot] = None;
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.lr = None;
+        }
+    }
+
+    /// The vCPU is (re)starting with empty list registers: whatever they
+    /// held goes back to the model (pending stays pending, active stays
+    /// active until the guest clears it through ICACTIVER).
+    pub fn forget_lrs(&mut self, vcpu: usize) {
+        if vcpu >= self.num_vcpus {
+            return;
+        }
+        for slot in 0..MAX_LRS {
+            if let Some(intid) = self.lr_owner[vcpu][slot] {
+                self.unload(vcpu, slot, intid);
+            }
+        }
+        self.full_scan[vcpu] = true;
+    }
+
+    /// (priority, INTID) of `intid` if it can be loaded into a list register of `vcpu`.
+    fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
+        let irq = self.irq(vcpu, intid)?;
+        (irq.lr.is_none() && self.deliverable(irq) && self.target_of(vcpu, intid) == vcpu)
+            .then_some((irq.priority, intid))
+    }
+
+    /// The next interrupt to load: the best of the hinted ones, or of all
+    /// after a register write.
+    fn next_candidate(&self, vcpu: usize) -> Option<u32> {
+        if self.full_scan[vcpu] {
+            return self.best_candidate(vcpu);
+        }
+        let mut bits = self.hint[vcpu];
+        let mut best: Option<(u8, u32)> = None;
+        while bits != 0 {
+            let intid = bits.trailing_zeros();
+            bits &= bits - 1;
+            if let Some(c) = self.candidate(vcpu, intid) {
+                best = Some(best.map_or(c, |b| b.min(c)));
+            }
+        }
+        best.map(|(_, intid)| intid)
+    }
+
+    /// Highest-priority deliverable interrupt for `vcpu` not already in a
+    /// list register, looking at every interrupt.
+    pub(super) fn best_candidate(&self, vcpu: usize) -> Option<u32> {
+        (0..NUM_INTIDS)
+            .filter_map(|intid| self.candidate(vcpu, intid))
+            .min()
+            .map(|(_, intid)| intid)
+    }
+
+    /// A list register holding a pending-only interrupt of lower priority
+    /// than `prio` (the lowest such).
+    fn eviction_victim(&self, vcpu: usize, lrs: &[u64], prio: u8) -> Option<usize> {
+        lrs.iter()
+            .enumerate()
+            .filter(|(_, lr)| lr_state(**lr) == LR_STATE_PENDING)
+            .filter_map(|(s, _)| {
+                let intid = self.lr_owner[vcpu].get(s).copied().flatten()?;
+                Some((s, self.irq(vcpu, intid)?.priority))
+            })
+            .filter(|&(_, p)| p > prio)
+            .max_by_key(|&(_, p)| p)
+            .map(|(s, _)| s)
+    }
+}
