@@ -39,9 +39,9 @@ build_images() {
     mkdir -p "$IMAGES"
     say "building hypervisor and guests for $TARGET"
     (cd "$ROOT" && cargo build --quiet --release --target "$TARGET" \
-        -p hypervisor -p test-guest -p bench-guest)
+        -p hypervisor -p test-guest -p bench-guest -p hostile-guest)
     local out="$ROOT/target/$TARGET/release"
-    for name in hypervisor test-guest bench-guest; do
+    for name in hypervisor test-guest bench-guest hostile-guest; do
         python3 "$ROOT/tools/elf2bin.py" "$out/$name" "$IMAGES/$name.bin"
     done
 }
