@@ -7,6 +7,7 @@
 //! host, where `cargo test` runs its unit and property tests, and carries
 //! Kani proof harnesses (see [`verify`]).
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

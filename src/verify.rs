@@ -146,6 +146,58 @@ macro_rules! assume {
     };
 }
 
+/// State that the interesting case `cond` is reachable (non-vacuity).
+///
+/// Under Kani this is `kani::cover!`: the run reports the cover SATISFIED or
+/// UNSATISFIABLE, and an unsatisfiable cover means the harness's assumptions
+/// rule the case out. Under `cargo test` each cover that is reached records
+/// whether its condition held; the property test fails if a reached cover
+/// never held in any case.
+#[macro_export]
+macro_rules! cover {
+    ($cond:expr, $msg:literal) => {{
+        #[cfg(kani)]
+        kani::cover!($cond, $msg);
+        #[cfg(all(test, not(kani)))]
+        $crate::verify::record_cover($msg, $cond);
+    }};
+}
+
+#[cfg(all(test, not(kani)))]
+std::thread_local! {
+    static COVERS: core::cell::RefCell<std::collections::BTreeMap<&'static str, bool>> =
+        const { core::cell::RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// Test mode of [`cover!`]: remember that `label` was reached, and whether it held.
+#[cfg(all(test, not(kani)))]
+pub fn record_cover(label: &'static str, held: bool) {
+    COVERS.with(|c| *c.borrow_mut().entry(label).or_insert(false) |= held);
+}
+
+/// Test mode: start counting covers for one property.
+#[cfg(all(test, not(kani)))]
+pub fn reset_covers() {
+    COVERS.with(|c| c.borrow_mut().clear());
+}
+
+/// Test mode: fail if a cover was reached but never held.
+#[cfg(all(test, not(kani)))]
+pub fn check_covers(property: &str) {
+    COVERS.with(|c| {
+        let unsatisfied: std::vec::Vec<&str> = c
+            .borrow()
+            .iter()
+            .filter(|(_, held)| !**held)
+            .map(|(label, _)| *label)
+            .collect();
+        assert!(
+            unsatisfied.is_empty(),
+            "{property}: covers never satisfied in the generated cases: {unsatisfied:?}"
+        );
+    });
+}
+
 /// Declare a property once; get a Kani proof and a property test.
 ///
 /// ```ignore
@@ -176,9 +228,11 @@ macro_rules! proof {
         #[test]
         fn $name() {
             fn property($src: &mut $crate::verify::Source) $body
+            $crate::verify::reset_covers();
             for case in 0..$crate::verify::case_count() {
                 property(&mut $crate::verify::Source::for_case(u64::from(case)));
             }
+            $crate::verify::check_covers(stringify!($name));
         }
     };
 }
