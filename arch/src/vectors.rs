@@ -79,7 +79,7 @@ hv_vectors:
     SAVE_GUEST_AND_CALL hv_lower_irq
     .balign 0x80
     SAVE_GUEST_AND_CALL hv_lower_serror
-    // Lower EL, AArch32: guests are AArch64 only (HCR_EL2.RW=1).
+    // Lower EL, AArch32: only guest EL0 can be AArch32 (HCR_EL2.RW=1).
     .balign 0x80
     SAVE_GUEST_AND_CALL hv_lower_aarch32
     .balign 0x80

@@ -11,6 +11,7 @@ use hvcore::esr::{
 use hvcore::exit_stats::ExitCause;
 use hvcore::mmio::MmioOutcome;
 use hvcore::sysreg::SysRegOutcome;
+use hvcore::trapped_insn::trapped_instruction_step;
 use log::warn;
 
 use super::el1_regs::HardwareEl1;
@@ -48,7 +49,12 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
             }
         }
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr)),
+        ExceptionClass::Wfx => {
+            if condition_failed(esr) {
+                return;
+            }
+            with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr))
+        }
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => {
             let far = read_sysreg!("FAR_EL2");
@@ -59,6 +65,7 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
             count(ExitCause::AbortInjected);
             inject::instruction_abort(far);
         }
+        _ if condition_failed(esr) => {}
         other => {
             warn!(
                 "vm{} vcpu{}: unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
@@ -70,6 +77,19 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
             inject::undefined_instruction();
         }
     }
+}
+
+/// A conditional AArch32 (EL0) instruction that failed its condition check
+/// may trap all the same (IMPLEMENTATION DEFINED): step over it without
+/// effect and say so. Only the classes that AArch32 code can cause and that
+/// report a condition need asking; AArch64 instructions never fail here.
+fn condition_failed(esr: u64) -> bool {
+    if !trapped_instruction_step(esr, read_sysreg!("SPSR_EL2")).condition_failed {
+        return false;
+    }
+    count(ExitCause::Other);
+    inject::skip_instruction();
+    true
 }
 
 /// Run `handler` with the vGIC model in step with this vCPU's list
@@ -212,7 +232,9 @@ extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
     warn!("SError from guest, ESR {:#x}", read_sysreg!("ESR_EL2"));
 }
 
-/// Guests are AArch64-only; an AArch32 exception means EL0 ran AArch32 code.
+/// Reached only if guest EL1 ran AArch32, which HCR_EL2.RW=1 rules out: the
+/// vector is chosen by EL1's execution state, so exits from AArch32 EL0
+/// arrive at [`hv_lower_sync`].
 #[no_mangle]
 extern "C" fn hv_lower_aarch32(_regs: &mut GuestRegs) {
     count(ExitCause::UndefInjected);

@@ -7,6 +7,7 @@ use hvcore::esr::{
     data_abort_syndrome, injected_spsr, instruction_abort_syndrome, undefined_syndrome,
     vector_offset, DFSC_SYNC_EXTERNAL,
 };
+use hvcore::trapped_insn::trapped_instruction_step;
 
 const SPSR_EL_MASK: u64 = 0b1100;
 const SPSR_EL1: u64 = 0b0100;
@@ -50,9 +51,15 @@ pub fn instruction_abort(far: u64) {
     );
 }
 
-/// Step over the trapped (always 32-bit A64) instruction.
+/// Step over the trapped instruction: 4 bytes, or 2 for a 16-bit T32 one
+/// (ESR_EL2.IL), advancing the T32 IT state as executing it would have.
 #[inline]
 pub fn skip_instruction() {
+    let spsr = read_sysreg!("SPSR_EL2");
+    let step = trapped_instruction_step(read_sysreg!("ESR_EL2"), spsr);
     let elr = read_sysreg!("ELR_EL2");
-    write_sysreg!("ELR_EL2", elr.wrapping_add(4));
+    write_sysreg!("ELR_EL2", elr.wrapping_add(step.advance));
+    if step.spsr != spsr {
+        write_sysreg!("SPSR_EL2", step.spsr);
+    }
 }

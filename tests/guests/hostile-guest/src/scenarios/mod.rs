@@ -1,12 +1,16 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
+mod aarch32_wfi;
 mod hvc_flood;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
 
 /// Scenario name (the `hostile=` value) and its body.
-pub const SCENARIOS: &[(&str, Scenario)] = &[("hvc-flood", hvc_flood::run)];
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("hvc-flood", hvc_flood::run),
+    ("aarch32-wfi", aarch32_wfi::run),
+];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
 /// needs them to do something else.

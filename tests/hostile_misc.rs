@@ -1,0 +1,36 @@
+//! Hostile-guest scenarios for the hardening items owned by "misc": trapped
+//! AArch32 (T32) instructions from EL0, and guest RAM handed over unscrubbed.
+
+mod common;
+
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn aarch32_el0_t32_traps_resume_on_the_next_instruction() {
+    // A 16-bit WFI resumes 2 bytes on; an emulated 16-bit MMIO load inside an
+    // IT block advances the IT state; a WFI that fails its condition never waits.
+    common::build_images();
+    let run = common::boot(
+        "hostile-aarch32-wfi",
+        &[
+            "--guest",
+            "hostile-guest",
+            "--append",
+            "hostile=aarch32-wfi",
+            "--log",
+            "info",
+        ],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_line("HOSTILE aarch32-wfi: done");
+    assert!(
+        !run.output.contains("aarch32-wfi: FAIL"),
+        "scenario checks failed\n{}",
+        run.tail(30)
+    );
+    run.assert_line("aarch32-wfi: PASS");
+    run.assert_line("undef-injected=0");
+}
