@@ -4,6 +4,15 @@
 //! hypervisor image, the device tree, guest blobs) are marked used up front.
 //! Every operation validates its address and leaves the state unchanged on
 //! error, so a double free can never hand a frame out twice.
+//!
+//! **Frames change owner zeroed.** A frame handed to a new owner (a VM's
+//! RAM, a stage-2 table) may still hold what its previous owner left there:
+//! another VM's memory, hypervisor data, or whatever was in RAM at boot. So
+//! every allocation that gives frames to an owner goes through
+//! [`FrameAllocator::alloc_contiguous_zeroed`], which has the glue's
+//! [`FrameScrubber`] zero exactly the frames handed out before their address
+//! is returned. Freeing does not zero: the next owner's allocation does, so
+//! a frame is scrubbed once per handover whichever path freed it.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -19,6 +28,13 @@ pub enum FrameError {
     NotAllocated,
     /// Zero-sized range, or a range that wraps around the address space.
     Empty,
+}
+
+/// Zeroes host frames; the core decides which, the glue writes the memory.
+pub trait FrameScrubber {
+    /// Make `[pa, pa + len)` read as zero to its next owner, including an
+    /// owner that reads it with caches off.
+    fn zero(&mut self, pa: u64, len: u64);
 }
 
 /// Bitmap allocator over `[base, base + frames * FRAME_SIZE)`.
@@ -156,6 +172,20 @@ impl FrameAllocator {
             start = blocked.checked_add(align)? & !(align - 1);
         }
         None
+    }
+
+    /// Like [`FrameAllocator::alloc_contiguous`], for a new owner: the
+    /// frames are zeroed through `scrubber` (and nothing else is) before
+    /// their address is returned.
+    pub fn alloc_contiguous_zeroed(
+        &mut self,
+        count: usize,
+        align: u64,
+        scrubber: &mut impl FrameScrubber,
+    ) -> Option<u64> {
+        let pa = self.alloc_contiguous(count, align)?;
+        scrubber.zero(pa, count as u64 * FRAME_SIZE);
+        Some(pa)
     }
 
     /// Return one frame.
@@ -325,6 +355,67 @@ mod proofs {
                 assert_eq!(a.free_count(), owned.iter().filter(|o| !**o).count());
                 for (i, o) in owned.iter().enumerate() {
                     assert_eq!(a.is_allocated(BASE + i as u64 * FRAME_SIZE), *o);
+                }
+            }
+        }
+    }
+
+    /// Host memory as the property sees it: one byte per frame (0 = zeroed).
+    struct ModelRam([u8; FRAMES as usize]);
+
+    impl FrameScrubber for ModelRam {
+        fn zero(&mut self, pa: u64, len: u64) {
+            let first = ((pa - BASE) / FRAME_SIZE) as usize;
+            let count = (len / FRAME_SIZE) as usize;
+            for frame in &mut self.0[first..first + count] {
+                *frame = 0;
+            }
+        }
+    }
+
+    proof! {
+        /// Under any sequence of zeroed allocations, owners writing their frames, and frees,
+        /// every frame handed to a new owner reads as zero, and zeroing never touches a frame
+        /// that another owner holds.
+        #[unwind(10)]
+        fn frames_change_owner_zeroed(src) {
+            let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
+            // Whatever was in RAM before the allocator existed.
+            let mut ram = ModelRam(src.any());
+            let mut owner = [0u8; FRAMES as usize];
+            for round in 1..=6u8 {
+                match src.below(3) {
+                    0 => {
+                        let count = 1 + src.below(3) as usize;
+                        let before = ram.0;
+                        if let Some(pa) = a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram) {
+                            let first = ((pa - BASE) / FRAME_SIZE) as usize;
+                            for i in 0..FRAMES as usize {
+                                if (first..first + count).contains(&i) {
+                                    assert_eq!(ram.0[i], 0, "frame handed over dirty");
+                                    owner[i] = round;
+                                } else {
+                                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
+                                }
+                            }
+                            cover!(before[first] != 0, "a dirty frame was scrubbed");
+                        }
+                    }
+                    1 => {
+                        // Every owner scribbles over its frames.
+                        for (cell, who) in ram.0.iter_mut().zip(owner) {
+                            if who != 0 {
+                                *cell = who;
+                            }
+                        }
+                    }
+                    _ => {
+                        let i = src.below(FRAMES) as usize;
+                        if owner[i] != 0 {
+                            a.free(BASE + i as u64 * FRAME_SIZE).unwrap();
+                            owner[i] = 0;
+                        }
+                    }
                 }
             }
         }

@@ -34,3 +34,34 @@ fn aarch32_el0_t32_traps_resume_on_the_next_instruction() {
     run.assert_line("aarch32-wfi: PASS");
     run.assert_line("undef-injected=0");
 }
+
+#[test]
+fn guest_ram_is_handed_over_zeroed() {
+    // With hv.testdev=on the hypervisor leaves a pattern in the frames the VM
+    // is about to get (a previous owner's data); the guest must read zeros.
+    common::build_images();
+    let run = common::boot(
+        "hostile-ram-zeroed",
+        &[
+            "--guest",
+            "hostile-guest",
+            "--mem",
+            "64",
+            "--append",
+            "hostile=ram-zeroed",
+            "--log",
+            "info",
+        ],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_line("testdev: left a pattern in 64 MiB of free RAM");
+    run.assert_line("vm1: 64 MiB of RAM zeroed in");
+    run.assert_line("HOSTILE ram-zeroed: done");
+    assert!(
+        !run.output.contains("ram-zeroed: FAIL"),
+        "guest saw a previous owner's data\n{}",
+        run.tail(30)
+    );
+    run.assert_line("ram-zeroed: PASS");
+}

@@ -2,7 +2,7 @@
 //! memory backed by it. Physical addresses are identity-mapped at EL2, so a
 //! frame's address is also a pointer to it.
 
-use hvcore::frame_alloc::{FrameAllocator, FRAME_SIZE};
+use hvcore::frame_alloc::{FrameAllocator, FrameScrubber, FRAME_SIZE};
 use hvcore::stage2::TableMemory;
 use spin::{Mutex, Once};
 
@@ -20,17 +20,24 @@ pub fn frames() -> &'static Mutex<FrameAllocator> {
     FRAMES.get().expect("frame allocator initialised at boot")
 }
 
+/// Zeroes frames changing owner: identity-mapped Normal memory at EL2,
+/// zeroed and cleaned to the point of coherency (guests start with caches off).
+pub struct HostScrubber;
+
+impl FrameScrubber for HostScrubber {
+    fn zero(&mut self, pa: u64, len: u64) {
+        hv_arch::cache::zero_and_clean(pa as usize, len as usize);
+    }
+}
+
 /// Stage-2 tables in frames from the global allocator.
 pub struct FrameTableMemory;
 
 impl TableMemory for FrameTableMemory {
     fn alloc_table(&mut self, pages: usize) -> Option<u64> {
-        let pa = frames()
+        frames()
             .lock()
-            .alloc_contiguous(pages, pages as u64 * FRAME_SIZE)?;
-        // SAFETY: a fresh frame range owned by this table, identity-mapped.
-        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, pages * FRAME_SIZE as usize) };
-        Some(pa)
+            .alloc_contiguous_zeroed(pages, pages as u64 * FRAME_SIZE, &mut HostScrubber)
     }
 
     fn free_table(&mut self, pa: u64, pages: usize) {

@@ -17,7 +17,9 @@ use hvcore::virtqueue::GuestMemory;
 use log::info;
 use spin::Mutex;
 
-use super::memory::{copy_to_guest, frames, write_to_guest, FrameTableMemory};
+use hv_arch::read_sysreg;
+
+use super::memory::{copy_to_guest, frames, write_to_guest, FrameTableMemory, HostScrubber};
 
 /// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -88,12 +90,25 @@ impl Vm {
             ));
         }
         let ram_size = args.guest_mem_mib.unwrap_or(128) << 20;
+        let ram_frames = (ram_size / FRAME_SIZE) as usize;
+        if args.test_device {
+            leave_previous_owner_data(ram_frames);
+        }
+        // Zeroed: the frames may hold a previous owner's data (another VM's,
+        // the hypervisor's, whatever was in RAM at boot).
+        let zeroing_started = read_sysreg!("CNTPCT_EL0");
         let ram_pa = frames()
             .lock()
-            .alloc_contiguous((ram_size / FRAME_SIZE) as usize, TWO_MIB)
+            .alloc_contiguous_zeroed(ram_frames, TWO_MIB, &mut HostScrubber)
             .ok_or_else(|| {
                 alloc::format!("no {} MiB of contiguous RAM for the guest", ram_size >> 20)
             })?;
+        let zeroing_ticks = read_sysreg!("CNTPCT_EL0") - zeroing_started;
+        info!(
+            "vm{vmid}: {} MiB of RAM zeroed in {} us",
+            ram_size >> 20,
+            zeroing_ticks * 1_000_000 / read_sysreg!("CNTFRQ_EL0").max(1)
+        );
 
         let mut stage2 = Stage2::new(FrameTableMemory, IPA_BITS, IPA_BITS)
             .map_err(|e| alloc::format!("stage-2: {e:?}"))?;
@@ -317,6 +332,29 @@ impl Vm {
         }
         None
     }
+}
+
+/// Test VMs only (`hv.testdev=on`): play a previous owner of the frames the
+/// VM is about to get, leaving a byte pattern in one cache line of every
+/// page and freeing them again, so a test can see whether the new owner is
+/// handed that data. The allocator is first-fit, so the VM gets these frames.
+fn leave_previous_owner_data(frames_wanted: usize) {
+    let mut allocator = frames().lock();
+    let Some(pa) = allocator.alloc_contiguous(frames_wanted, TWO_MIB) else {
+        return;
+    };
+    for page in 0..frames_wanted as u64 {
+        // A different line of each page, so every line offset is covered.
+        let line = pa + page * FRAME_SIZE + (page * 64) % FRAME_SIZE;
+        // SAFETY: frames just allocated to this function, identity-mapped at EL2.
+        unsafe { core::ptr::write_bytes(line as *mut u8, 0xa5, 64) };
+    }
+    hv_arch::cache::clean_dcache_range(pa as usize, frames_wanted * FRAME_SIZE as usize);
+    let _ = allocator.free_contiguous(pa, frames_wanted);
+    info!(
+        "testdev: left a pattern in {} MiB of free RAM at PA {pa:#x}",
+        (frames_wanted as u64 * FRAME_SIZE) >> 20
+    );
 }
 
 /// A VM's RAM as devices see it: guest-physical addresses, checked against

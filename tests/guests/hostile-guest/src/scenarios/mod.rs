@@ -2,6 +2,7 @@
 
 mod aarch32_wfi;
 mod hvc_flood;
+mod ram_zeroed;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
@@ -10,6 +11,7 @@ pub type Scenario = fn(u64);
 pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("hvc-flood", hvc_flood::run),
     ("aarch32-wfi", aarch32_wfi::run),
+    ("ram-zeroed", ram_zeroed::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
