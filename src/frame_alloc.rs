@@ -9,10 +9,13 @@
 //! RAM, a stage-2 table) may still hold what its previous owner left there:
 //! another VM's memory, hypervisor data, or whatever was in RAM at boot. So
 //! every allocation that gives frames to an owner goes through
-//! [`FrameAllocator::alloc_contiguous_zeroed`], which has the glue's
-//! [`FrameScrubber`] zero exactly the frames handed out before their address
-//! is returned. Freeing does not zero: the next owner's allocation does, so
-//! a frame is scrubbed once per handover whichever path freed it.
+//! [`FrameAllocator::alloc_for_owner`], whose result hides the address until
+//! the glue's [`FrameScrubber`] has zeroed exactly those frames
+//! ([`UnscrubbedFrames::zero`]; the allocator's lock need not be held
+//! meanwhile, the frames are already taken), or through
+//! [`FrameAllocator::alloc_contiguous_zeroed`], which does both. Freeing does
+//! not zero: the next owner's allocation does, so a frame is scrubbed once
+//! per handover whichever path freed it.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -35,6 +38,28 @@ pub trait FrameScrubber {
     /// Make `[pa, pa + len)` read as zero to its next owner, including an
     /// owner that reads it with caches off.
     fn zero(&mut self, pa: u64, len: u64);
+}
+
+/// Frames allocated for a new owner and not yet zeroed. Their address is
+/// only available from [`UnscrubbedFrames::zero`].
+#[must_use = "frames handed out must be zeroed before use"]
+#[derive(Debug)]
+pub struct UnscrubbedFrames {
+    pa: u64,
+    count: usize,
+}
+
+impl UnscrubbedFrames {
+    /// Number of frames.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Zero the frames through `scrubber`; then their address is the owner's.
+    pub fn zero(self, scrubber: &mut impl FrameScrubber) -> u64 {
+        scrubber.zero(self.pa, self.count as u64 * FRAME_SIZE);
+        self.pa
+    }
 }
 
 /// Bitmap allocator over `[base, base + frames * FRAME_SIZE)`.
@@ -183,9 +208,15 @@ impl FrameAllocator {
         align: u64,
         scrubber: &mut impl FrameScrubber,
     ) -> Option<u64> {
+        Some(self.alloc_for_owner(count, align)?.zero(scrubber))
+    }
+
+    /// Like [`FrameAllocator::alloc_contiguous`], for a new owner who gets
+    /// the address once the frames are zeroed ([`UnscrubbedFrames::zero`]),
+    /// which can happen after the allocator is unlocked.
+    pub fn alloc_for_owner(&mut self, count: usize, align: u64) -> Option<UnscrubbedFrames> {
         let pa = self.alloc_contiguous(count, align)?;
-        scrubber.zero(pa, count as u64 * FRAME_SIZE);
-        Some(pa)
+        Some(UnscrubbedFrames { pa, count })
     }
 
     /// Return one frame.
@@ -388,7 +419,12 @@ mod proofs {
                     0 => {
                         let count = 1 + src.below(3) as usize;
                         let before = ram.0;
-                        if let Some(pa) = a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram) {
+                        let pa = if src.any() {
+                            a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram)
+                        } else {
+                            a.alloc_for_owner(count, FRAME_SIZE).map(|frames| frames.zero(&mut ram))
+                        };
+                        if let Some(pa) = pa {
                             let first = ((pa - BASE) / FRAME_SIZE) as usize;
                             for i in 0..FRAMES as usize {
                                 if (first..first + count).contains(&i) {

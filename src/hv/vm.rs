@@ -97,12 +97,14 @@ impl Vm {
         // Zeroed: the frames may hold a previous owner's data (another VM's,
         // the hypervisor's, whatever was in RAM at boot).
         let zeroing_started = read_sysreg!("CNTPCT_EL0");
-        let ram_pa = frames()
+        let unscrubbed = frames()
             .lock()
-            .alloc_contiguous_zeroed(ram_frames, TWO_MIB, &mut HostScrubber)
+            .alloc_for_owner(ram_frames, TWO_MIB)
             .ok_or_else(|| {
                 alloc::format!("no {} MiB of contiguous RAM for the guest", ram_size >> 20)
             })?;
+        // Zeroed with the allocator unlocked: the frames are already ours.
+        let ram_pa = unscrubbed.zero(&mut HostScrubber);
         let zeroing_ticks = read_sysreg!("CNTPCT_EL0") - zeroing_started;
         info!(
             "vm{vmid}: {} MiB of RAM zeroed in {} us",
