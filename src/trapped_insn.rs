@@ -129,6 +129,10 @@ fn trapped_condition(esr: u64, spsr: u64) -> u8 {
 /// unchanged". From AArch32 the length follows ESR.IL (only T32 has 16-bit
 /// instructions), the condition is checked against SPSR.NZCV for the classes
 /// that report one, and in T32 the IT state advances.
+///
+/// Inlined so that the AArch64 case, every exit on the fast path, costs a
+/// bit test; the AArch32 work stays out of line.
+#[inline(always)]
 pub fn trapped_instruction_step(esr: u64, spsr: u64) -> TrapStep {
     if spsr & SPSR_AARCH32 == 0 {
         return TrapStep {
@@ -137,6 +141,10 @@ pub fn trapped_instruction_step(esr: u64, spsr: u64) -> TrapStep {
             condition_failed: false,
         };
     }
+    aarch32_step(esr, spsr)
+}
+
+fn aarch32_step(esr: u64, spsr: u64) -> TrapStep {
     let thumb = spsr & SPSR_T != 0;
     let nzcv = ((spsr >> 28) & 0xf) as u8;
     let condition_failed = !condition_holds(trapped_condition(esr, spsr), nzcv);
