@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use log::LevelFilter;
 
-use crate::fdt_writer::{node_name, FdtError, FdtWriter};
+use crate::fdt_writer::{node_name, FdtError, FdtWriter, TreeSink};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -336,11 +336,14 @@ fn parse_size(s: &str) -> Option<u64> {
     parse_number(digits)?.checked_mul(1 << shift)
 }
 
-/// Parse `hv.* ... -- guest arguments`. Words that are not `hv.*` before the
-/// `--` are ignored (QEMU or a boot loader may add some).
-pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
-    let (own, guest) = match bootargs.split_once(" -- ") {
-        Some((own, guest)) => (own, guest.trim()),
+/// Split a command line at its first ` -- `: the hypervisor's words before
+/// it, the guest's command line (trimmed) after it. A trailing `--` ends the
+/// hypervisor's words and gives the guest nothing.
+fn split_bootargs(bootargs: &str) -> (&str, &str) {
+    // A byte search: the separator is ASCII, so both sides stay valid UTF-8.
+    let separator = bootargs.as_bytes().windows(4).position(|w| w == b" -- ");
+    match separator {
+        Some(at) => (&bootargs[..at], bootargs[at + 4..].trim()),
         None => (
             bootargs
                 .strip_suffix(" --")
@@ -348,65 +351,79 @@ pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
                 .unwrap_or(bootargs),
             "",
         ),
-    };
+    }
+}
+
+/// Parse `hv.* ... -- guest arguments`. Words that are not `hv.*` before the
+/// `--` are ignored (QEMU or a boot loader may add some). Words are separated
+/// by ASCII white space, as Linux splits its own command line.
+pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
+    let (own, guest) = split_bootargs(bootargs);
     let mut args = HvArgs {
         guest_bootargs: guest.to_string(),
         ..HvArgs::default()
     };
-    for word in own.split_whitespace() {
-        let Some(option) = word.strip_prefix("hv.") else {
-            continue;
-        };
-        let bad = || ConfigError::BadValue(word.to_string());
-        let (key, value) = option.split_once('=').ok_or_else(bad)?;
-        match key {
-            "kernel" => {
-                let (addr, size) = value.split_once(',').ok_or_else(bad)?;
-                let addr = parse_number(addr).ok_or_else(bad)?;
-                let size = parse_size(size).filter(|s| *s > 0).ok_or_else(bad)?;
-                addr.checked_add(size).ok_or_else(bad)?;
-                args.guest_kernel = Some((addr, size));
-            }
-            "vcpus" => {
-                args.guest_vcpus = Some(
-                    parse_number(value)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(bad)?,
-                )
-            }
-            "mem" => {
-                // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
-                // `1536K` to 1 MiB silently would hide it.
-                args.guest_mem_mib = Some(
-                    parse_size(value)
-                        .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
-                        .map(|b| b >> 20)
-                        .ok_or_else(bad)?,
-                )
-            }
-            "log" => {
-                args.log_level = Some(match value {
-                    "off" => LevelFilter::Off,
-                    "error" => LevelFilter::Error,
-                    "warn" => LevelFilter::Warn,
-                    "info" => LevelFilter::Info,
-                    "debug" => LevelFilter::Debug,
-                    "trace" => LevelFilter::Trace,
-                    _ => return Err(bad()),
-                })
-            }
-            "testdev" => {
-                args.test_device = match value {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(bad()),
-                }
-            }
-            _ => return Err(ConfigError::UnknownOption(word.to_string())),
-        }
+    for word in own.split_ascii_whitespace() {
+        apply_option(&mut args, word)?;
     }
     Ok(args)
+}
+
+/// Apply one word of the hypervisor's command line: an `hv.*` option sets
+/// its field, any other word changes nothing.
+fn apply_option(args: &mut HvArgs, word: &str) -> Result<(), ConfigError> {
+    let Some(option) = word.strip_prefix("hv.") else {
+        return Ok(());
+    };
+    let bad = || ConfigError::BadValue(word.to_string());
+    let (key, value) = option.split_once('=').ok_or_else(bad)?;
+    match key {
+        "kernel" => {
+            let (addr, size) = value.split_once(',').ok_or_else(bad)?;
+            let addr = parse_number(addr).ok_or_else(bad)?;
+            let size = parse_size(size).filter(|s| *s > 0).ok_or_else(bad)?;
+            addr.checked_add(size).ok_or_else(bad)?;
+            args.guest_kernel = Some((addr, size));
+        }
+        "vcpus" => {
+            args.guest_vcpus = Some(
+                parse_number(value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(bad)?,
+            )
+        }
+        "mem" => {
+            // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
+            // `1536K` to 1 MiB silently would hide it.
+            args.guest_mem_mib = Some(
+                parse_size(value)
+                    .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
+                    .map(|b| b >> 20)
+                    .ok_or_else(bad)?,
+            )
+        }
+        "log" => {
+            args.log_level = Some(match value {
+                "off" => LevelFilter::Off,
+                "error" => LevelFilter::Error,
+                "warn" => LevelFilter::Warn,
+                "info" => LevelFilter::Info,
+                "debug" => LevelFilter::Debug,
+                "trace" => LevelFilter::Trace,
+                _ => return Err(bad()),
+            })
+        }
+        "testdev" => {
+            args.test_device = match value {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad()),
+            }
+        }
+        _ => return Err(ConfigError::UnknownOption(word.to_string())),
+    }
+    Ok(())
 }
 
 /// What a guest's device tree describes.
@@ -434,7 +451,7 @@ const CLOCK_PHANDLE: u32 = 2;
 const GICR_FRAME: u64 = 0x2_0000;
 const MAX_VCPUS: usize = 8;
 
-fn reg(w: &mut FdtWriter, base: u64, size: u64) {
+fn reg(w: &mut impl TreeSink, base: u64, size: u64) {
     w.property_cells(
         "reg",
         &[
@@ -460,6 +477,13 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
         return Err(FdtError::InvalidSpec);
     }
     let mut w = FdtWriter::new();
+    write_guest_tree(spec, &mut w);
+    w.finish()
+}
+
+/// The calls that describe the guest's tree (see [`build_guest_dtb`]), for a
+/// spec that passed its checks.
+fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     w.begin_node("");
     w.property_u32("#address-cells", 2);
     w.property_u32("#size-cells", 2);
@@ -469,7 +493,7 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
 
     w.begin_node(&node_name("memory", spec.ram_base));
     w.property_string("device_type", "memory");
-    reg(&mut w, spec.ram_base, spec.ram_size);
+    reg(w, spec.ram_base, spec.ram_size);
     w.end_node();
 
     w.begin_node("cpus");
@@ -541,7 +565,7 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
 
         w.begin_node(&node_name("pl011", uart.base));
         w.property_string_list("compatible", &["arm,pl011", "arm,primecell"]);
-        reg(&mut w, uart.base, uart.size.max(0x1000));
+        reg(w, uart.base, uart.size.max(0x1000));
         if let Some(cells) = spi_cells(uart, 4) {
             w.property_cells("interrupts", &cells);
         }
@@ -553,7 +577,7 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     for dev in &spec.virtio {
         w.begin_node(&node_name("virtio_mmio", dev.base));
         w.property_string("compatible", "virtio,mmio");
-        reg(&mut w, dev.base, dev.size);
+        reg(w, dev.base, dev.size);
         if let Some(cells) = spi_cells(dev, 1) {
             w.property_cells("interrupts", &cells);
         }
@@ -564,17 +588,16 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     for dev in &spec.extra_mmio {
         w.begin_node(&node_name(&dev.name, dev.base));
         w.property_string("compatible", &dev.compatible);
-        reg(&mut w, dev.base, dev.size);
+        reg(w, dev.base, dev.size);
         w.end_node();
     }
 
     w.begin_node("chosen");
     w.property_string("bootargs", &spec.bootargs);
     if let Some(uart) = &spec.uart {
-        w.property_string(
-            "stdout-path",
-            &alloc::format!("/{}", node_name("pl011", uart.base)),
-        );
+        let mut path = String::from("/");
+        path.push_str(&node_name("pl011", uart.base));
+        w.property_string("stdout-path", &path);
     }
     if let Some((start, end)) = spec.initrd {
         w.property_u64("linux,initrd-start", start);
@@ -583,7 +606,6 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     w.end_node();
 
     w.end_node();
-    w.finish()
 }
 
 #[cfg(test)]
@@ -914,22 +936,245 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
+    use crate::fdt_writer::CallModel;
 
-    const ALPHABET: &[u8] = b"hv.kernelvcpusmemlogtestdv=0x19aAfKMG, -";
+    /// Option values worth trying whole: random text rarely spells them.
+    const VALUES: [&str; 10] = [
+        "off", "warn", "on", "1", "0", "0x1f,1M", "1G", "2048K", "9,0", "0x,1",
+    ];
+    /// The characters values are made of.
+    const VALUE_CHARS: &[u8] = b"0x1f9,KMGonwar";
+    const KEYS: [&str; 6] = ["kernel", "vcpus", "mem", "log", "testdev", "vcpu"];
+
+    fn text(src: &mut crate::verify::Source, chars: &[u8], max: u64) -> String {
+        let mut s = String::new();
+        for _ in 0..src.below(max + 1) {
+            s.push(char::from(chars[src.below(chars.len() as u64) as usize]));
+        }
+        s
+    }
+
+    /// `hv.KEY=VALUE` with a known key (or a near miss) and a value of up to 7
+    /// characters, or (1 in 4) any text of up to 8 characters.
+    fn option_word(src: &mut crate::verify::Source) -> String {
+        if src.below(4) == 0 {
+            return text(src, b"hv.kernel=0x1,M -", 8);
+        }
+        let mut word = String::from("hv.");
+        word.push_str(KEYS[src.below(KEYS.len() as u64) as usize]);
+        word.push('=');
+        if src.any() {
+            word.push_str(VALUES[src.below(VALUES.len() as u64) as usize]);
+        } else {
+            word.push_str(&text(src, VALUE_CHARS, 7));
+        }
+        word
+    }
 
     proof! {
-        /// Any command line made of the characters the syntax uses parses or is rejected, never panics.
-        #[unwind(25)]
-        fn command_line_parser_is_total(src) {
-            let len = src.below(24) as usize;
-            let mut text = String::new();
-            for _ in 0..len {
-                text.push(ALPHABET[src.below(ALPHABET.len() as u64) as usize] as char);
-            }
-            if let Ok(args) = parse_hv_args(&text) {
-                if let Some((addr, size)) = args.guest_kernel {
-                    assert!(size > 0 && addr.checked_add(size).is_some());
+        /// One word of the command line sets only the field its `hv.` key names, to a value
+        /// that is usable (kernel: non-empty and not wrapping; vCPUs and MiB: non-zero), or is
+        /// refused naming the whole word and changing nothing; other words change nothing.
+        /// Values of up to 7 characters.
+        #[unwind(9)]
+        fn option_word_sets_only_its_field(src) {
+            let word = option_word(src);
+            let mut args = HvArgs::default();
+            let result = apply_option(&mut args, &word);
+            let Some(option) = word.strip_prefix("hv.") else {
+                assert_eq!(result, Ok(()));
+                assert_eq!(args, HvArgs::default());
+                crate::cover!(!word.is_empty(), "a word that is not an hv. option ignored");
+                return;
+            };
+            let key = option.split('=').next().unwrap_or("");
+            match result {
+                Err(e) => {
+                    assert_eq!(args, HvArgs::default());
+                    let known = KEYS[..5].contains(&key) && option.contains('=');
+                    let expected = if known || !option.contains('=') {
+                        ConfigError::BadValue(word.clone())
+                    } else {
+                        ConfigError::UnknownOption(word.clone())
+                    };
+                    assert_eq!(e, expected);
+                    crate::cover!(known, "a bad value refused");
+                    crate::cover!(!known && option.contains('='), "an unknown option refused");
                 }
+                Ok(()) => {
+                    let mut unchanged = args.clone();
+                    match key {
+                        "kernel" => {
+                            let (addr, size) = args.guest_kernel.unwrap();
+                            assert!(size > 0 && addr.checked_add(size).is_some());
+                            unchanged.guest_kernel = None;
+                            crate::cover!(size == 1 << 20, "a kernel size in MiB");
+                        }
+                        "vcpus" => {
+                            assert!(args.guest_vcpus.unwrap() > 0);
+                            unchanged.guest_vcpus = None;
+                        }
+                        "mem" => {
+                            let mib = args.guest_mem_mib.unwrap();
+                            assert!(mib > 0 && mib <= u64::MAX >> 20);
+                            unchanged.guest_mem_mib = None;
+                            crate::cover!(mib == 2, "memory given in KiB");
+                        }
+                        "log" => {
+                            assert!(args.log_level.is_some());
+                            unchanged.log_level = None;
+                            crate::cover!(args.log_level == Some(LevelFilter::Warn), "a log level set");
+                        }
+                        "testdev" => {
+                            unchanged.test_device = false;
+                            crate::cover!(args.test_device, "the test device switched on");
+                        }
+                        _ => panic!("an unknown key accepted"),
+                    }
+                    assert_eq!(unchanged, HvArgs::default());
+                }
+            }
+        }
+    }
+
+    proof! {
+        /// A whole command line of up to 13 characters (two pieces around an optional
+        /// ` -- `) parses or is refused without panicking; the guest's part is what follows the
+        /// first ` -- `, trimmed, and is empty without one.
+        #[unwind(14)]
+        fn command_line_parser_is_total(src) {
+            const CHARS: &[u8] = b"hv.mem=1G -";
+            let mut line = if src.any() {
+                String::from("hv.mem=") + &text(src, b"1GK ", 2)
+            } else {
+                text(src, CHARS, 6)
+            };
+            let separated = src.any();
+            if separated {
+                line.push_str(" -- ");
+            }
+            line.push_str(&text(src, CHARS, 2));
+            let Ok(args) = parse_hv_args(&line) else { return };
+            let guest = args.guest_bootargs.as_str();
+            assert_eq!(guest, guest.trim());
+            match line.find(" -- ") {
+                Some(at) => assert_eq!(guest, line[at + 4..].trim()),
+                None => assert!(guest.is_empty()),
+            }
+            crate::cover!(!guest.is_empty(), "guest arguments after the separator");
+            crate::cover!(args.guest_mem_mib.is_some() && separated, "an option before the separator");
+        }
+    }
+
+    fn cells(cells: &[u32]) -> Vec<u8> {
+        cells.iter().flat_map(|c| c.to_be_bytes()).collect()
+    }
+
+    fn reg_cells(base: u64, size: u64) -> Vec<u8> {
+        cells(&[
+            (base >> 32) as u32,
+            base as u32,
+            (size >> 32) as u32,
+            size as u32,
+        ])
+    }
+
+    fn string_value(s: &str) -> Vec<u8> {
+        let mut v = Vec::from(s.as_bytes());
+        v.push(0);
+        v
+    }
+
+    /// Checks each call [`write_guest_tree`] makes against the spec, as it comes.
+    struct TreeChecker<'a> {
+        spec: &'a GuestDtbSpec,
+        calls: CallModel,
+        /// Names of the open nodes, outermost first.
+        path: Vec<String>,
+        memory_nodes: usize,
+        cpus: usize,
+        virtio_nodes: usize,
+        checked: usize,
+    }
+
+    impl TreeChecker<'_> {
+        fn node(&self) -> &str {
+            self.path.last().map_or("", String::as_str)
+        }
+        fn in_cpus(&self) -> bool {
+            self.path.len() == 3 && self.path[1] == "cpus"
+        }
+        fn expect(&mut self, value: &[u8], expected: &[u8]) {
+            assert_eq!(value, expected);
+            self.checked += 1;
+        }
+    }
+
+    impl TreeSink for TreeChecker<'_> {
+        fn begin_node(&mut self, name: &str) {
+            self.calls.begin_node(name);
+            self.path.push(String::from(name));
+            if self.in_cpus() {
+                // vCPU nodes come in order: cpu@0, cpu@1, ...
+                assert_eq!(name, node_name("cpu", self.cpus as u64));
+                self.cpus += 1;
+            }
+            if name.starts_with("virtio_mmio@") {
+                self.virtio_nodes += 1;
+            }
+        }
+
+        fn end_node(&mut self) {
+            self.calls.end_node();
+            self.path.pop();
+        }
+
+        fn property(&mut self, name: &str, value: &[u8]) {
+            self.calls.property(name, value);
+            let spec = self.spec;
+            let node = String::from(self.node());
+            if name == "device_type" && value == b"memory\0" {
+                self.memory_nodes += 1;
+                assert_eq!(node, node_name("memory", spec.ram_base));
+            }
+            match (node.as_str(), name) {
+                ("", "#address-cells" | "#size-cells") => self.expect(value, &cells(&[2])),
+                (_, "reg") if node == node_name("memory", spec.ram_base) => {
+                    self.expect(value, &reg_cells(spec.ram_base, spec.ram_size))
+                }
+                (_, "reg") if self.in_cpus() => self.expect(value, &cells(&[self.cpus as u32 - 1])),
+                (_, "device_type") if self.in_cpus() => self.expect(value, b"cpu\0"),
+                ("cpus", "#address-cells") => self.expect(value, &cells(&[1])),
+                ("cpus", "#size-cells") => self.expect(value, &cells(&[0])),
+                ("psci", "method") => self.expect(value, b"hvc\0"),
+                (_, "reg") if node == node_name("intc", spec.gic_dist.0) => {
+                    let mut expected = reg_cells(spec.gic_dist.0, spec.gic_dist.1);
+                    let redist_size = spec.num_vcpus as u64 * GICR_FRAME;
+                    expected.extend(reg_cells(spec.gic_redist_base, redist_size));
+                    self.expect(value, &expected)
+                }
+                (_, "interrupts") if node.starts_with("pl011@") => {
+                    let uart = spec.uart.as_ref().unwrap();
+                    assert_eq!(node, node_name("pl011", uart.base));
+                    self.expect(value, &cells(&[0, uart.irq.unwrap() - 32, 4]))
+                }
+                (_, "reg") if node.starts_with("virtio_mmio@") => {
+                    let dev = &spec.virtio[self.virtio_nodes - 1];
+                    assert_eq!(node, node_name("virtio_mmio", dev.base));
+                    self.expect(value, &reg_cells(dev.base, dev.size))
+                }
+                (_, "interrupts") if node.starts_with("virtio_mmio@") => {
+                    let dev = &spec.virtio[self.virtio_nodes - 1];
+                    self.expect(value, &cells(&[0, dev.irq.unwrap() - 32, 1]))
+                }
+                ("chosen", "bootargs") => self.expect(value, &string_value(&spec.bootargs)),
+                ("chosen", "linux,initrd-start") => {
+                    self.expect(value, &spec.initrd.unwrap().0.to_be_bytes())
+                }
+                ("chosen", "linux,initrd-end") => {
+                    self.expect(value, &spec.initrd.unwrap().1.to_be_bytes())
+                }
+                _ => {}
             }
         }
     }
@@ -938,29 +1183,35 @@ mod proofs {
         Device {
             name: name.into(),
             base,
-            size: 0x1000,
+            size: 0x200,
             irq,
             compatible: compatible.into(),
         }
     }
 
+    /// Largest vCPU count the proof covers; the tree code loops over any count up to
+    /// MAX_VCPUS the same way.
+    const PROOF_VCPUS: u64 = 3;
+
     proof! {
-        /// The guest device tree always parses, names exactly the VM's memory and vCPUs,
-        /// and reads back (through the host parser) as the devices, interrupts and
-        /// initramfs it was given; its header totalsize is its length.
-        #[unwind(9)]
-        fn guest_tree_has_exactly_the_vm_memory(src) {
+        /// For any spec that passes its checks (RAM anywhere, 1-3 vCPUs, a UART or none, 0-2
+        /// virtio devices, an initramfs or none), the guest tree's calls form a well-formed tree
+        /// (so the writer turns them into a valid blob) that describes exactly one memory node
+        /// with the VM's RAM, the vCPUs 0..n in order, redistributors for n vCPUs, PSCI over HVC,
+        /// and the devices, interrupts, command line and initramfs it was given.
+        /// (The property test also writes the blob and reads it back with the host parser.)
+        #[unwind(17)]
+        fn guest_tree_describes_exactly_the_vm(src) {
             let ram_base = src.below(1 << 20) << 21;
             let ram_size = (1 + src.below(1 << 12)) << 20;
-            let num_vcpus = 1 + src.below(8) as usize;
-            let uart_spi = src.below(988) as u32;
+            let num_vcpus = 1 + src.below(PROOF_VCPUS) as usize;
             let uart = if src.any() {
-                Some(device_at("pl011", 0x0900_0000, Some(32 + uart_spi), "arm,pl011"))
+                Some(device_at("pl011", 0x0900_0000, Some(32 + src.below(988) as u32), "arm,pl011"))
             } else {
                 None
             };
             let virtio: Vec<Device> = (0..src.below(3))
-                .map(|slot| device_at("virtio_mmio", 0x0a00_0000 + slot * 0x200, Some(48 + slot as u32), "virtio,mmio"))
+                .map(|slot| device_at("virtio_mmio", 0x0a00_0000 + slot * 0x200, Some(48 + src.below(32) as u32), "virtio,mmio"))
                 .collect();
             let initrd = if src.any() {
                 let start = src.below(u64::MAX - (1 << 30));
@@ -975,35 +1226,55 @@ mod proofs {
                 cpu_compatible: String::new(),
                 gic_dist: (0x0800_0000, 0x1_0000),
                 gic_redist_base: 0x080a_0000,
-                uart: uart.clone(),
-                virtio: virtio.clone(),
+                uart,
+                virtio,
                 extra_mmio: Vec::new(),
                 bootargs: String::from("console=ttyAMA0"),
                 initrd,
             };
-            let blob = build_guest_dtb(&spec).unwrap();
-            let tree = fdt::Fdt::new(&blob).unwrap();
-            assert_eq!(tree.total_size(), blob.len());
-            let memory = tree.memory();
-            let mut regions = memory.regions();
-            let r = regions.next().unwrap();
-            assert_eq!((r.starting_address as usize as u64, r.size.map(|s| s as u64)), (ram_base, Some(ram_size)));
-            assert!(regions.next().is_none());
-            assert_eq!(tree.cpus().count(), num_vcpus);
-
-            let host = parse_host(&blob).unwrap();
-            assert_eq!(host.ram, [(ram_base, ram_size)]);
-            assert_eq!(host.cpu_mpidrs, (0..num_vcpus as u64).collect::<Vec<_>>());
-            assert_eq!(host.gic_redist, (0x080a_0000, num_vcpus as u64 * 0x2_0000));
-            assert_eq!(host.uart.map(|u| u.irq), uart.map(|u| u.irq));
-            assert_eq!(
-                host.virtio_mmio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>(),
-                virtio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>()
-            );
-            assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
-            assert_eq!(host.psci_method.as_deref(), Some("hvc"));
-            assert_eq!(host.initrd, initrd);
-            assert_eq!(host.bootargs, "console=ttyAMA0");
+            let mut checker = TreeChecker {
+                spec: &spec,
+                calls: CallModel::default(),
+                path: Vec::new(),
+                memory_nodes: 0,
+                cpus: 0,
+                virtio_nodes: 0,
+                checked: 0,
+            };
+            write_guest_tree(&spec, &mut checker);
+            assert_eq!(checker.calls.result(), Ok(()));
+            assert_eq!(checker.memory_nodes, 1);
+            assert_eq!(checker.cpus, num_vcpus);
+            assert_eq!(checker.virtio_nodes, spec.virtio.len());
+            // Root cells, memory reg, per vCPU reg and device_type, cpus cells, PSCI, GIC,
+            // bootargs, and per device/initramfs what it adds: nothing expected was skipped.
+            let expected_checks = 2 + 1 + 2 * num_vcpus + 2 + 1 + 1 + 1
+                + usize::from(spec.uart.is_some())
+                + 2 * spec.virtio.len()
+                + 2 * usize::from(spec.initrd.is_some());
+            assert_eq!(checker.checked, expected_checks);
+            crate::cover!(num_vcpus == PROOF_VCPUS as usize && spec.virtio.len() == 2 && spec.uart.is_some(), "the largest tree: 3 vCPUs, a UART, two virtio devices");
+            crate::cover!(spec.initrd.is_some() && spec.uart.is_none(), "an initramfs without a UART");
+            #[cfg(not(kani))]
+            {
+                // The whole way: the blob, read back by the host parser (the `fdt` crate).
+                let blob = build_guest_dtb(&spec).unwrap();
+                let tree = fdt::Fdt::new(&blob).unwrap();
+                assert_eq!(tree.total_size(), blob.len());
+                let host = parse_host(&blob).unwrap();
+                assert_eq!(host.ram, [(ram_base, ram_size)]);
+                assert_eq!(host.cpu_mpidrs, (0..num_vcpus as u64).collect::<Vec<_>>());
+                assert_eq!(host.gic_redist, (0x080a_0000, num_vcpus as u64 * 0x2_0000));
+                assert_eq!(host.uart.map(|u| u.irq), spec.uart.as_ref().map(|u| u.irq));
+                assert_eq!(
+                    host.virtio_mmio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>(),
+                    spec.virtio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>()
+                );
+                assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
+                assert_eq!(host.psci_method.as_deref(), Some("hvc"));
+                assert_eq!(host.initrd, spec.initrd);
+                assert_eq!(host.bootargs, "console=ttyAMA0");
+            }
         }
     }
 }
