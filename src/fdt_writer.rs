@@ -534,7 +534,7 @@ mod proofs {
         /// optional close of what is open) yields exactly the first misuse as an error, and
         /// otherwise a blob the validator accepts whose header totalsize is its length.
         /// (The property test also parses each blob with the `fdt` crate.)
-        #[unwind(7)]
+        #[unwind(16)]
         fn writer_output_is_a_valid_tree_or_an_error(src) {
             let mut both = Both { writer: FdtWriter::new(), model: CallModel::default() };
             // Usually start with the root, so that many sequences are complete trees.

@@ -122,6 +122,16 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
 /// block, non-UTF-8 names, truncated tokens, properties after subnodes),
 /// so every token, offset, length and name is validated here first.
 pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
+    let (structure, strings) = dtb_blocks(dtb)?;
+    let mut walk = Walk::default();
+    // Ends: every step that does not finish moves `at` on by at least 4.
+    while !walk_token(structure, strings, &mut walk)? {}
+    Ok(())
+}
+
+/// The structure and strings blocks a device tree's header names, if the
+/// header is one and the blocks lie inside its `totalsize` and the blob.
+fn dtb_blocks(dtb: &[u8]) -> Result<(&[u8], &[u8]), ConfigError> {
     let bad = ConfigError::BadDeviceTree;
     if be32(dtb, 0) != Some(0xd00d_feed) {
         return Err(bad);
@@ -141,65 +151,85 @@ pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
     {
         return Err(bad);
     }
-    let structure = &dtb[off_struct..off_struct + size_struct];
-    let strings = &dtb[off_strings..off_strings + size_strings];
-    let c_str = |bytes: &[u8], at: usize| -> Option<usize> {
-        let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
-        core::str::from_utf8(&bytes[at..at + len]).ok()?;
-        Some(len)
-    };
-    // The fdt crate also needs every property before the node's first child,
-    // and NOP tokens only right before a node's end.
-    const MAX_DEPTH: usize = 16;
-    let mut has_child = [false; MAX_DEPTH];
-    let mut at = 0;
-    let mut depth = 0usize;
-    loop {
-        let token = be32(structure, at).ok_or(bad.clone())?;
-        match token {
-            1 => {
-                let len = c_str(structure, at + 4).ok_or(bad.clone())?;
-                at = (at + 4 + len + 1).div_ceil(4) * 4;
-                if depth > 0 {
-                    has_child[depth - 1] = true;
-                }
-                if depth == MAX_DEPTH || (depth == 0 && at > 0 && has_child.iter().any(|c| *c)) {
-                    return Err(bad);
-                }
-                has_child[depth] = false;
-                depth += 1;
+    Ok((
+        &dtb[off_struct..off_struct + size_struct],
+        &dtb[off_strings..off_strings + size_strings],
+    ))
+}
+
+/// Deepest node nesting accepted.
+const MAX_DEPTH: usize = 16;
+
+/// Where the walk over the structure block is.
+#[derive(Debug, Clone, Default)]
+struct Walk {
+    /// Offset of the next token; at most 3 past the block's end.
+    at: usize,
+    /// Open nodes, at most [`MAX_DEPTH`].
+    depth: usize,
+    /// Per open node, whether it has a subnode yet: the fdt crate needs
+    /// every property before the node's first child.
+    has_child: [bool; MAX_DEPTH],
+}
+
+/// Length of the UTF-8 string with a NUL terminator at `at` in `bytes`.
+fn c_str(bytes: &[u8], at: usize) -> Option<usize> {
+    let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
+    core::str::from_utf8(&bytes[at..at + len]).ok()?;
+    Some(len)
+}
+
+/// Check the token at `walk.at` and step over it: `Ok(true)` at the final
+/// FDT_END, `Ok(false)` with `walk.at` moved on by at least 4 otherwise.
+fn walk_token(structure: &[u8], strings: &[u8], walk: &mut Walk) -> Result<bool, ConfigError> {
+    let bad = ConfigError::BadDeviceTree;
+    let at = walk.at;
+    let token = be32(structure, at).ok_or(bad.clone())?;
+    match token {
+        1 => {
+            let len = c_str(structure, at + 4).ok_or(bad.clone())?;
+            walk.at = (at + 4 + len + 1).div_ceil(4) * 4;
+            if walk.depth > 0 {
+                walk.has_child[walk.depth - 1] = true;
             }
-            2 => {
-                depth = depth.checked_sub(1).ok_or(bad.clone())?;
-                at += 4;
+            // A second root would follow a first one that had children.
+            if walk.depth == MAX_DEPTH || (walk.depth == 0 && walk.has_child.iter().any(|c| *c)) {
+                return Err(bad);
             }
-            3 => {
-                if depth == 0 || has_child[depth - 1] {
-                    return Err(bad);
-                }
-                let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
-                let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
-                let name_len = c_str(strings, name).ok_or(bad.clone())?;
-                let cells_property = matches!(
-                    &strings[name..name + name_len],
-                    b"#address-cells" | b"#size-cells" | b"#interrupt-cells"
-                );
-                // The fdt crate reads these as a 32- or 64-bit number and panics otherwise.
-                if cells_property && !matches!(len, 4 | 8) {
-                    return Err(bad);
-                }
-                structure
-                    .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
-                    .ok_or(bad.clone())?;
-                at = (at + 12 + len).div_ceil(4) * 4;
-            }
-            4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {
-                at += 4
-            }
-            9 if depth == 0 => return Ok(()),
-            _ => return Err(bad),
+            walk.has_child[walk.depth] = false;
+            walk.depth += 1;
         }
+        2 => {
+            walk.depth = walk.depth.checked_sub(1).ok_or(bad.clone())?;
+            walk.at = at + 4;
+        }
+        3 => {
+            if walk.depth == 0 || walk.has_child[walk.depth - 1] {
+                return Err(bad);
+            }
+            let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
+            let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
+            let name_len = c_str(strings, name).ok_or(bad.clone())?;
+            let cells_property = matches!(
+                &strings[name..name + name_len],
+                b"#address-cells" | b"#size-cells" | b"#interrupt-cells"
+            );
+            // The fdt crate reads these as a 32- or 64-bit number and panics otherwise.
+            if cells_property && !matches!(len, 4 | 8) {
+                return Err(bad);
+            }
+            structure
+                .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
+                .ok_or(bad.clone())?;
+            walk.at = (at + 12 + len).div_ceil(4) * 4;
+        }
+        4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {
+            walk.at = at + 4
+        }
+        9 if walk.depth == 0 => return Ok(true),
+        _ => return Err(bad),
     }
+    Ok(false)
 }
 
 /// Read the host description. The tree comes from the machine (QEMU), not
@@ -976,7 +1006,7 @@ mod proofs {
         /// that is usable (kernel: non-empty and not wrapping; vCPUs and MiB: non-zero), or is
         /// refused naming the whole word and changing nothing; other words change nothing.
         /// Values of up to 7 characters.
-        #[unwind(9)]
+        #[unwind(20)]
         fn option_word_sets_only_its_field(src) {
             let word = option_word(src);
             let mut args = HvArgs::default();
@@ -1041,7 +1071,7 @@ mod proofs {
         /// A whole command line of up to 13 characters (two pieces around an optional
         /// ` -- `) parses or is refused without panicking; the guest's part is what follows the
         /// first ` -- `, trimmed, and is empty without one.
-        #[unwind(14)]
+        #[unwind(17)]
         fn command_line_parser_is_total(src) {
             const CHARS: &[u8] = b"hv.mem=1G -";
             let mut line = if src.any() {
@@ -1057,12 +1087,93 @@ mod proofs {
             let Ok(args) = parse_hv_args(&line) else { return };
             let guest = args.guest_bootargs.as_str();
             assert_eq!(guest, guest.trim());
-            match line.find(" -- ") {
+            match line.as_bytes().windows(4).position(|w| w == b" -- ") {
                 Some(at) => assert_eq!(guest, line[at + 4..].trim()),
                 None => assert!(guest.is_empty()),
             }
             crate::cover!(!guest.is_empty(), "guest arguments after the separator");
             crate::cover!(args.guest_mem_mib.is_some() && separated, "an option before the separator");
+        }
+    }
+
+    /// Up to `max` bytes, each symbolic: mostly small values (tokens, lengths, NULs,
+    /// letters) under test, any byte under Kani.
+    fn bytes(src: &mut crate::verify::Source, max: u64) -> Vec<u8> {
+        let len = src.below(max + 1) as usize;
+        let mut v = Vec::with_capacity(len);
+        for _ in 0..len {
+            v.push(if src.any() {
+                src.below(12) as u8
+            } else {
+                src.any()
+            });
+        }
+        v
+    }
+
+    proof! {
+        /// One step of the structure walk, from any state the walk can be in (next token at
+        /// most 3 past the end, depth at most 16, any child flags) over any structure block
+        /// of up to 20 bytes and strings block of up to 8, never panics, and either finishes,
+        /// refuses, or moves on by at least 4 bytes keeping that state valid: so
+        /// `validate_dtb` ends, and never panics, on any blob whose blocks are this small.
+        #[unwind(21)]
+        fn structure_walk_step_is_total_and_advances(src) {
+            let mut structure = bytes(src, 20);
+            let strings = bytes(src, 8);
+            let at = 4 * src.below(structure.len() as u64 / 4 + 1) as usize + src.below(4) as usize;
+            crate::assume!(at <= structure.len() + 3);
+            // Half the cases put a token (and for a property, a small length and name offset)
+            // at the walk's position, which random bytes rarely spell.
+            if src.any() {
+                let token = 1 + src.below(9) as u32;
+                let words = [token, src.below(8) as u32, src.below(4) as u32];
+                for (i, word) in words.iter().enumerate().take(if token == 3 { 3 } else { 1 }) {
+                    if let Some(slot) = structure.get_mut(at + 4 * i..at + 4 * i + 4) {
+                        slot.copy_from_slice(&word.to_be_bytes());
+                    }
+                }
+            }
+            let mut walk = Walk { at, depth: src.below(MAX_DEPTH as u64 + 1) as usize, has_child: [false; MAX_DEPTH] };
+            for child in walk.has_child.iter_mut() {
+                *child = src.any();
+            }
+            let before = walk.clone();
+            match walk_token(&structure, &strings, &mut walk) {
+                Ok(true) => assert_eq!(before.depth, 0),
+                Ok(false) => {
+                    assert!(walk.at >= before.at + 4 && walk.at <= structure.len() + 3);
+                    assert!(walk.depth <= MAX_DEPTH);
+                    crate::cover!(walk.depth > before.depth, "a node opened");
+                    crate::cover!(walk.depth == before.depth && walk.at >= before.at + 12, "a property stepped over");
+                    crate::cover!(walk.depth < before.depth, "a node closed");
+                }
+                Err(_) => crate::cover!(before.depth == MAX_DEPTH, "a node too deep refused"),
+            }
+        }
+    }
+
+    proof! {
+        /// Any blob of up to 48 bytes with a device-tree magic yields either an error or two
+        /// blocks that lie inside both the blob and its header's totalsize, without panicking.
+        #[unwind(2)]
+        fn header_names_blocks_inside_the_blob(src) {
+            let len = 40 + src.below(9) as usize;
+            let mut dtb = alloc::vec![0u8; len];
+            dtb[..4].copy_from_slice(&0xd00d_feedu32.to_be_bytes());
+            // Sizes and offsets: mostly small, sometimes anything (wrapping sums).
+            for field in [1, 2, 3, 8, 9] {
+                let v: u32 = if src.any() { src.below(64) as u32 } else { src.any() };
+                dtb[4 * field..4 * field + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            let total = u32::from_be_bytes([dtb[4], dtb[5], dtb[6], dtb[7]]) as usize;
+            if let Ok((structure, strings)) = dtb_blocks(&dtb) {
+                let field = |i: usize| u32::from_be_bytes([dtb[4 * i], dtb[4 * i + 1], dtb[4 * i + 2], dtb[4 * i + 3]]) as usize;
+                assert!(total <= len && total >= 40);
+                assert!(field(2) + structure.len() <= total && structure.len() == field(9));
+                assert!(field(3) + strings.len() <= total && strings.len() == field(8));
+                crate::cover!(!structure.is_empty() && !strings.is_empty(), "two non-empty blocks");
+            }
         }
     }
 
@@ -1200,7 +1311,7 @@ mod proofs {
         /// with the VM's RAM, the vCPUs 0..n in order, redistributors for n vCPUs, PSCI over HVC,
         /// and the devices, interrupts, command line and initramfs it was given.
         /// (The property test also writes the blob and reads it back with the host parser.)
-        #[unwind(17)]
+        #[unwind(21)]
         fn guest_tree_describes_exactly_the_vm(src) {
             let ram_base = src.below(1 << 20) << 21;
             let ram_size = (1 + src.below(1 << 12)) << 20;
