@@ -127,16 +127,15 @@ impl FdtWriter {
     /// with the same name shares one copy.
     fn string_offset(&mut self, name: &str) -> Option<u32> {
         let bytes = name.as_bytes();
-        let mut at = 0;
-        while at < self.strings.len() {
-            let end = self.strings[at..]
-                .iter()
-                .position(|b| *b == 0)
-                .map_or(self.strings.len(), |p| at + p);
-            if &self.strings[at..end] == bytes {
-                return u32::try_from(at).ok();
+        // One pass: entries start at 0 and after each NUL.
+        let mut start = 0;
+        for end in 0..self.strings.len() {
+            if self.strings[end] == 0 {
+                if self.strings[start..end] == *bytes {
+                    return u32::try_from(start).ok();
+                }
+                start = end + 1;
             }
-            at = end + 1;
         }
         let offset = u32::try_from(self.strings.len()).ok()?;
         self.strings.extend_from_slice(bytes);
@@ -621,8 +620,9 @@ mod proofs {
     proof! {
         /// A property appends its token, length, name offset, value and zero padding; the
         /// offset names exactly the property's name in the strings block, and a name
-        /// already there is shared, not added again.
-        #[unwind(10)]
+        /// already there is shared, not added again. Names of up to 2 bytes after one
+        /// other property's, values of up to 5 bytes.
+        #[unwind(7)]
         fn property_appends_header_value_and_shared_name(src) {
             let mut w = FdtWriter::new();
             w.begin_node("");
@@ -631,8 +631,8 @@ mod proofs {
             let name = short_name(src, 2);
             let strings_before = w.strings.clone();
             let before = w.structure.len();
-            let value = [0x5au8, 1, 2, 3, 4, 5, 6, 7];
-            let value = &value[..src.below(9) as usize];
+            let value = [0x5au8, 1, 2, 3, 4];
+            let value = &value[..src.below(6) as usize];
             w.property(&name, value);
             let valid = |n: &str| !n.is_empty() && !n.contains('\0');
             if !valid(&first) || !valid(&name) {
