@@ -81,13 +81,13 @@ pub trait TreeSink {
 
 /// A node name holds no `/` and no NUL (bytes: neither can be part of a
 /// longer UTF-8 sequence). Only the root's is empty.
-fn is_node_name(name: &str) -> bool {
-    !name.bytes().any(|b| b == 0 || b == b'/')
+fn is_node_name(name: &[u8]) -> bool {
+    !name.iter().any(|b| *b == 0 || *b == b'/')
 }
 
 /// A property name is non-empty and holds no NUL.
-fn is_property_name(name: &str) -> bool {
-    !name.is_empty() && !name.bytes().any(|b| b == 0)
+fn is_property_name(name: &[u8]) -> bool {
+    !name.is_empty() && !name.contains(&0)
 }
 
 /// Builds a device tree node by node.
@@ -125,8 +125,7 @@ impl FdtWriter {
 
     /// Offset of `name` in the strings block, added once: every property
     /// with the same name shares one copy.
-    fn string_offset(&mut self, name: &str) -> Option<u32> {
-        let bytes = name.as_bytes();
+    fn string_offset(&mut self, bytes: &[u8]) -> Option<u32> {
         // One pass: entries start at 0 and after each NUL.
         let mut start = 0;
         for end in 0..self.strings.len() {
@@ -185,9 +184,10 @@ impl FdtWriter {
     }
 }
 
-impl TreeSink for FdtWriter {
+// Names are handled as bytes: a name is checked byte by byte, never as text.
+impl FdtWriter {
     /// Open a node (`""` for the root).
-    fn begin_node(&mut self, name: &str) {
+    fn begin_node_bytes(&mut self, name: &[u8]) {
         let is_root = self.open.is_empty();
         if !is_node_name(name) || (name.is_empty() != is_root) {
             return self.fail(FdtError::BadName);
@@ -202,21 +202,14 @@ impl TreeSink for FdtWriter {
             *parent_has_child = true;
         }
         self.word(FDT_BEGIN_NODE);
-        self.structure.extend_from_slice(name.as_bytes());
+        self.structure.extend_from_slice(name);
         self.structure.push(0);
         self.pad();
         self.open.push(false);
     }
 
-    fn end_node(&mut self) {
-        if self.open.pop().is_none() {
-            return self.fail(FdtError::Unbalanced);
-        }
-        self.word(FDT_END_NODE);
-    }
-
     /// A property with raw bytes.
-    fn property(&mut self, name: &str, value: &[u8]) {
+    fn property_bytes(&mut self, name: &[u8], value: &[u8]) {
         match self.open.last() {
             None => return self.fail(FdtError::NoOpenNode),
             Some(true) => return self.fail(FdtError::PropertyAfterSubnode),
@@ -239,20 +232,47 @@ impl TreeSink for FdtWriter {
     }
 }
 
+impl TreeSink for FdtWriter {
+    fn begin_node(&mut self, name: &str) {
+        self.begin_node_bytes(name.as_bytes());
+    }
+
+    fn end_node(&mut self) {
+        if self.open.pop().is_none() {
+            return self.fail(FdtError::Unbalanced);
+        }
+        self.word(FDT_END_NODE);
+    }
+
+    fn property(&mut self, name: &str, value: &[u8]) {
+        self.property_bytes(name.as_bytes(), value);
+    }
+}
+
 /// `"name@addr"` in the usual hexadecimal form (lower case, no leading zeros).
-///
-/// Written out rather than with `format!`: the formatting machinery is far
-/// more than this needs, and more than a model checker can afford.
 pub fn node_name(name: &str, addr: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - addr.leading_zeros()).div_ceil(4).max(1);
-    let mut s = String::with_capacity(name.len() + 1 + digits as usize);
+    let (digits, count) = hex_digits(addr);
+    let mut s = String::with_capacity(name.len() + 1 + count);
     s.push_str(name);
     s.push('@');
-    for i in (0..digits).rev() {
-        s.push(char::from(HEX[((addr >> (4 * i)) & 0xf) as usize]));
+    for digit in &digits[16 - count..] {
+        s.push(char::from(*digit));
     }
     s
+}
+
+/// `addr` in lower-case hexadecimal without leading zeros: the digits are
+/// the last `count` bytes of the array. Written out rather than with
+/// `format!`: the formatting machinery is far more than this needs, and more
+/// than a model checker can afford.
+fn hex_digits(addr: u64) -> ([u8; 16], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((addr >> (4 * (15 - i))) & 0xf) as usize];
+    }
+    let count = (64 - addr.leading_zeros()).div_ceil(4).max(1) as usize;
+    (digits, count)
 }
 
 #[cfg(test)]
@@ -579,14 +599,19 @@ mod proofs {
         }
     }
 
-    /// A short name over the bytes that matter: letters, `@`, and the two forbidden ones.
-    fn short_name(src: &mut crate::verify::Source, max: u64) -> String {
-        let len = src.below(max + 1) as usize;
-        let mut name = String::new();
-        for _ in 0..len {
-            name.push(char::from(b"a@1/\0"[src.below(5) as usize]));
+    /// A name of up to `N` bytes: mostly the bytes that matter (a letter, `@`, and the two
+    /// forbidden ones), else any byte. A byte array, not a `String`: built character by
+    /// character, text costs the model checker far more than the writer does.
+    fn short_name<const N: usize>(src: &mut crate::verify::Source) -> ([u8; N], usize) {
+        let mut name = [0u8; N];
+        for b in name.iter_mut() {
+            *b = if src.below(4) != 0 {
+                b"a@1/\0"[src.below(5) as usize]
+            } else {
+                src.any()
+            };
         }
-        name
+        (name, src.below(N as u64 + 1) as usize)
     }
 
     proof! {
@@ -598,22 +623,23 @@ mod proofs {
             let mut w = FdtWriter::new();
             w.begin_node("");
             let before = w.structure.len();
-            let name = short_name(src, 6);
-            w.begin_node(&name);
-            let valid = !name.is_empty() && !name.contains('/') && !name.contains('\0');
+            let (bytes, len) = short_name::<6>(src);
+            let name = &bytes[..len];
+            w.begin_node_bytes(name);
+            let valid = len > 0 && !name.iter().any(|b| *b == b'/' || *b == 0);
             assert_eq!(w.error.is_none(), valid);
             if !valid {
                 assert_eq!(w.structure.len(), before);
-                crate::cover!(name.contains('/'), "a name with a slash refused");
+                crate::cover!(name.contains(&b'/'), "a name with a slash refused");
                 return;
             }
             let added = &w.structure[before..];
-            assert_eq!(added.len(), (4 + name.len() + 1).div_ceil(4) * 4);
+            assert_eq!(added.len(), (4 + len + 1).div_ceil(4) * 4);
             assert_eq!(added[..4], FDT_BEGIN_NODE.to_be_bytes());
-            assert_eq!(&added[4..4 + name.len()], name.as_bytes());
-            assert!(added[4 + name.len()..].iter().all(|b| *b == 0));
-            crate::cover!(name.len() == 3, "a name that fills its word with its NUL");
-            crate::cover!(name.len() == 6, "a name that needs padding");
+            assert_eq!(&added[4..4 + len], name);
+            assert!(added[4 + len..].iter().all(|b| *b == 0));
+            crate::cover!(len == 3, "a name that fills its word with its NUL");
+            crate::cover!(len == 6, "a name that needs padding");
         }
     }
 
@@ -626,18 +652,20 @@ mod proofs {
         fn property_appends_header_value_and_shared_name(src) {
             let mut w = FdtWriter::new();
             w.begin_node("");
-            let first = short_name(src, 2);
-            w.property(&first, &[]);
-            let name = short_name(src, 2);
+            let (first, first_len) = short_name::<2>(src);
+            let first = &first[..first_len];
+            w.property_bytes(first, &[]);
+            let (name, name_len) = short_name::<2>(src);
+            let name = &name[..name_len];
             let strings_before = w.strings.clone();
             let before = w.structure.len();
             let value = [0x5au8, 1, 2, 3, 4];
             let value = &value[..src.below(6) as usize];
-            w.property(&name, value);
-            let valid = |n: &str| !n.is_empty() && !n.contains('\0');
-            if !valid(&first) || !valid(&name) {
+            w.property_bytes(name, value);
+            let valid = |n: &[u8]| !n.is_empty() && !n.contains(&0);
+            if !valid(first) || !valid(name) {
                 assert!(w.error.is_some());
-                crate::cover!(valid(&first), "an empty or NUL property name refused");
+                crate::cover!(valid(first), "an empty or NUL property name refused");
                 return;
             }
             assert!(w.error.is_none());
@@ -650,7 +678,7 @@ mod proofs {
             assert!(added[12 + value.len()..].iter().all(|b| *b == 0));
             // The offset starts an entry, and the entry is the name.
             assert!(offset == 0 || w.strings[offset - 1] == 0);
-            assert_eq!(&w.strings[offset..offset + name.len()], name.as_bytes());
+            assert_eq!(&w.strings[offset..offset + name.len()], name);
             assert_eq!(w.strings[offset + name.len()], 0);
             if name == first {
                 assert_eq!(w.strings, strings_before);
@@ -658,21 +686,20 @@ mod proofs {
                 assert_eq!(w.strings.len(), strings_before.len() + name.len() + 1);
             }
             crate::cover!(name == first, "a name shared with the previous property");
-            crate::cover!(name != first && first.starts_with(name.as_str()), "a name that is a prefix of a stored one added anew");
+            crate::cover!(name != first && first.starts_with(name), "a name that is a prefix of a stored one added anew");
             crate::cover!(!value.len().is_multiple_of(4), "a value that needs padding");
         }
     }
 
     proof! {
         /// A node's unit address is the address in lower-case hexadecimal without leading
-        /// zeros, after the name and an `@`, for every 64-bit address.
+        /// zeros, for every 64-bit address (`node_name` appends these digits after the `@`).
         #[unwind(17)]
         fn node_name_is_the_address_in_hex(src) {
             let addr: u64 = src.any();
-            let name = super::node_name("n", addr);
-            let digits = &name.as_bytes()[2..];
-            assert_eq!(&name.as_bytes()[..2], b"n@");
-            assert!(!digits.is_empty() && digits.len() <= 16);
+            let (digits, count) = hex_digits(addr);
+            let digits = &digits[16 - count..];
+            assert!(!digits.is_empty());
             assert!(digits.len() == 1 || digits[0] != b'0');
             let mut back = 0u64;
             for d in digits {
