@@ -37,6 +37,10 @@ pub enum FdtError {
 pub trait TreeSink {
     /// Open a node (`""` for the root).
     fn begin_node(&mut self, name: &str);
+    /// Open the node `name@addr` (see [`node_name`]).
+    fn begin_node_at(&mut self, name: &str, addr: u64) {
+        self.begin_node(&node_name(name, addr));
+    }
     fn end_node(&mut self);
     /// A property with raw bytes.
     fn property(&mut self, name: &str, value: &[u8]);
@@ -235,6 +239,15 @@ impl FdtWriter {
 impl TreeSink for FdtWriter {
     fn begin_node(&mut self, name: &str) {
         self.begin_node_bytes(name.as_bytes());
+    }
+
+    fn begin_node_at(&mut self, name: &str, addr: u64) {
+        let (digits, count) = hex_digits(addr);
+        let mut full = Vec::with_capacity(name.len() + 1 + count);
+        full.extend_from_slice(name.as_bytes());
+        full.push(b'@');
+        full.extend_from_slice(&digits[16 - count..]);
+        self.begin_node_bytes(&full);
     }
 
     fn end_node(&mut self) {
@@ -473,10 +486,10 @@ impl CallModel {
 }
 
 #[cfg(any(test, kani))]
-impl TreeSink for CallModel {
-    fn begin_node(&mut self, name: &str) {
+impl CallModel {
+    fn begin(&mut self, name_ok: bool, empty: bool) {
         let is_root = self.open.is_empty();
-        if name.bytes().any(|b| b == b'/' || b == 0) || name.is_empty() != is_root {
+        if !name_ok || empty != is_root {
             self.misuse(FdtError::BadName);
         } else if is_root && self.roots == 1 {
             self.misuse(FdtError::NoOpenNode);
@@ -487,6 +500,20 @@ impl TreeSink for CallModel {
         }
         self.open.push(false);
         self.nodes += 1;
+    }
+}
+
+#[cfg(any(test, kani))]
+impl TreeSink for CallModel {
+    fn begin_node(&mut self, name: &str) {
+        let name_ok = !name.bytes().any(|b| b == b'/' || b == 0);
+        self.begin(name_ok, name.is_empty());
+    }
+
+    /// `name@addr`: hexadecimal digits are valid name bytes, and the name is not empty.
+    fn begin_node_at(&mut self, name: &str, _addr: u64) {
+        let name_ok = !name.bytes().any(|b| b == b'/' || b == 0);
+        self.begin(name_ok, false);
     }
 
     fn end_node(&mut self) {

@@ -521,7 +521,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     w.property_string("model", "hvrust virtual machine");
     w.property_u32("interrupt-parent", GIC_PHANDLE);
 
-    w.begin_node(&node_name("memory", spec.ram_base));
+    w.begin_node_at("memory", spec.ram_base);
     w.property_string("device_type", "memory");
     reg(w, spec.ram_base, spec.ram_size);
     w.end_node();
@@ -530,7 +530,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     w.property_u32("#address-cells", 1);
     w.property_u32("#size-cells", 0);
     for cpu in 0..spec.num_vcpus {
-        w.begin_node(&node_name("cpu", cpu as u64));
+        w.begin_node_at("cpu", cpu as u64);
         w.property_string("device_type", "cpu");
         w.property_string(
             "compatible",
@@ -551,7 +551,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     w.property_string("method", "hvc");
     w.end_node();
 
-    w.begin_node(&node_name("intc", spec.gic_dist.0));
+    w.begin_node_at("intc", spec.gic_dist.0);
     w.property_string("compatible", "arm,gic-v3");
     w.property_u32("#interrupt-cells", 3);
     w.property_u32("#address-cells", 2);
@@ -593,7 +593,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
         w.property_u32("phandle", CLOCK_PHANDLE);
         w.end_node();
 
-        w.begin_node(&node_name("pl011", uart.base));
+        w.begin_node_at("pl011", uart.base);
         w.property_string_list("compatible", &["arm,pl011", "arm,primecell"]);
         reg(w, uart.base, uart.size.max(0x1000));
         if let Some(cells) = spi_cells(uart, 4) {
@@ -605,7 +605,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     }
 
     for dev in &spec.virtio {
-        w.begin_node(&node_name("virtio_mmio", dev.base));
+        w.begin_node_at("virtio_mmio", dev.base);
         w.property_string("compatible", "virtio,mmio");
         reg(w, dev.base, dev.size);
         if let Some(cells) = spi_cells(dev, 1) {
@@ -616,7 +616,7 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     }
 
     for dev in &spec.extra_mmio {
-        w.begin_node(&node_name(&dev.name, dev.base));
+        w.begin_node_at(&dev.name, dev.base);
         w.property_string("compatible", &dev.compatible);
         reg(w, dev.base, dev.size);
         w.end_node();
@@ -677,7 +677,7 @@ mod tests {
         w.property_u32("#address-cells", 1);
         w.property_u32("#size-cells", 0);
         for i in 0..4 {
-            w.begin_node(&node_name("cpu", i));
+            w.begin_node_at("cpu", i);
             w.property_string("device_type", "cpu");
             w.property_string("compatible", "arm,cortex-a72");
             w.property_u32("reg", i as u32);
@@ -1209,12 +1209,15 @@ mod proofs {
         v
     }
 
+    /// One open node: its name and, for `name@addr`, its unit address.
+    type Node = (String, Option<u64>);
+
     /// Checks each call [`write_guest_tree`] makes against the spec, as it comes.
     struct TreeChecker<'a> {
         spec: &'a GuestDtbSpec,
         calls: CallModel,
-        /// Names of the open nodes, outermost first.
-        path: Vec<String>,
+        /// The open nodes, outermost first.
+        path: Vec<Node>,
         memory_nodes: usize,
         cpus: usize,
         virtio_nodes: usize,
@@ -1222,30 +1225,41 @@ mod proofs {
     }
 
     impl TreeChecker<'_> {
-        fn node(&self) -> &str {
-            self.path.last().map_or("", String::as_str)
+        fn node(&self) -> (&str, Option<u64>) {
+            self.path
+                .last()
+                .map_or(("", None), |(name, addr)| (name.as_str(), *addr))
         }
         fn in_cpus(&self) -> bool {
-            self.path.len() == 3 && self.path[1] == "cpus"
+            self.path.len() == 3 && self.path[1].0 == "cpus"
         }
         fn expect(&mut self, value: &[u8], expected: &[u8]) {
             assert_eq!(value, expected);
             self.checked += 1;
+        }
+        fn open(&mut self, name: &str, addr: Option<u64>) {
+            self.path.push((String::from(name), addr));
+            if self.in_cpus() {
+                // vCPU nodes come in order: cpu@0, cpu@1, ...
+                assert_eq!(self.node(), ("cpu", Some(self.cpus as u64)));
+                self.cpus += 1;
+            }
+            if name == "virtio_mmio" {
+                self.virtio_nodes += 1;
+                assert_eq!(addr, Some(self.spec.virtio[self.virtio_nodes - 1].base));
+            }
         }
     }
 
     impl TreeSink for TreeChecker<'_> {
         fn begin_node(&mut self, name: &str) {
             self.calls.begin_node(name);
-            self.path.push(String::from(name));
-            if self.in_cpus() {
-                // vCPU nodes come in order: cpu@0, cpu@1, ...
-                assert_eq!(name, node_name("cpu", self.cpus as u64));
-                self.cpus += 1;
-            }
-            if name.starts_with("virtio_mmio@") {
-                self.virtio_nodes += 1;
-            }
+            self.open(name, None);
+        }
+
+        fn begin_node_at(&mut self, name: &str, addr: u64) {
+            self.calls.begin_node_at(name, addr);
+            self.open(name, Some(addr));
         }
 
         fn end_node(&mut self) {
@@ -1256,38 +1270,37 @@ mod proofs {
         fn property(&mut self, name: &str, value: &[u8]) {
             self.calls.property(name, value);
             let spec = self.spec;
-            let node = String::from(self.node());
+            let (node, addr) = self.node();
+            let node = String::from(node);
             if name == "device_type" && value == b"memory\0" {
                 self.memory_nodes += 1;
-                assert_eq!(node, node_name("memory", spec.ram_base));
+                assert_eq!((node.as_str(), addr), ("memory", Some(spec.ram_base)));
             }
             match (node.as_str(), name) {
                 ("", "#address-cells" | "#size-cells") => self.expect(value, &cells(&[2])),
-                (_, "reg") if node == node_name("memory", spec.ram_base) => {
-                    self.expect(value, &reg_cells(spec.ram_base, spec.ram_size))
-                }
+                ("memory", "reg") => self.expect(value, &reg_cells(spec.ram_base, spec.ram_size)),
                 (_, "reg") if self.in_cpus() => self.expect(value, &cells(&[self.cpus as u32 - 1])),
                 (_, "device_type") if self.in_cpus() => self.expect(value, b"cpu\0"),
                 ("cpus", "#address-cells") => self.expect(value, &cells(&[1])),
                 ("cpus", "#size-cells") => self.expect(value, &cells(&[0])),
                 ("psci", "method") => self.expect(value, b"hvc\0"),
-                (_, "reg") if node == node_name("intc", spec.gic_dist.0) => {
+                ("intc", "reg") => {
+                    assert_eq!(addr, Some(spec.gic_dist.0));
                     let mut expected = reg_cells(spec.gic_dist.0, spec.gic_dist.1);
                     let redist_size = spec.num_vcpus as u64 * GICR_FRAME;
                     expected.extend(reg_cells(spec.gic_redist_base, redist_size));
                     self.expect(value, &expected)
                 }
-                (_, "interrupts") if node.starts_with("pl011@") => {
+                ("pl011", "interrupts") => {
                     let uart = spec.uart.as_ref().unwrap();
-                    assert_eq!(node, node_name("pl011", uart.base));
+                    assert_eq!(addr, Some(uart.base));
                     self.expect(value, &cells(&[0, uart.irq.unwrap() - 32, 4]))
                 }
-                (_, "reg") if node.starts_with("virtio_mmio@") => {
+                ("virtio_mmio", "reg") => {
                     let dev = &spec.virtio[self.virtio_nodes - 1];
-                    assert_eq!(node, node_name("virtio_mmio", dev.base));
                     self.expect(value, &reg_cells(dev.base, dev.size))
                 }
-                (_, "interrupts") if node.starts_with("virtio_mmio@") => {
+                ("virtio_mmio", "interrupts") => {
                     let dev = &spec.virtio[self.virtio_nodes - 1];
                     self.expect(value, &cells(&[0, dev.irq.unwrap() - 32, 1]))
                 }
