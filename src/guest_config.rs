@@ -347,21 +347,32 @@ pub struct HvArgs {
     pub guest_bootargs: String,
 }
 
-/// A number in decimal or `0x` hexadecimal.
-fn parse_number(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse().ok(),
+/// A number in decimal or `0x` hexadecimal (digits only: no sign).
+fn parse_number(s: &[u8]) -> Option<u64> {
+    let (digits, radix) = match s {
+        [b'0', b'x' | b'X', hex @ ..] => (hex, 16),
+        _ => (s, 10),
+    };
+    if digits.is_empty() {
+        return None;
     }
+    let mut n: u64 = 0;
+    for d in digits {
+        let value = char::from(*d).to_digit(radix)?;
+        n = n
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(value))?;
+    }
+    Some(n)
 }
 
 /// A size with an optional K/M/G suffix, in bytes.
-fn parse_size(s: &str) -> Option<u64> {
-    let (digits, shift) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
+fn parse_size(s: &[u8]) -> Option<u64> {
+    let (shift, digits) = match s.split_last()? {
+        (b'K' | b'k', digits) => (10, digits),
+        (b'M' | b'm', digits) => (20, digits),
+        (b'G' | b'g', digits) => (30, digits),
+        _ => (0, s),
     };
     parse_number(digits)?.checked_mul(1 << shift)
 }
@@ -402,56 +413,79 @@ pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
 /// Apply one word of the hypervisor's command line: an `hv.*` option sets
 /// its field, any other word changes nothing.
 fn apply_option(args: &mut HvArgs, word: &str) -> Result<(), ConfigError> {
-    let Some(option) = word.strip_prefix("hv.") else {
+    apply_option_bytes(args, word.as_bytes()).map_err(|e| match e {
+        OptionError::BadValue => ConfigError::BadValue(word.to_string()),
+        OptionError::Unknown => ConfigError::UnknownOption(word.to_string()),
+    })
+}
+
+/// Why an `hv.*` word was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptionError {
+    BadValue,
+    Unknown,
+}
+
+/// [`apply_option`] over the word's bytes: the option syntax is ASCII, so
+/// the word is read byte by byte, never decoded.
+fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError> {
+    use OptionError::BadValue;
+    let Some(option) = word.strip_prefix(b"hv.") else {
         return Ok(());
     };
-    let bad = || ConfigError::BadValue(word.to_string());
-    let (key, value) = option.split_once('=').ok_or_else(bad)?;
+    let split = |s: &[u8], at: u8| -> Result<(usize, usize), OptionError> {
+        let i = s.iter().position(|b| *b == at).ok_or(BadValue)?;
+        Ok((i, i + 1))
+    };
+    let (key_end, value_start) = split(option, b'=')?;
+    let (key, value) = (&option[..key_end], &option[value_start..]);
     match key {
-        "kernel" => {
-            let (addr, size) = value.split_once(',').ok_or_else(bad)?;
-            let addr = parse_number(addr).ok_or_else(bad)?;
-            let size = parse_size(size).filter(|s| *s > 0).ok_or_else(bad)?;
-            addr.checked_add(size).ok_or_else(bad)?;
+        b"kernel" => {
+            let (addr_end, size_start) = split(value, b',')?;
+            let addr = parse_number(&value[..addr_end]).ok_or(BadValue)?;
+            let size = parse_size(&value[size_start..])
+                .filter(|s| *s > 0)
+                .ok_or(BadValue)?;
+            addr.checked_add(size).ok_or(BadValue)?;
             args.guest_kernel = Some((addr, size));
         }
-        "vcpus" => {
+        b"vcpus" => {
             args.guest_vcpus = Some(
                 parse_number(value)
                     .and_then(|n| usize::try_from(n).ok())
                     .filter(|n| *n > 0)
-                    .ok_or_else(bad)?,
+                    .ok_or(BadValue)?,
             )
         }
-        "mem" => {
+        b"mem" => {
             // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
             // `1536K` to 1 MiB silently would hide it.
             args.guest_mem_mib = Some(
                 parse_size(value)
                     .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
                     .map(|b| b >> 20)
-                    .ok_or_else(bad)?,
+                    .ok_or(BadValue)?,
             )
         }
-        "log" => {
+        b"log" => {
             args.log_level = Some(match value {
-                "off" => LevelFilter::Off,
-                "error" => LevelFilter::Error,
-                "warn" => LevelFilter::Warn,
-                "info" => LevelFilter::Info,
-                "debug" => LevelFilter::Debug,
-                "trace" => LevelFilter::Trace,
-                _ => return Err(bad()),
+                b"off" => LevelFilter::Off,
+                b"error" => LevelFilter::Error,
+                b"warn" => LevelFilter::Warn,
+                b"info" => LevelFilter::Info,
+                b"debug" => LevelFilter::Debug,
+                b"trace" => LevelFilter::Trace,
+                _ => return Err(BadValue),
             })
         }
-        "testdev" => {
+        b"testdev" => {
             args.test_device = match value {
-                "on" => true,
-                "off" => false,
-                _ => return Err(bad()),
+                b"on" => true,
+                b"off" => false,
+                _ => return Err(BadValue),
             }
         }
-        _ => return Err(ConfigError::UnknownOption(word.to_string())),
+        _ => return Err(OptionError::Unknown),
     }
     Ok(())
 }
@@ -844,6 +878,15 @@ mod tests {
             parse_hv_args("hv.vcpus=0"),
             Err(ConfigError::BadValue("hv.vcpus=0".into()))
         );
+        // Digits only: no sign, and a `0x` needs digits after it.
+        assert_eq!(
+            parse_hv_args("hv.vcpus=+2"),
+            Err(ConfigError::BadValue("hv.vcpus=+2".into()))
+        );
+        assert_eq!(
+            parse_hv_args("hv.kernel=0x,1M"),
+            Err(ConfigError::BadValue("hv.kernel=0x,1M".into()))
+        );
         assert_eq!(parse_hv_args("").unwrap(), HvArgs::default());
     }
 
@@ -969,93 +1012,102 @@ mod proofs {
     use crate::fdt_writer::CallModel;
 
     /// Option values worth trying whole: random text rarely spells them.
-    const VALUES: [&str; 10] = [
-        "off", "warn", "on", "1", "0", "0x1f,1M", "1G", "2048K", "9,0", "0x,1",
+    const VALUES: [&[u8]; 10] = [
+        b"off", b"warn", b"on", b"1", b"0", b"0x1f,1M", b"1G", b"2048K", b"9,0", b"0x,1",
     ];
     /// The characters values are made of.
     const VALUE_CHARS: &[u8] = b"0x1f9,KMGonwar";
-    const KEYS: [&str; 6] = ["kernel", "vcpus", "mem", "log", "testdev", "vcpu"];
+    const KEYS: [&[u8]; 6] = [b"kernel", b"vcpus", b"mem", b"log", b"testdev", b"vcpu"];
+    /// Longest word tried: `hv.testdev=` and a 7-byte value.
+    const WORD_MAX: usize = 18;
 
-    fn text(src: &mut crate::verify::Source, chars: &[u8], max: u64) -> String {
-        let mut s = String::new();
-        for _ in 0..src.below(max + 1) {
-            s.push(char::from(chars[src.below(chars.len() as u64) as usize]));
-        }
-        s
-    }
-
-    /// `hv.KEY=VALUE` with a known key (or a near miss) and a value of up to 7
-    /// characters, or (1 in 4) any text of up to 8 characters.
-    fn option_word(src: &mut crate::verify::Source) -> String {
+    /// `hv.KEY=VALUE` with a known key (or a near miss) and a value of up to 7 bytes, or
+    /// (1 in 4) any 8 bytes from the option alphabet. Built in a byte array, not a `String`:
+    /// text built character by character costs the model checker far more than the parser.
+    fn option_word(src: &mut crate::verify::Source) -> ([u8; WORD_MAX], usize) {
+        let mut word = [0u8; WORD_MAX];
+        let mut len = 0;
+        let mut put = |bytes: &[u8], len: &mut usize| {
+            for b in bytes {
+                word[*len] = *b;
+                *len += 1;
+            }
+        };
         if src.below(4) == 0 {
-            return text(src, b"hv.kernel=0x1,M -", 8);
+            for _ in 0..src.below(9) {
+                put(&[b"hv.kernel=0x1,M -"[src.below(17) as usize]], &mut len);
+            }
+            return (word, len);
         }
-        let mut word = String::from("hv.");
-        word.push_str(KEYS[src.below(KEYS.len() as u64) as usize]);
-        word.push('=');
+        put(b"hv.", &mut len);
+        put(KEYS[src.below(KEYS.len() as u64) as usize], &mut len);
+        put(b"=", &mut len);
         if src.any() {
-            word.push_str(VALUES[src.below(VALUES.len() as u64) as usize]);
+            put(VALUES[src.below(VALUES.len() as u64) as usize], &mut len);
         } else {
-            word.push_str(&text(src, VALUE_CHARS, 7));
+            for _ in 0..src.below(8) {
+                put(
+                    &[VALUE_CHARS[src.below(VALUE_CHARS.len() as u64) as usize]],
+                    &mut len,
+                );
+            }
         }
-        word
+        (word, len)
     }
 
     proof! {
         /// One word of the command line sets only the field its `hv.` key names, to a value
         /// that is usable (kernel: non-empty and not wrapping; vCPUs and MiB: non-zero), or is
-        /// refused naming the whole word and changing nothing; other words change nothing.
-        /// Values of up to 7 characters.
-        #[unwind(20)]
+        /// refused (a bad value, or an unknown key) changing nothing; other words change
+        /// nothing. Values of up to 7 bytes.
+        #[unwind(19)]
         fn option_word_sets_only_its_field(src) {
-            let word = option_word(src);
+            let (bytes, len) = option_word(src);
+            let word = &bytes[..len];
             let mut args = HvArgs::default();
-            let result = apply_option(&mut args, &word);
-            let Some(option) = word.strip_prefix("hv.") else {
+            let result = apply_option_bytes(&mut args, word);
+            let Some(option) = word.strip_prefix(b"hv.") else {
                 assert_eq!(result, Ok(()));
                 assert_eq!(args, HvArgs::default());
                 crate::cover!(!word.is_empty(), "a word that is not an hv. option ignored");
                 return;
             };
-            let key = option.split('=').next().unwrap_or("");
+            let equals = option.iter().position(|b| *b == b'=');
+            let key = &option[..equals.unwrap_or(0)];
             match result {
                 Err(e) => {
                     assert_eq!(args, HvArgs::default());
-                    let known = KEYS[..5].contains(&key) && option.contains('=');
-                    let expected = if known || !option.contains('=') {
-                        ConfigError::BadValue(word.clone())
-                    } else {
-                        ConfigError::UnknownOption(word.clone())
-                    };
+                    let known = equals.is_some() && KEYS[..5].contains(&key);
+                    let expected = if known || equals.is_none() { OptionError::BadValue } else { OptionError::Unknown };
                     assert_eq!(e, expected);
                     crate::cover!(known, "a bad value refused");
-                    crate::cover!(!known && option.contains('='), "an unknown option refused");
+                    crate::cover!(!known && equals.is_some(), "an unknown option refused");
                 }
                 Ok(()) => {
                     let mut unchanged = args.clone();
                     match key {
-                        "kernel" => {
+                        b"kernel" => {
                             let (addr, size) = args.guest_kernel.unwrap();
                             assert!(size > 0 && addr.checked_add(size).is_some());
                             unchanged.guest_kernel = None;
                             crate::cover!(size == 1 << 20, "a kernel size in MiB");
                         }
-                        "vcpus" => {
+                        b"vcpus" => {
                             assert!(args.guest_vcpus.unwrap() > 0);
                             unchanged.guest_vcpus = None;
                         }
-                        "mem" => {
+                        b"mem" => {
                             let mib = args.guest_mem_mib.unwrap();
                             assert!(mib > 0 && mib <= u64::MAX >> 20);
                             unchanged.guest_mem_mib = None;
                             crate::cover!(mib == 2, "memory given in KiB");
                         }
-                        "log" => {
+                        b"log" => {
                             assert!(args.log_level.is_some());
                             unchanged.log_level = None;
                             crate::cover!(args.log_level == Some(LevelFilter::Warn), "a log level set");
                         }
-                        "testdev" => {
+                        b"testdev" => {
                             unchanged.test_device = false;
                             crate::cover!(args.test_device, "the test device switched on");
                         }
