@@ -656,26 +656,30 @@ mod proofs {
         /// any other name is refused and appends nothing.
         #[unwind(8)]
         fn begin_node_appends_token_name_and_padding(src) {
-            let mut w = FdtWriter::new();
-            w.begin_node("");
-            let before = w.structure.len();
-            let (bytes, len) = short_name::<6>(src);
-            let name = &bytes[..len];
-            w.begin_node_bytes(name);
-            let valid = len > 0 && !name.iter().any(|b| *b == b'/' || *b == 0);
-            assert_eq!(w.error.is_none(), valid);
-            if !valid {
-                assert_eq!(w.structure.len(), before);
-                crate::cover!(name.contains(&b'/'), "a name with a slash refused");
-                return;
+            let (bytes, _) = short_name::<6>(src);
+            // Every length in turn: concrete lengths keep the model checker's copies of the
+            // buffers small, where one symbolic length would make every copy symbolic.
+            for len in 0..=6 {
+                let mut w = FdtWriter::new();
+                w.begin_node("");
+                let before = w.structure.len();
+                let name = &bytes[..len];
+                w.begin_node_bytes(name);
+                let valid = len > 0 && !name.iter().any(|b| *b == b'/' || *b == 0);
+                assert_eq!(w.error.is_none(), valid);
+                if !valid {
+                    assert_eq!(w.structure.len(), before);
+                    crate::cover!(name.contains(&b'/'), "a name with a slash refused");
+                    continue;
+                }
+                let added = &w.structure[before..];
+                assert_eq!(added.len(), (4 + len + 1).div_ceil(4) * 4);
+                assert_eq!(added[..4], FDT_BEGIN_NODE.to_be_bytes());
+                assert_eq!(&added[4..4 + len], name);
+                assert!(added[4 + len..].iter().all(|b| *b == 0));
+                crate::cover!(len == 3, "a name that fills its word with its NUL");
+                crate::cover!(len == 6, "a name that needs padding");
             }
-            let added = &w.structure[before..];
-            assert_eq!(added.len(), (4 + len + 1).div_ceil(4) * 4);
-            assert_eq!(added[..4], FDT_BEGIN_NODE.to_be_bytes());
-            assert_eq!(&added[4..4 + len], name);
-            assert!(added[4 + len..].iter().all(|b| *b == 0));
-            crate::cover!(len == 3, "a name that fills its word with its NUL");
-            crate::cover!(len == 6, "a name that needs padding");
         }
     }
 
@@ -686,46 +690,58 @@ mod proofs {
         /// prefix, different, empty, with a NUL), values of up to 5 bytes.
         #[unwind(7)]
         fn property_appends_header_value_and_shared_name(src) {
-            let mut w = FdtWriter::new();
-            w.begin_node("");
             // Names from a list that has every relation that matters between two names:
-            // equal, a prefix of the other, different, empty, holding a NUL.
+            // equal, a prefix of the other, different, empty, holding a NUL. Every pair and
+            // value length in turn: concrete lengths keep the model checker's copies small.
             const NAMES: [&[u8]; 5] = [b"a", b"ab", b"b", b"", b"a\0"];
-            let first = NAMES[src.below(5) as usize];
-            w.property_bytes(first, &[]);
-            let name = NAMES[src.below(5) as usize];
-            let strings_before = w.strings.clone();
-            let before = w.structure.len();
-            let value = [0x5au8, 1, 2, 3, 4];
-            let value = &value[..src.below(6) as usize];
-            w.property_bytes(name, value);
-            let valid = |n: &[u8]| !n.is_empty() && !n.contains(&0);
-            if !valid(first) || !valid(name) {
-                assert!(w.error.is_some());
-                crate::cover!(valid(first), "an empty or NUL property name refused");
-                return;
+            let data: [u8; 5] = src.any();
+            for first in NAMES {
+                for name in NAMES {
+                    for value_len in 0..=data.len() {
+                        let mut w = FdtWriter::new();
+                        w.begin_node("");
+                        w.property_bytes(first, &[]);
+                        property_appends(w, first, name, &data[..value_len]);
+                    }
+                }
             }
-            assert!(w.error.is_none());
-            let added = &w.structure[before..];
-            assert_eq!(added.len(), 12 + value.len().div_ceil(4) * 4);
-            assert_eq!(added[..4], FDT_PROP.to_be_bytes());
-            assert_eq!(added[4..8], (value.len() as u32).to_be_bytes());
-            let offset = u32::from_be_bytes([added[8], added[9], added[10], added[11]]) as usize;
-            assert_eq!(&added[12..12 + value.len()], value);
-            assert!(added[12 + value.len()..].iter().all(|b| *b == 0));
-            // The offset starts an entry, and the entry is the name.
-            assert!(offset == 0 || w.strings[offset - 1] == 0);
-            assert_eq!(&w.strings[offset..offset + name.len()], name);
-            assert_eq!(w.strings[offset + name.len()], 0);
-            if name == first {
-                assert_eq!(w.strings, strings_before);
-            } else {
-                assert_eq!(w.strings.len(), strings_before.len() + name.len() + 1);
-            }
-            crate::cover!(name == first, "a name shared with the previous property");
-            crate::cover!(name != first && first.starts_with(name), "a name that is a prefix of a stored one added anew");
-            crate::cover!(!value.len().is_multiple_of(4), "a value that needs padding");
         }
+    }
+
+    /// The checks of the proof above, for one writer that holds one property named `first`.
+    fn property_appends(mut w: FdtWriter, first: &[u8], name: &[u8], value: &[u8]) {
+        let strings_before = w.strings.clone();
+        let before = w.structure.len();
+        w.property_bytes(name, value);
+        let valid = |n: &[u8]| !n.is_empty() && !n.contains(&0);
+        if !valid(first) || !valid(name) {
+            assert!(w.error.is_some());
+            crate::cover!(valid(first), "an empty or NUL property name refused");
+            return;
+        }
+        assert!(w.error.is_none());
+        let added = &w.structure[before..];
+        assert_eq!(added.len(), 12 + value.len().div_ceil(4) * 4);
+        assert_eq!(added[..4], FDT_PROP.to_be_bytes());
+        assert_eq!(added[4..8], (value.len() as u32).to_be_bytes());
+        let offset = u32::from_be_bytes([added[8], added[9], added[10], added[11]]) as usize;
+        assert_eq!(&added[12..12 + value.len()], value);
+        assert!(added[12 + value.len()..].iter().all(|b| *b == 0));
+        // The offset starts an entry, and the entry is the name.
+        assert!(offset == 0 || w.strings[offset - 1] == 0);
+        assert_eq!(&w.strings[offset..offset + name.len()], name);
+        assert_eq!(w.strings[offset + name.len()], 0);
+        if name == first {
+            assert_eq!(w.strings, strings_before);
+        } else {
+            assert_eq!(w.strings.len(), strings_before.len() + name.len() + 1);
+        }
+        crate::cover!(name == first, "a name shared with the previous property");
+        crate::cover!(
+            name != first && first.starts_with(name),
+            "a name that is a prefix of a stored one added anew"
+        );
+        crate::cover!(!value.len().is_multiple_of(4), "a value that needs padding");
     }
 
     proof! {
