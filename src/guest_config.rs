@@ -1212,7 +1212,7 @@ mod proofs {
     proof! {
         /// Any blob of up to 48 bytes with a device-tree magic yields either an error or two
         /// blocks that lie inside both the blob and its header's totalsize, without panicking.
-        #[unwind(2)]
+        #[unwind(7)]
         fn header_names_blocks_inside_the_blob(src) {
             let len = 40 + src.below(9) as usize;
             let mut dtb = alloc::vec![0u8; len];
