@@ -381,17 +381,30 @@ fn parse_size(s: &[u8]) -> Option<u64> {
 /// it, the guest's command line (trimmed) after it. A trailing `--` ends the
 /// hypervisor's words and gives the guest nothing.
 fn split_bootargs(bootargs: &str) -> (&str, &str) {
-    // A byte search: the separator is ASCII, so both sides stay valid UTF-8.
-    let separator = bootargs.as_bytes().windows(4).position(|w| w == b" -- ");
-    match separator {
-        Some(at) => (&bootargs[..at], bootargs[at + 4..].trim()),
-        None => (
-            bootargs
-                .strip_suffix(" --")
-                .or_else(|| bootargs.strip_suffix("--"))
-                .unwrap_or(bootargs),
-            "",
-        ),
+    // Byte ranges: the separator and the white space trimmed are ASCII, so
+    // both sides stay valid UTF-8.
+    let (own, guest) = split_bootargs_bytes(bootargs.as_bytes());
+    (&bootargs[own], &bootargs[guest])
+}
+
+/// [`split_bootargs`] over bytes: the ranges of the two parts.
+fn split_bootargs_bytes(line: &[u8]) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+    let len = line.len();
+    match line.windows(4).position(|w| w == b" -- ") {
+        Some(at) => {
+            let mut start = at + 4;
+            while start < len && line[start].is_ascii_whitespace() {
+                start += 1;
+            }
+            let mut end = len;
+            while end > start && line[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            (0..at, start..end)
+        }
+        None if line.ends_with(b" --") => (0..len - 3, len..len),
+        None if line.ends_with(b"--") => (0..len - 2, len..len),
+        None => (0..len, len..len),
     }
 }
 
@@ -1119,44 +1132,44 @@ mod proofs {
         }
     }
 
-    /// Whether `text` holds `pattern` anywhere.
-    fn holds(text: &str, pattern: &str) -> bool {
-        text.as_bytes()
-            .windows(pattern.len())
-            .any(|w| w == pattern.as_bytes())
-    }
-
     proof! {
         /// Any command line of up to 10 letters, spaces and dashes splits at its first ` -- `:
         /// the hypervisor's part is everything before it, the guest's part everything after it,
-        /// trimmed; without one, the guest gets nothing and a trailing `--` is dropped.
-        /// (Each hypervisor word is then one `apply_option`, proven above; the property test
-        /// also runs the whole `parse_hv_args`.)
+        /// without white space at either end; without one, the guest gets nothing and a
+        /// trailing `--` is dropped. (Each hypervisor word is then one `apply_option`; the
+        /// property test also runs the whole `parse_hv_args`.)
         #[unwind(12)]
         fn command_line_splits_at_the_first_separator(src) {
-            let len = src.below(11) as usize;
-            let mut bytes = alloc::vec![0u8; len];
+            let mut bytes = [0u8; 10];
             for b in bytes.iter_mut() {
                 *b = b"a -"[src.below(3) as usize];
             }
-            let Ok(line) = core::str::from_utf8(&bytes) else { panic!("ASCII is UTF-8") };
-            let (own, guest) = split_bootargs(line);
-            assert!(line.starts_with(own) && !holds(own, " -- "));
-            assert_eq!(guest, guest.trim());
+            let line = &bytes[..src.below(11) as usize];
+            let (own, guest) = split_bootargs_bytes(line);
+            assert_eq!(own.start, 0);
+            let (own, guest) = (&line[own], &line[guest]);
+            let separator_in = |part: &[u8]| part.windows(4).any(|w| w == b" -- ");
+            assert!(!separator_in(own));
+            assert!(guest.first().is_none_or(|b| *b != b' ') && guest.last().is_none_or(|b| *b != b' '));
             let rest = &line[own.len()..];
-            if let Some(after) = rest.strip_prefix(" -- ") {
-                assert_eq!(guest, after.trim());
+            if let Some(after) = rest.strip_prefix(b" -- ") {
+                // The guest's part is what follows, less the spaces around it.
+                let lead = after.iter().take_while(|b| **b == b' ').count();
+                assert_eq!(guest, &after[lead..lead + guest.len()]);
+                assert!(after[lead + guest.len()..].iter().all(|b| *b == b' '));
                 crate::cover!(!guest.is_empty() && !own.is_empty(), "both parts non-empty");
-                crate::cover!(holds(guest, "--"), "a second separator left to the guest");
+                crate::cover!(guest.windows(2).any(|w| w == b"--"), "a second separator left to the guest");
             } else {
                 assert!(guest.is_empty());
-                assert!(rest.is_empty() || rest == "--" || rest == " --");
-                crate::cover!(rest == " --", "a trailing separator dropped");
+                assert!(rest.is_empty() || rest == b"--" || rest == b" --");
+                crate::cover!(rest == b" --", "a trailing separator dropped");
             }
             #[cfg(not(kani))]
             {
+                let line = core::str::from_utf8(line).unwrap();
                 let args = parse_hv_args(line).unwrap();
-                assert_eq!(args.guest_bootargs, guest);
+                assert_eq!(args.guest_bootargs.as_bytes(), guest);
+                assert_eq!(args.guest_bootargs, args.guest_bootargs.trim());
             }
         }
     }
