@@ -478,21 +478,47 @@ mod proofs {
     use super::*;
 
     proof! {
-        /// For every ESR, FAR and HPFAR the data-abort decoder returns an error or an access with
-        /// register 0-31, size 1/2/4/8, sign extension only on loads, and a 64-bit register for 8 bytes.
+        /// For every ESR, FAR and HPFAR the data-abort decoder accepts exactly the lower-EL data
+        /// aborts with a valid syndrome (ISV), a valid FAR (not FnV), no stage-1 walk and a
+        /// consistent width, and then reports the register, width, direction and extension the
+        /// ISS names, a 64-bit register for 8 bytes, and the IPA from HPFAR's page and FAR's offset.
         #[unwind(2)]
         fn data_abort_decode_is_total_and_valid(src) {
             let esr: u64 = src.any();
             // Half the cases are data aborts with a syndrome, which random bits rarely are.
-            let esr = if src.any::<bool>() { (esr & 0x3ff_ffff) | (0x24 << 26) | ISV } else { esr };
+            let esr = if src.any::<bool>() { (esr & 0x3ff_ffff & !S1PTW) | (0x24 << 26) | ISV } else { esr };
             let far: u64 = src.any();
-            if let Ok(a) = decode_data_abort(esr, far, src.any()) {
-                assert!(a.reg <= 31);
-                assert!(matches!(a.size, 1 | 2 | 4 | 8));
-                assert!(!(a.write && a.sign_extend));
-                assert!(a.size != 8 || (a.reg_is_64bit && !a.sign_extend));
-                assert!(a.ipa < 1 << 52);
-                assert_eq!(a.ipa & 0xfff, far & 0xfff);
+            let hpfar: u64 = src.any();
+            let decoded = decode_data_abort(esr, far, hpfar);
+            let is_data_abort = exception_class(esr) == ExceptionClass::DataAbortLower;
+            let usable = is_data_abort && esr & ISV != 0 && esr & FNV == 0 && esr & S1PTW == 0;
+            let bit = |b: u64| esr & b != 0;
+            // A load into a register narrower than the extension, or an 8-byte access into a
+            // W register, or a sign-extending store, cannot be emulated.
+            let size = 1u64 << ((esr >> 22) & 3);
+            let inconsistent = (bit(WNR) && bit(SSE))
+                || (size == 8 && !bit(SF))
+                || (bit(SSE) && (size == 8 || (size == 4 && !bit(SF))));
+            assert_eq!(decoded.is_ok(), usable && !inconsistent);
+            match decoded {
+                Ok(a) => {
+                    assert!(usable);
+                    assert_eq!(u64::from(a.reg), (esr >> 16) & 0x1f);
+                    assert_eq!(u64::from(a.size), 1 << ((esr >> 22) & 3));
+                    assert_eq!((a.write, a.sign_extend, a.reg_is_64bit, a.acquire_release), (bit(WNR), bit(SSE), bit(SF), bit(AR)));
+                    assert!(!(a.write && a.sign_extend));
+                    assert!(a.size != 8 || (a.reg_is_64bit && !a.sign_extend));
+                    assert!(!(a.sign_extend && a.size == 4 && !a.reg_is_64bit));
+                    assert_eq!(a.ipa, (((hpfar >> 4) & ((1 << 40) - 1)) << 12) | (far & 0xfff));
+                    crate::cover!(a.write, "a store decoded");
+                    crate::cover!(a.sign_extend && !a.reg_is_64bit, "a sign-extending load into a W register decoded");
+                    crate::cover!(a.size == 8, "a 64-bit access decoded");
+                }
+                Err(e) => {
+                    assert!(!usable || e == DecodeError::Inconsistent);
+                    crate::cover!(e == DecodeError::Inconsistent, "an inconsistent syndrome refused");
+                    crate::cover!(e == DecodeError::FarNotValid, "an abort with FnV set refused");
+                }
             }
         }
     }
@@ -505,6 +531,9 @@ mod proofs {
             let esr = (src.any::<u64>() & 0x3ff_ffff) | (0x24 << 26) | ISV;
             let Ok(a) = decode_data_abort(esr, 0, 0) else { return };
             let raw: u64 = src.any();
+            let negative = (raw >> (u32::from(a.size) * 8 - 1)) & 1 == 1;
+            crate::cover!(a.sign_extend && negative && a.size < 4, "a negative byte or halfword sign-extended");
+            crate::cover!(!a.reg_is_64bit && !a.sign_extend && raw >> 32 != 0, "a Wt load of a value with upper bits set");
             let v = mmio_load_value(&a, raw);
             if !a.reg_is_64bit {
                 assert_eq!(v >> 32, 0);
@@ -525,16 +554,39 @@ mod proofs {
     }
 
     proof! {
-        /// Sysreg decoding yields fields in range for any ESR, and the vector offset is one of four.
+        /// Sysreg decoding accepts exactly the MSR/MRS class, yields fields in range that put
+        /// the ISS back together bit for bit, and the vector offset is one of four.
         #[unwind(2)]
         fn sysreg_decode_fields_in_range(src) {
             let esr: u64 = src.any();
             let esr = if src.any::<bool>() { (esr & 0x1ff_ffff) | (0x18 << 26) } else { esr };
-            if let Ok(a) = decode_sysreg(esr) {
-                assert!(a.id.op0 < 4 && a.id.op1 < 8 && a.id.crn < 16 && a.id.crm < 16 && a.id.op2 < 8);
-                assert!(a.rt < 32);
+            match decode_sysreg(esr) {
+                Ok(a) => {
+                    assert_eq!(exception_class(esr), ExceptionClass::SysReg64);
+                    let id = a.id;
+                    assert!(id.op0 < 4 && id.op1 < 8 && id.crn < 16 && id.crm < 16 && id.op2 < 8);
+                    assert!(a.rt < 32);
+                    let iss = (u64::from(id.op0) << 20) | (u64::from(id.op2) << 17) | (u64::from(id.op1) << 14)
+                        | (u64::from(id.crn) << 10) | (u64::from(a.rt) << 5) | (u64::from(id.crm) << 1) | u64::from(a.read);
+                    assert_eq!(iss, esr & 0x3f_ffff);
+                    crate::cover!(a.read && id.op0 == 3, "an MRS decoded");
+                    crate::cover!(!a.read && id.op0 == 1, "a system instruction (DC) decoded");
+                }
+                Err(e) => {
+                    assert_eq!(e, DecodeError::WrongClass);
+                    assert_ne!(exception_class(esr), ExceptionClass::SysReg64);
+                }
             }
-            assert!(matches!(vector_offset(src.any()), 0x000 | 0x200 | 0x400 | 0x600));
+            let spsr: u64 = src.any();
+            let offset = vector_offset(spsr);
+            assert!(matches!(offset, 0x000 | 0x200 | 0x400 | 0x600));
+            // Current EL with SP_EL0, current EL with SP_ELx, lower EL AArch64, lower EL AArch32.
+            crate::cover!(offset == 0x000, "an exception from EL1t");
+            crate::cover!(offset == 0x200, "an exception from EL1h");
+            crate::cover!(offset == 0x400, "an exception from AArch64 EL0");
+            crate::cover!(offset == 0x600, "an exception from AArch32");
+            assert_eq!(offset == 0x600, spsr & SPSR_AARCH32 != 0);
+            assert_eq!(offset == 0x200, spsr & SPSR_M_MASK == 0b0101);
         }
     }
 
@@ -548,6 +600,7 @@ mod proofs {
             assert_eq!(new & SPSR_M_MASK, SPSR_EL1H);
             assert_eq!(new & SPSR_DAIF, SPSR_DAIF);
             assert_eq!(new & !(SPSR_M_MASK | SPSR_DAIF), spsr & (SPSR_NZCV | SPSR_DIT | SPSR_PAN));
+            crate::cover!(new & SPSR_PAN != 0 && new & SPSR_NZCV != 0, "PAN and flags carried over");
         }
     }
 
@@ -570,6 +623,7 @@ mod proofs {
             assert!(il_bit(inst));
             assert_eq!(inst & 0x3f, u64::from(status & 0x3f));
             assert_eq!(exception_class(undefined_syndrome()), ExceptionClass::Unknown);
+            crate::cover!(same_el && write && status & 0x3f != 0, "a store abort at the same EL with a fault status");
         }
     }
 }

@@ -32,6 +32,68 @@ pub enum FdtError {
     InvalidSpec,
 }
 
+/// Something a device tree is described to, call by call: the [`FdtWriter`]
+/// that makes the blob, or (in proofs) a checker of the calls.
+pub trait TreeSink {
+    /// Open a node (`""` for the root).
+    fn begin_node(&mut self, name: &str);
+    /// Open the node `name@addr` (see [`node_name`]).
+    fn begin_node_at(&mut self, name: &str, addr: u64) {
+        self.begin_node(&node_name(name, addr));
+    }
+    fn end_node(&mut self);
+    /// A property with raw bytes.
+    fn property(&mut self, name: &str, value: &[u8]);
+
+    fn property_empty(&mut self, name: &str) {
+        self.property(name, &[]);
+    }
+
+    fn property_u32(&mut self, name: &str, v: u32) {
+        self.property(name, &v.to_be_bytes());
+    }
+
+    fn property_u64(&mut self, name: &str, v: u64) {
+        self.property(name, &v.to_be_bytes());
+    }
+
+    /// A list of 32-bit cells.
+    fn property_cells(&mut self, name: &str, cells: &[u32]) {
+        let mut bytes = Vec::with_capacity(cells.len() * 4);
+        for cell in cells {
+            bytes.extend_from_slice(&cell.to_be_bytes());
+        }
+        self.property(name, &bytes);
+    }
+
+    fn property_string(&mut self, name: &str, s: &str) {
+        let mut bytes = Vec::with_capacity(s.len() + 1);
+        bytes.extend_from_slice(s.as_bytes());
+        bytes.push(0);
+        self.property(name, &bytes);
+    }
+
+    fn property_string_list(&mut self, name: &str, list: &[&str]) {
+        let mut bytes = Vec::new();
+        for s in list {
+            bytes.extend_from_slice(s.as_bytes());
+            bytes.push(0);
+        }
+        self.property(name, &bytes);
+    }
+}
+
+/// A node name holds no `/` and no NUL (bytes: neither can be part of a
+/// longer UTF-8 sequence). Only the root's is empty.
+fn is_node_name(name: &[u8]) -> bool {
+    !name.iter().any(|b| *b == 0 || *b == b'/')
+}
+
+/// A property name is non-empty and holds no NUL.
+fn is_property_name(name: &[u8]) -> bool {
+    !name.is_empty() && !name.contains(&0)
+}
+
 /// Builds a device tree node by node.
 ///
 /// Misuse does not panic: the first mistake is remembered and returned by
@@ -65,110 +127,23 @@ impl FdtWriter {
         self.error.get_or_insert(e);
     }
 
-    /// Open a node (`""` for the root).
-    pub fn begin_node(&mut self, name: &str) {
-        let is_root = self.open.is_empty();
-        if name.contains(['\0', '/']) || (name.is_empty() != is_root) {
-            return self.fail(FdtError::BadName);
-        }
-        if is_root {
-            self.roots += 1;
-            if self.roots > 1 {
-                return self.fail(FdtError::NoOpenNode);
-            }
-        }
-        if let Some(parent_has_child) = self.open.last_mut() {
-            *parent_has_child = true;
-        }
-        self.word(FDT_BEGIN_NODE);
-        self.structure.extend_from_slice(name.as_bytes());
-        self.structure.push(0);
-        self.pad();
-        self.open.push(false);
-    }
-
-    pub fn end_node(&mut self) {
-        if self.open.pop().is_none() {
-            return self.fail(FdtError::Unbalanced);
-        }
-        self.word(FDT_END_NODE);
-    }
-
     /// Offset of `name` in the strings block, added once: every property
     /// with the same name shares one copy.
-    fn string_offset(&mut self, name: &str) -> Option<u32> {
-        let bytes = name.as_bytes();
-        let mut at = 0;
-        while at < self.strings.len() {
-            let end = self.strings[at..]
-                .iter()
-                .position(|b| *b == 0)
-                .map_or(self.strings.len(), |p| at + p);
-            if &self.strings[at..end] == bytes {
-                return u32::try_from(at).ok();
+    fn string_offset(&mut self, bytes: &[u8]) -> Option<u32> {
+        // One pass: entries start at 0 and after each NUL.
+        let mut start = 0;
+        for end in 0..self.strings.len() {
+            if self.strings[end] == 0 {
+                if self.strings[start..end] == *bytes {
+                    return u32::try_from(start).ok();
+                }
+                start = end + 1;
             }
-            at = end + 1;
         }
         let offset = u32::try_from(self.strings.len()).ok()?;
         self.strings.extend_from_slice(bytes);
         self.strings.push(0);
         Some(offset)
-    }
-
-    /// A property with raw bytes.
-    pub fn property(&mut self, name: &str, value: &[u8]) {
-        match self.open.last() {
-            None => return self.fail(FdtError::NoOpenNode),
-            Some(true) => return self.fail(FdtError::PropertyAfterSubnode),
-            Some(false) => {}
-        }
-        if name.is_empty() || name.contains('\0') {
-            return self.fail(FdtError::BadName);
-        }
-        let Ok(len) = u32::try_from(value.len()) else {
-            return self.fail(FdtError::TooLarge);
-        };
-        let Some(offset) = self.string_offset(name) else {
-            return self.fail(FdtError::TooLarge);
-        };
-        self.word(FDT_PROP);
-        self.word(len);
-        self.word(offset);
-        self.structure.extend_from_slice(value);
-        self.pad();
-    }
-
-    pub fn property_empty(&mut self, name: &str) {
-        self.property(name, &[]);
-    }
-
-    pub fn property_u32(&mut self, name: &str, v: u32) {
-        self.property(name, &v.to_be_bytes());
-    }
-
-    pub fn property_u64(&mut self, name: &str, v: u64) {
-        self.property(name, &v.to_be_bytes());
-    }
-
-    /// A list of 32-bit cells.
-    pub fn property_cells(&mut self, name: &str, cells: &[u32]) {
-        let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
-        self.property(name, &bytes);
-    }
-
-    pub fn property_string(&mut self, name: &str, s: &str) {
-        let mut bytes = Vec::from(s.as_bytes());
-        bytes.push(0);
-        self.property(name, &bytes);
-    }
-
-    pub fn property_string_list(&mut self, name: &str, list: &[&str]) {
-        let mut bytes = Vec::new();
-        for s in list {
-            bytes.extend_from_slice(s.as_bytes());
-            bytes.push(0);
-        }
-        self.property(name, &bytes);
     }
 
     /// The finished blob: header, an empty memory-reservation map, the
@@ -213,9 +188,104 @@ impl FdtWriter {
     }
 }
 
-/// `"name@addr"` in the usual hexadecimal form.
+// Names are handled as bytes: a name is checked byte by byte, never as text.
+impl FdtWriter {
+    /// Open a node (`""` for the root).
+    fn begin_node_bytes(&mut self, name: &[u8]) {
+        let is_root = self.open.is_empty();
+        if !is_node_name(name) || (name.is_empty() != is_root) {
+            return self.fail(FdtError::BadName);
+        }
+        if is_root {
+            self.roots += 1;
+            if self.roots > 1 {
+                return self.fail(FdtError::NoOpenNode);
+            }
+        }
+        if let Some(parent_has_child) = self.open.last_mut() {
+            *parent_has_child = true;
+        }
+        self.word(FDT_BEGIN_NODE);
+        self.structure.extend_from_slice(name);
+        self.structure.push(0);
+        self.pad();
+        self.open.push(false);
+    }
+
+    /// A property with raw bytes.
+    fn property_bytes(&mut self, name: &[u8], value: &[u8]) {
+        match self.open.last() {
+            None => return self.fail(FdtError::NoOpenNode),
+            Some(true) => return self.fail(FdtError::PropertyAfterSubnode),
+            Some(false) => {}
+        }
+        if !is_property_name(name) {
+            return self.fail(FdtError::BadName);
+        }
+        let Ok(len) = u32::try_from(value.len()) else {
+            return self.fail(FdtError::TooLarge);
+        };
+        let Some(offset) = self.string_offset(name) else {
+            return self.fail(FdtError::TooLarge);
+        };
+        self.word(FDT_PROP);
+        self.word(len);
+        self.word(offset);
+        self.structure.extend_from_slice(value);
+        self.pad();
+    }
+}
+
+impl TreeSink for FdtWriter {
+    fn begin_node(&mut self, name: &str) {
+        self.begin_node_bytes(name.as_bytes());
+    }
+
+    fn begin_node_at(&mut self, name: &str, addr: u64) {
+        let (digits, count) = hex_digits(addr);
+        let mut full = Vec::with_capacity(name.len() + 1 + count);
+        full.extend_from_slice(name.as_bytes());
+        full.push(b'@');
+        full.extend_from_slice(&digits[16 - count..]);
+        self.begin_node_bytes(&full);
+    }
+
+    fn end_node(&mut self) {
+        if self.open.pop().is_none() {
+            return self.fail(FdtError::Unbalanced);
+        }
+        self.word(FDT_END_NODE);
+    }
+
+    fn property(&mut self, name: &str, value: &[u8]) {
+        self.property_bytes(name.as_bytes(), value);
+    }
+}
+
+/// `"name@addr"` in the usual hexadecimal form (lower case, no leading zeros).
 pub fn node_name(name: &str, addr: u64) -> String {
-    alloc::format!("{name}@{addr:x}")
+    let (digits, count) = hex_digits(addr);
+    let mut s = String::with_capacity(name.len() + 1 + count);
+    s.push_str(name);
+    s.push('@');
+    for digit in &digits[16 - count..] {
+        s.push(char::from(*digit));
+    }
+    s
+}
+
+/// `addr` in lower-case hexadecimal without leading zeros: the digits are
+/// the last `count` bytes of the array. Written out rather than with
+/// `format!`: the formatting machinery is far more than this needs, and more
+/// than a model checker can afford.
+fn hex_digits(addr: u64) -> ([u8; 16], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((addr >> (4 * (15 - i))) & 0xf) as usize];
+    }
+    let count = (64 - addr.leading_zeros()).div_ceil(4).max(1) as usize;
+    (digits, count)
 }
 
 #[cfg(test)]
@@ -355,6 +425,13 @@ mod tests {
     }
 
     #[test]
+    fn node_names_match_the_usual_format() {
+        for addr in [0, 1, 0xf, 0x10, 0x900_0000, 0x4000_0000, u64::MAX, 1 << 63] {
+            assert_eq!(node_name("pl011", addr), alloc::format!("pl011@{addr:x}"));
+        }
+    }
+
+    #[test]
     fn cells_are_big_endian() {
         let blob = finish_after(|w| {
             w.begin_node("");
@@ -373,11 +450,114 @@ mod tests {
     }
 }
 
+/// What a writer that catches every misuse must answer for a sequence of
+/// calls: the first misuse, or whether the tree is complete. Proofs check the
+/// [`FdtWriter`] against it, and check other code's calls with it alone.
+#[cfg(any(test, kani))]
+#[derive(Debug, Default)]
+pub(crate) struct CallModel {
+    /// Per open node: whether it has a subnode yet.
+    open: Vec<bool>,
+    roots: usize,
+    /// Nodes begun, the root included.
+    pub nodes: usize,
+    first_error: Option<FdtError>,
+}
+
+#[cfg(any(test, kani))]
+impl CallModel {
+    fn misuse(&mut self, e: FdtError) {
+        self.first_error.get_or_insert(e);
+    }
+
+    /// What [`FdtWriter::finish`] must return, the blob aside.
+    pub fn result(&self) -> Result<(), FdtError> {
+        match self.first_error {
+            Some(e) => Err(e),
+            None if !self.open.is_empty() || self.roots != 1 => Err(FdtError::Unbalanced),
+            None => Ok(()),
+        }
+    }
+
+    /// Depth of the innermost open node (1 for the root).
+    pub fn depth(&self) -> usize {
+        self.open.len()
+    }
+}
+
+#[cfg(any(test, kani))]
+impl CallModel {
+    fn begin(&mut self, name_ok: bool, empty: bool) {
+        let is_root = self.open.is_empty();
+        if !name_ok || empty != is_root {
+            self.misuse(FdtError::BadName);
+        } else if is_root && self.roots == 1 {
+            self.misuse(FdtError::NoOpenNode);
+        }
+        self.roots += usize::from(is_root);
+        if let Some(has_child) = self.open.last_mut() {
+            *has_child = true;
+        }
+        self.open.push(false);
+        self.nodes += 1;
+    }
+}
+
+#[cfg(any(test, kani))]
+impl TreeSink for CallModel {
+    fn begin_node(&mut self, name: &str) {
+        let name_ok = !name.bytes().any(|b| b == b'/' || b == 0);
+        self.begin(name_ok, name.is_empty());
+    }
+
+    /// `name@addr`: hexadecimal digits are valid name bytes, and the name is not empty.
+    fn begin_node_at(&mut self, name: &str, _addr: u64) {
+        let name_ok = !name.bytes().any(|b| b == b'/' || b == 0);
+        self.begin(name_ok, false);
+    }
+
+    fn end_node(&mut self) {
+        if self.open.pop().is_none() {
+            self.misuse(FdtError::Unbalanced);
+        }
+    }
+
+    fn property(&mut self, name: &str, _value: &[u8]) {
+        match self.open.last() {
+            None => self.misuse(FdtError::NoOpenNode),
+            Some(true) => self.misuse(FdtError::PropertyAfterSubnode),
+            Some(false) if name.is_empty() || name.bytes().any(|b| b == 0) => {
+                self.misuse(FdtError::BadName)
+            }
+            Some(false) => {}
+        }
+    }
+}
+
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
 
-    const MAX_OPS: u64 = 8;
+    /// Calls made to the writer and to the model alike.
+    struct Both {
+        writer: FdtWriter,
+        model: CallModel,
+    }
+
+    impl TreeSink for Both {
+        fn begin_node(&mut self, name: &str) {
+            self.writer.begin_node(name);
+            self.model.begin_node(name);
+        }
+        fn end_node(&mut self) {
+            self.writer.end_node();
+            self.model.end_node();
+        }
+        fn property(&mut self, name: &str, value: &[u8]) {
+            self.writer.property(name, value);
+            self.model.property(name, value);
+        }
+    }
 
     /// Mostly the name the format expects here, sometimes a bad one (1 in 8),
     /// so that both valid trees and every kind of misuse are generated.
@@ -393,84 +573,199 @@ mod proofs {
         ["reg", "compatible", "reg", ""][src.below(4) as usize]
     }
 
-    /// What a writer that catches every misuse must answer for a sequence of calls.
-    #[derive(Default)]
-    struct Model {
-        open: Vec<bool>,
-        roots: usize,
-        nodes: usize,
-        misused: bool,
-    }
-
-    impl Model {
-        fn begin(&mut self, name: &str) {
-            let is_root = self.open.is_empty();
-            let name_ok = !name.contains('/') && name.is_empty() == is_root;
-            self.misused |= !name_ok || (is_root && self.roots == 1);
-            self.roots += usize::from(is_root);
-            if let Some(has_child) = self.open.last_mut() {
-                *has_child = true;
-            }
-            self.open.push(false);
-            self.nodes += 1;
-        }
-        fn end(&mut self) {
-            self.misused |= self.open.pop().is_none();
-        }
-        fn property(&mut self, name: &str) {
-            self.misused |= name.is_empty() || self.open.last() != Some(&false);
-        }
-        fn well_formed(&self) -> bool {
-            !self.misused && self.open.is_empty() && self.roots == 1
-        }
-    }
+    /// Calls in a sequence: fewer for the model checker, which covers all of them.
+    const MAX_OPS: u64 = if cfg!(kani) { 3 } else { 5 };
 
     proof! {
-        /// Any sequence of writer calls yields an error exactly when the calls misuse the
-        /// format, and otherwise a blob the `fdt` crate and the validator accept, whose
-        /// header totalsize is its length and which holds every node written.
+        /// Any sequence of up to 3 node/property calls (5 in the property test) after an
+        /// optional root, before an optional close of what is open, yields exactly the first
+        /// misuse as an error, and otherwise a blob whose header places the structure block
+        /// (ending in FDT_END) and the strings block back to back up to totalsize, its length.
+        /// (The property test also runs the validator and the `fdt` crate on each blob; that
+        /// the tokens inside are right is the two proofs below.)
         #[unwind(10)]
         fn writer_output_is_a_valid_tree_or_an_error(src) {
-            let mut w = FdtWriter::new();
-            let mut model = Model::default();
+            let mut both = Both { writer: FdtWriter::new(), model: CallModel::default() };
             // Usually start with the root, so that many sequences are complete trees.
             if src.below(8) != 0 {
-                w.begin_node("");
-                model.begin("");
+                both.begin_node("");
             }
             for _ in 0..src.below(MAX_OPS + 1) {
                 match src.below(4) {
                     0 => {
-                        let name = node_name(src, model.open.is_empty());
-                        w.begin_node(name);
-                        model.begin(name);
+                        let name = node_name(src, both.model.depth() == 0);
+                        both.begin_node(name);
                     }
-                    1 => {
-                        w.end_node();
-                        model.end();
-                    }
+                    1 => both.end_node(),
                     _ => {
                         let name = property_name(src);
                         let value = [0xa5u8; 8];
-                        w.property(name, &value[..src.below(9) as usize]);
-                        model.property(name);
+                        both.property(name, &value[..src.below(9) as usize]);
                     }
                 }
             }
             // And usually close what is open.
             if src.below(4) != 0 {
-                for _ in 0..model.open.len() {
-                    w.end_node();
-                    model.end();
+                for _ in 0..both.model.depth() {
+                    both.end_node();
                 }
             }
-            let result = w.finish();
-            assert_eq!(result.is_ok(), model.well_formed());
+            let Both { writer, model } = both;
+            let result = writer.finish();
+            assert_eq!(result.as_ref().map(|_| ()).map_err(|e| *e), model.result());
+            crate::cover!(model.result() == Err(FdtError::PropertyAfterSubnode), "a property after a subnode refused");
+            crate::cover!(model.result() == Err(FdtError::BadName), "a bad name refused");
+            crate::cover!(model.result() == Err(FdtError::Unbalanced), "an unclosed node refused");
             let Ok(blob) = result else { return };
-            assert!(crate::guest_config::validate_dtb(&blob).is_ok());
-            let tree = fdt::Fdt::new(&blob).unwrap();
-            assert_eq!(tree.total_size(), blob.len());
-            assert_eq!(tree.all_nodes().count(), model.nodes);
+            crate::cover!(model.nodes >= 2, "a tree with a child node written");
+            let header = |i: usize| u32::from_be_bytes([blob[4 * i], blob[4 * i + 1], blob[4 * i + 2], blob[4 * i + 3]]) as usize;
+            let (total, off_struct, off_strings, size_strings, size_struct) = (header(1), header(2), header(3), header(8), header(9));
+            assert_eq!(total, blob.len());
+            assert_eq!(off_struct, HEADER_SIZE + RSVMAP_SIZE);
+            assert_eq!(off_struct + size_struct, off_strings);
+            assert_eq!(off_strings + size_strings, total);
+            assert_eq!(blob[off_strings - 4..off_strings], FDT_END.to_be_bytes());
+            #[cfg(not(kani))]
+            {
+                assert_eq!(crate::guest_config::validate_dtb(&blob), Ok(()));
+                let tree = fdt::Fdt::new(&blob).unwrap();
+                assert_eq!(tree.total_size(), blob.len());
+                assert_eq!(tree.all_nodes().count(), model.nodes);
+            }
+        }
+    }
+
+    /// A name of up to `N` bytes: mostly the bytes that matter (a letter, `@`, and the two
+    /// forbidden ones), else any byte. A byte array, not a `String`: built character by
+    /// character, text costs the model checker far more than the writer does.
+    fn short_name<const N: usize>(src: &mut crate::verify::Source) -> ([u8; N], usize) {
+        let mut name = [0u8; N];
+        for b in name.iter_mut() {
+            *b = if src.below(4) != 0 {
+                b"a@1/\0"[src.below(5) as usize]
+            } else {
+                src.any()
+            };
+        }
+        (name, src.below(N as u64 + 1) as usize)
+    }
+
+    proof! {
+        /// Opening a node inside the root appends exactly its token, its name, a NUL and
+        /// zeros up to a 4-byte boundary, for any name of up to 6 bytes without `/` or NUL;
+        /// any other name is refused and appends nothing.
+        #[unwind(8)]
+        fn begin_node_appends_token_name_and_padding(src) {
+            let (bytes, _) = short_name::<6>(src);
+            // Every length in turn: concrete lengths keep the model checker's copies of the
+            // buffers small, where one symbolic length would make every copy symbolic.
+            for len in 0..=6 {
+                let mut w = FdtWriter::new();
+                w.begin_node("");
+                let before = w.structure.len();
+                let name = &bytes[..len];
+                w.begin_node_bytes(name);
+                let valid = len > 0 && !name.iter().any(|b| *b == b'/' || *b == 0);
+                assert_eq!(w.error.is_none(), valid);
+                if !valid {
+                    assert_eq!(w.structure.len(), before);
+                    crate::cover!(name.contains(&b'/'), "a name with a slash refused");
+                    continue;
+                }
+                let added = &w.structure[before..];
+                assert_eq!(added.len(), (4 + len + 1).div_ceil(4) * 4);
+                assert_eq!(added[..4], FDT_BEGIN_NODE.to_be_bytes());
+                assert_eq!(&added[4..4 + len], name);
+                assert!(added[4 + len..].iter().all(|b| *b == 0));
+                crate::cover!(len == 3, "a name that fills its word with its NUL");
+                crate::cover!(len == 6, "a name that needs padding");
+            }
+        }
+    }
+
+    proof! {
+        /// A property appends its token, length, name offset, value and zero padding; the
+        /// offset names exactly the property's name in the strings block, and a name
+        /// already there is shared, not added again. Two names from a list of five (equal,
+        /// prefix, different, empty, with a NUL), values of up to 5 bytes.
+        #[unwind(7)]
+        fn property_appends_header_value_and_shared_name(src) {
+            // Names from a list that has every relation that matters between two names:
+            // equal, a prefix of the other, different, empty, holding a NUL. Every pair and
+            // value length in turn: concrete lengths keep the model checker's copies small.
+            const NAMES: [&[u8]; 5] = [b"a", b"ab", b"b", b"", b"a\0"];
+            let data: [u8; 5] = src.any();
+            for first in NAMES {
+                for name in NAMES {
+                    for value_len in 0..=data.len() {
+                        let mut w = FdtWriter::new();
+                        w.begin_node("");
+                        w.property_bytes(first, &[]);
+                        property_appends(w, first, name, &data[..value_len]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The checks of the proof above, for one writer that holds one property named `first`.
+    fn property_appends(mut w: FdtWriter, first: &[u8], name: &[u8], value: &[u8]) {
+        let strings_before = w.strings.clone();
+        let before = w.structure.len();
+        w.property_bytes(name, value);
+        let valid = |n: &[u8]| !n.is_empty() && !n.contains(&0);
+        if !valid(first) || !valid(name) {
+            assert!(w.error.is_some());
+            crate::cover!(valid(first), "an empty or NUL property name refused");
+            return;
+        }
+        assert!(w.error.is_none());
+        let added = &w.structure[before..];
+        assert_eq!(added.len(), 12 + value.len().div_ceil(4) * 4);
+        assert_eq!(added[..4], FDT_PROP.to_be_bytes());
+        assert_eq!(added[4..8], (value.len() as u32).to_be_bytes());
+        let offset = u32::from_be_bytes([added[8], added[9], added[10], added[11]]) as usize;
+        assert_eq!(&added[12..12 + value.len()], value);
+        assert!(added[12 + value.len()..].iter().all(|b| *b == 0));
+        // The offset starts an entry, and the entry is the name.
+        assert!(offset == 0 || w.strings[offset - 1] == 0);
+        assert_eq!(&w.strings[offset..offset + name.len()], name);
+        assert_eq!(w.strings[offset + name.len()], 0);
+        if name == first {
+            assert_eq!(w.strings, strings_before);
+        } else {
+            assert_eq!(w.strings.len(), strings_before.len() + name.len() + 1);
+        }
+        crate::cover!(name == first, "a name shared with the previous property");
+        crate::cover!(
+            name != first && first.starts_with(name),
+            "a name that is a prefix of a stored one added anew"
+        );
+        crate::cover!(!value.len().is_multiple_of(4), "a value that needs padding");
+    }
+
+    proof! {
+        /// A node's unit address is the address in lower-case hexadecimal without leading
+        /// zeros, for every 64-bit address (`node_name` appends these digits after the `@`).
+        #[unwind(17)]
+        fn node_name_is_the_address_in_hex(src) {
+            let addr: u64 = src.any();
+            let (digits, count) = hex_digits(addr);
+            let digits = &digits[16 - count..];
+            assert!(!digits.is_empty());
+            assert!(digits.len() == 1 || digits[0] != b'0');
+            let mut back = 0u64;
+            for d in digits {
+                let nibble = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'a'..=b'f' => d - b'a' + 10,
+                    _ => panic!("not a lower-case hex digit"),
+                };
+                back = (back << 4) | u64::from(nibble);
+            }
+            assert_eq!(back, addr);
+            crate::cover!(digits.len() == 16, "a 16-digit address");
+            crate::cover!(addr == 0, "address zero");
         }
     }
 }

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use log::LevelFilter;
 
-use crate::fdt_writer::{node_name, FdtError, FdtWriter};
+use crate::fdt_writer::{node_name, FdtError, FdtWriter, TreeSink};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -122,6 +122,16 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
 /// block, non-UTF-8 names, truncated tokens, properties after subnodes),
 /// so every token, offset, length and name is validated here first.
 pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
+    let (structure, strings) = dtb_blocks(dtb)?;
+    let mut walk = Walk::default();
+    // Ends: every step that does not finish moves `at` on by at least 4.
+    while !walk_token(structure, strings, &mut walk)? {}
+    Ok(())
+}
+
+/// The structure and strings blocks a device tree's header names, if the
+/// header is one and the blocks lie inside its `totalsize` and the blob.
+fn dtb_blocks(dtb: &[u8]) -> Result<(&[u8], &[u8]), ConfigError> {
     let bad = ConfigError::BadDeviceTree;
     if be32(dtb, 0) != Some(0xd00d_feed) {
         return Err(bad);
@@ -141,65 +151,85 @@ pub fn validate_dtb(dtb: &[u8]) -> Result<(), ConfigError> {
     {
         return Err(bad);
     }
-    let structure = &dtb[off_struct..off_struct + size_struct];
-    let strings = &dtb[off_strings..off_strings + size_strings];
-    let c_str = |bytes: &[u8], at: usize| -> Option<usize> {
-        let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
-        core::str::from_utf8(&bytes[at..at + len]).ok()?;
-        Some(len)
-    };
-    // The fdt crate also needs every property before the node's first child,
-    // and NOP tokens only right before a node's end.
-    const MAX_DEPTH: usize = 16;
-    let mut has_child = [false; MAX_DEPTH];
-    let mut at = 0;
-    let mut depth = 0usize;
-    loop {
-        let token = be32(structure, at).ok_or(bad.clone())?;
-        match token {
-            1 => {
-                let len = c_str(structure, at + 4).ok_or(bad.clone())?;
-                at = (at + 4 + len + 1).div_ceil(4) * 4;
-                if depth > 0 {
-                    has_child[depth - 1] = true;
-                }
-                if depth == MAX_DEPTH || (depth == 0 && at > 0 && has_child.iter().any(|c| *c)) {
-                    return Err(bad);
-                }
-                has_child[depth] = false;
-                depth += 1;
+    Ok((
+        &dtb[off_struct..off_struct + size_struct],
+        &dtb[off_strings..off_strings + size_strings],
+    ))
+}
+
+/// Deepest node nesting accepted.
+const MAX_DEPTH: usize = 16;
+
+/// Where the walk over the structure block is.
+#[derive(Debug, Clone, Default)]
+struct Walk {
+    /// Offset of the next token; at most 3 past the block's end.
+    at: usize,
+    /// Open nodes, at most [`MAX_DEPTH`].
+    depth: usize,
+    /// Per open node, whether it has a subnode yet: the fdt crate needs
+    /// every property before the node's first child.
+    has_child: [bool; MAX_DEPTH],
+}
+
+/// Length of the UTF-8 string with a NUL terminator at `at` in `bytes`.
+fn c_str(bytes: &[u8], at: usize) -> Option<usize> {
+    let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
+    core::str::from_utf8(&bytes[at..at + len]).ok()?;
+    Some(len)
+}
+
+/// Check the token at `walk.at` and step over it: `Ok(true)` at the final
+/// FDT_END, `Ok(false)` with `walk.at` moved on by at least 4 otherwise.
+fn walk_token(structure: &[u8], strings: &[u8], walk: &mut Walk) -> Result<bool, ConfigError> {
+    let bad = ConfigError::BadDeviceTree;
+    let at = walk.at;
+    let token = be32(structure, at).ok_or(bad.clone())?;
+    match token {
+        1 => {
+            let len = c_str(structure, at + 4).ok_or(bad.clone())?;
+            walk.at = (at + 4 + len + 1).div_ceil(4) * 4;
+            if walk.depth > 0 {
+                walk.has_child[walk.depth - 1] = true;
             }
-            2 => {
-                depth = depth.checked_sub(1).ok_or(bad.clone())?;
-                at += 4;
+            // A second root would follow a first one that had children.
+            if walk.depth == MAX_DEPTH || (walk.depth == 0 && walk.has_child.iter().any(|c| *c)) {
+                return Err(bad);
             }
-            3 => {
-                if depth == 0 || has_child[depth - 1] {
-                    return Err(bad);
-                }
-                let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
-                let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
-                let name_len = c_str(strings, name).ok_or(bad.clone())?;
-                let cells_property = matches!(
-                    &strings[name..name + name_len],
-                    b"#address-cells" | b"#size-cells" | b"#interrupt-cells"
-                );
-                // The fdt crate reads these as a 32- or 64-bit number and panics otherwise.
-                if cells_property && !matches!(len, 4 | 8) {
-                    return Err(bad);
-                }
-                structure
-                    .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
-                    .ok_or(bad.clone())?;
-                at = (at + 12 + len).div_ceil(4) * 4;
-            }
-            4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {
-                at += 4
-            }
-            9 if depth == 0 => return Ok(()),
-            _ => return Err(bad),
+            walk.has_child[walk.depth] = false;
+            walk.depth += 1;
         }
+        2 => {
+            walk.depth = walk.depth.checked_sub(1).ok_or(bad.clone())?;
+            walk.at = at + 4;
+        }
+        3 => {
+            if walk.depth == 0 || walk.has_child[walk.depth - 1] {
+                return Err(bad);
+            }
+            let len = be32(structure, at + 4).ok_or(bad.clone())? as usize;
+            let name = be32(structure, at + 8).ok_or(bad.clone())? as usize;
+            let name_len = c_str(strings, name).ok_or(bad.clone())?;
+            let cells_property = matches!(
+                &strings[name..name + name_len],
+                b"#address-cells" | b"#size-cells" | b"#interrupt-cells"
+            );
+            // The fdt crate reads these as a 32- or 64-bit number and panics otherwise.
+            if cells_property && !matches!(len, 4 | 8) {
+                return Err(bad);
+            }
+            structure
+                .get(at + 12..(at + 12).checked_add(len).ok_or(bad.clone())?)
+                .ok_or(bad.clone())?;
+            walk.at = (at + 12 + len).div_ceil(4) * 4;
+        }
+        4 if be32(structure, at + 4) == Some(2) || be32(structure, at + 4) == Some(4) => {
+            walk.at = at + 4
+        }
+        9 if walk.depth == 0 => return Ok(true),
+        _ => return Err(bad),
     }
+    Ok(false)
 }
 
 /// Read the host description. The tree comes from the machine (QEMU), not
@@ -317,96 +347,160 @@ pub struct HvArgs {
     pub guest_bootargs: String,
 }
 
-/// A number in decimal or `0x` hexadecimal.
-fn parse_number(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse().ok(),
+/// A number in decimal or `0x` hexadecimal (digits only: no sign).
+fn parse_number(s: &[u8]) -> Option<u64> {
+    let (digits, radix) = match s {
+        [b'0', b'x' | b'X', hex @ ..] => (hex, 16),
+        _ => (s, 10),
+    };
+    if digits.is_empty() {
+        return None;
     }
+    let mut n: u64 = 0;
+    for d in digits {
+        let value = char::from(*d).to_digit(radix)?;
+        n = n
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(value))?;
+    }
+    Some(n)
 }
 
 /// A size with an optional K/M/G suffix, in bytes.
-fn parse_size(s: &str) -> Option<u64> {
-    let (digits, shift) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
+fn parse_size(s: &[u8]) -> Option<u64> {
+    let (shift, digits) = match s.split_last()? {
+        (b'K' | b'k', digits) => (10, digits),
+        (b'M' | b'm', digits) => (20, digits),
+        (b'G' | b'g', digits) => (30, digits),
+        _ => (0, s),
     };
     parse_number(digits)?.checked_mul(1 << shift)
 }
 
+/// Split a command line at its first ` -- `: the hypervisor's words before
+/// it, the guest's command line (trimmed) after it. A trailing `--` ends the
+/// hypervisor's words and gives the guest nothing.
+fn split_bootargs(bootargs: &str) -> (&str, &str) {
+    // Byte ranges: the separator and the white space trimmed are ASCII, so
+    // both sides stay valid UTF-8.
+    let (own, guest) = split_bootargs_bytes(bootargs.as_bytes());
+    (&bootargs[own], &bootargs[guest])
+}
+
+/// [`split_bootargs`] over bytes: the ranges of the two parts.
+fn split_bootargs_bytes(line: &[u8]) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+    let len = line.len();
+    match line.windows(4).position(|w| w == b" -- ") {
+        Some(at) => {
+            let mut start = at + 4;
+            while start < len && line[start].is_ascii_whitespace() {
+                start += 1;
+            }
+            let mut end = len;
+            while end > start && line[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            (0..at, start..end)
+        }
+        None if line.ends_with(b" --") => (0..len - 3, len..len),
+        None if line.ends_with(b"--") => (0..len - 2, len..len),
+        None => (0..len, len..len),
+    }
+}
+
 /// Parse `hv.* ... -- guest arguments`. Words that are not `hv.*` before the
-/// `--` are ignored (QEMU or a boot loader may add some).
+/// `--` are ignored (QEMU or a boot loader may add some). Words are separated
+/// by ASCII white space, as Linux splits its own command line.
 pub fn parse_hv_args(bootargs: &str) -> Result<HvArgs, ConfigError> {
-    let (own, guest) = match bootargs.split_once(" -- ") {
-        Some((own, guest)) => (own, guest.trim()),
-        None => (
-            bootargs
-                .strip_suffix(" --")
-                .or_else(|| bootargs.strip_suffix("--"))
-                .unwrap_or(bootargs),
-            "",
-        ),
-    };
+    let (own, guest) = split_bootargs(bootargs);
     let mut args = HvArgs {
         guest_bootargs: guest.to_string(),
         ..HvArgs::default()
     };
-    for word in own.split_whitespace() {
-        let Some(option) = word.strip_prefix("hv.") else {
-            continue;
-        };
-        let bad = || ConfigError::BadValue(word.to_string());
-        let (key, value) = option.split_once('=').ok_or_else(bad)?;
-        match key {
-            "kernel" => {
-                let (addr, size) = value.split_once(',').ok_or_else(bad)?;
-                let addr = parse_number(addr).ok_or_else(bad)?;
-                let size = parse_size(size).filter(|s| *s > 0).ok_or_else(bad)?;
-                addr.checked_add(size).ok_or_else(bad)?;
-                args.guest_kernel = Some((addr, size));
-            }
-            "vcpus" => {
-                args.guest_vcpus = Some(
-                    parse_number(value)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(bad)?,
-                )
-            }
-            "mem" => {
-                // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
-                // `1536K` to 1 MiB silently would hide it.
-                args.guest_mem_mib = Some(
-                    parse_size(value)
-                        .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
-                        .map(|b| b >> 20)
-                        .ok_or_else(bad)?,
-                )
-            }
-            "log" => {
-                args.log_level = Some(match value {
-                    "off" => LevelFilter::Off,
-                    "error" => LevelFilter::Error,
-                    "warn" => LevelFilter::Warn,
-                    "info" => LevelFilter::Info,
-                    "debug" => LevelFilter::Debug,
-                    "trace" => LevelFilter::Trace,
-                    _ => return Err(bad()),
-                })
-            }
-            "testdev" => {
-                args.test_device = match value {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(bad()),
-                }
-            }
-            _ => return Err(ConfigError::UnknownOption(word.to_string())),
-        }
+    for word in own.split_ascii_whitespace() {
+        apply_option(&mut args, word)?;
     }
     Ok(args)
+}
+
+/// Apply one word of the hypervisor's command line: an `hv.*` option sets
+/// its field, any other word changes nothing.
+fn apply_option(args: &mut HvArgs, word: &str) -> Result<(), ConfigError> {
+    apply_option_bytes(args, word.as_bytes()).map_err(|e| match e {
+        OptionError::BadValue => ConfigError::BadValue(word.to_string()),
+        OptionError::Unknown => ConfigError::UnknownOption(word.to_string()),
+    })
+}
+
+/// Why an `hv.*` word was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptionError {
+    BadValue,
+    Unknown,
+}
+
+/// [`apply_option`] over the word's bytes: the option syntax is ASCII, so
+/// the word is read byte by byte, never decoded.
+fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError> {
+    use OptionError::BadValue;
+    let Some(option) = word.strip_prefix(b"hv.") else {
+        return Ok(());
+    };
+    let split = |s: &[u8], at: u8| -> Result<(usize, usize), OptionError> {
+        let i = s.iter().position(|b| *b == at).ok_or(BadValue)?;
+        Ok((i, i + 1))
+    };
+    let (key_end, value_start) = split(option, b'=')?;
+    let (key, value) = (&option[..key_end], &option[value_start..]);
+    match key {
+        b"kernel" => {
+            let (addr_end, size_start) = split(value, b',')?;
+            let addr = parse_number(&value[..addr_end]).ok_or(BadValue)?;
+            let size = parse_size(&value[size_start..])
+                .filter(|s| *s > 0)
+                .ok_or(BadValue)?;
+            addr.checked_add(size).ok_or(BadValue)?;
+            args.guest_kernel = Some((addr, size));
+        }
+        b"vcpus" => {
+            args.guest_vcpus = Some(
+                parse_number(value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or(BadValue)?,
+            )
+        }
+        b"mem" => {
+            // Whole MiB only: rounding a typo like `hv.mem=512K` down to 0 or
+            // `1536K` to 1 MiB silently would hide it.
+            args.guest_mem_mib = Some(
+                parse_size(value)
+                    .filter(|b| *b > 0 && b.trailing_zeros() >= 20)
+                    .map(|b| b >> 20)
+                    .ok_or(BadValue)?,
+            )
+        }
+        b"log" => {
+            args.log_level = Some(match value {
+                b"off" => LevelFilter::Off,
+                b"error" => LevelFilter::Error,
+                b"warn" => LevelFilter::Warn,
+                b"info" => LevelFilter::Info,
+                b"debug" => LevelFilter::Debug,
+                b"trace" => LevelFilter::Trace,
+                _ => return Err(BadValue),
+            })
+        }
+        b"testdev" => {
+            args.test_device = match value {
+                b"on" => true,
+                b"off" => false,
+                _ => return Err(BadValue),
+            }
+        }
+        _ => return Err(OptionError::Unknown),
+    }
+    Ok(())
 }
 
 /// What a guest's device tree describes.
@@ -434,7 +528,7 @@ const CLOCK_PHANDLE: u32 = 2;
 const GICR_FRAME: u64 = 0x2_0000;
 const MAX_VCPUS: usize = 8;
 
-fn reg(w: &mut FdtWriter, base: u64, size: u64) {
+fn reg(w: &mut impl TreeSink, base: u64, size: u64) {
     w.property_cells(
         "reg",
         &[
@@ -460,6 +554,13 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
         return Err(FdtError::InvalidSpec);
     }
     let mut w = FdtWriter::new();
+    write_guest_tree(spec, &mut w);
+    w.finish()
+}
+
+/// The calls that describe the guest's tree (see [`build_guest_dtb`]), for a
+/// spec that passed its checks.
+fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
     w.begin_node("");
     w.property_u32("#address-cells", 2);
     w.property_u32("#size-cells", 2);
@@ -467,16 +568,16 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     w.property_string("model", "hvrust virtual machine");
     w.property_u32("interrupt-parent", GIC_PHANDLE);
 
-    w.begin_node(&node_name("memory", spec.ram_base));
+    w.begin_node_at("memory", spec.ram_base);
     w.property_string("device_type", "memory");
-    reg(&mut w, spec.ram_base, spec.ram_size);
+    reg(w, spec.ram_base, spec.ram_size);
     w.end_node();
 
     w.begin_node("cpus");
     w.property_u32("#address-cells", 1);
     w.property_u32("#size-cells", 0);
     for cpu in 0..spec.num_vcpus {
-        w.begin_node(&node_name("cpu", cpu as u64));
+        w.begin_node_at("cpu", cpu as u64);
         w.property_string("device_type", "cpu");
         w.property_string(
             "compatible",
@@ -497,7 +598,7 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     w.property_string("method", "hvc");
     w.end_node();
 
-    w.begin_node(&node_name("intc", spec.gic_dist.0));
+    w.begin_node_at("intc", spec.gic_dist.0);
     w.property_string("compatible", "arm,gic-v3");
     w.property_u32("#interrupt-cells", 3);
     w.property_u32("#address-cells", 2);
@@ -539,9 +640,9 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
         w.property_u32("phandle", CLOCK_PHANDLE);
         w.end_node();
 
-        w.begin_node(&node_name("pl011", uart.base));
+        w.begin_node_at("pl011", uart.base);
         w.property_string_list("compatible", &["arm,pl011", "arm,primecell"]);
-        reg(&mut w, uart.base, uart.size.max(0x1000));
+        reg(w, uart.base, uart.size.max(0x1000));
         if let Some(cells) = spi_cells(uart, 4) {
             w.property_cells("interrupts", &cells);
         }
@@ -551,9 +652,9 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     }
 
     for dev in &spec.virtio {
-        w.begin_node(&node_name("virtio_mmio", dev.base));
+        w.begin_node_at("virtio_mmio", dev.base);
         w.property_string("compatible", "virtio,mmio");
-        reg(&mut w, dev.base, dev.size);
+        reg(w, dev.base, dev.size);
         if let Some(cells) = spi_cells(dev, 1) {
             w.property_cells("interrupts", &cells);
         }
@@ -562,19 +663,18 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     }
 
     for dev in &spec.extra_mmio {
-        w.begin_node(&node_name(&dev.name, dev.base));
+        w.begin_node_at(&dev.name, dev.base);
         w.property_string("compatible", &dev.compatible);
-        reg(&mut w, dev.base, dev.size);
+        reg(w, dev.base, dev.size);
         w.end_node();
     }
 
     w.begin_node("chosen");
     w.property_string("bootargs", &spec.bootargs);
     if let Some(uart) = &spec.uart {
-        w.property_string(
-            "stdout-path",
-            &alloc::format!("/{}", node_name("pl011", uart.base)),
-        );
+        let mut path = String::from("/");
+        path.push_str(&node_name("pl011", uart.base));
+        w.property_string("stdout-path", &path);
     }
     if let Some((start, end)) = spec.initrd {
         w.property_u64("linux,initrd-start", start);
@@ -583,7 +683,6 @@ pub fn build_guest_dtb(spec: &GuestDtbSpec) -> Result<Vec<u8>, FdtError> {
     w.end_node();
 
     w.end_node();
-    w.finish()
 }
 
 #[cfg(test)]
@@ -625,7 +724,7 @@ mod tests {
         w.property_u32("#address-cells", 1);
         w.property_u32("#size-cells", 0);
         for i in 0..4 {
-            w.begin_node(&node_name("cpu", i));
+            w.begin_node_at("cpu", i);
             w.property_string("device_type", "cpu");
             w.property_string("compatible", "arm,cortex-a72");
             w.property_u32("reg", i as u32);
@@ -792,6 +891,15 @@ mod tests {
             parse_hv_args("hv.vcpus=0"),
             Err(ConfigError::BadValue("hv.vcpus=0".into()))
         );
+        // Digits only: no sign, and a `0x` needs digits after it.
+        assert_eq!(
+            parse_hv_args("hv.vcpus=+2"),
+            Err(ConfigError::BadValue("hv.vcpus=+2".into()))
+        );
+        assert_eq!(
+            parse_hv_args("hv.kernel=0x,1M"),
+            Err(ConfigError::BadValue("hv.kernel=0x,1M".into()))
+        );
         assert_eq!(parse_hv_args("").unwrap(), HvArgs::default());
     }
 
@@ -914,23 +1022,357 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
+    use crate::fdt_writer::CallModel;
 
-    const ALPHABET: &[u8] = b"hv.kernelvcpusmemlogtestdv=0x19aAfKMG, -";
+    /// Option values worth trying whole: random text rarely spells them.
+    const VALUES: [&[u8]; 10] = [
+        b"off", b"warn", b"on", b"1", b"0", b"0x1f,1M", b"1G", b"2048K", b"9,0", b"0x,1",
+    ];
+    /// The characters values are made of.
+    const VALUE_CHARS: &[u8] = b"0x1f9,KMGonwar";
+    const KEYS: [&[u8]; 6] = [b"kernel", b"vcpus", b"mem", b"log", b"testdev", b"vcpu"];
+    /// Longest word tried: `hv.testdev=` and a 7-byte value.
+    const WORD_MAX: usize = 18;
+
+    /// `hv.KEY=VALUE` with a known key (or a near miss) and a value of up to 7 bytes, or
+    /// (1 in 4) any 8 bytes from the option alphabet. Built in a byte array, not a `String`:
+    /// text built character by character costs the model checker far more than the parser.
+    fn option_word(src: &mut crate::verify::Source) -> ([u8; WORD_MAX], usize) {
+        let mut word = [0u8; WORD_MAX];
+        let mut len = 0;
+        let mut put = |bytes: &[u8], len: &mut usize| {
+            for b in bytes {
+                word[*len] = *b;
+                *len += 1;
+            }
+        };
+        if src.below(4) == 0 {
+            for _ in 0..src.below(9) {
+                put(&[b"hv.kernel=0x1,M -"[src.below(17) as usize]], &mut len);
+            }
+            return (word, len);
+        }
+        put(b"hv.", &mut len);
+        put(KEYS[src.below(KEYS.len() as u64) as usize], &mut len);
+        put(b"=", &mut len);
+        if src.any() {
+            put(VALUES[src.below(VALUES.len() as u64) as usize], &mut len);
+        } else {
+            for _ in 0..src.below(8) {
+                put(
+                    &[VALUE_CHARS[src.below(VALUE_CHARS.len() as u64) as usize]],
+                    &mut len,
+                );
+            }
+        }
+        (word, len)
+    }
 
     proof! {
-        /// Any command line made of the characters the syntax uses parses or is rejected, never panics.
-        #[unwind(25)]
-        fn command_line_parser_is_total(src) {
-            let len = src.below(24) as usize;
-            let mut text = String::new();
-            for _ in 0..len {
-                text.push(ALPHABET[src.below(ALPHABET.len() as u64) as usize] as char);
-            }
-            if let Ok(args) = parse_hv_args(&text) {
-                if let Some((addr, size)) = args.guest_kernel {
-                    assert!(size > 0 && addr.checked_add(size).is_some());
+        /// One word of the command line sets only the field its `hv.` key names, to a value
+        /// that is usable (kernel: non-empty and not wrapping; vCPUs and MiB: non-zero), or is
+        /// refused (a bad value, or an unknown key) changing nothing; other words change
+        /// nothing. Values of up to 7 bytes.
+        #[unwind(19)]
+        fn option_word_sets_only_its_field(src) {
+            let (bytes, len) = option_word(src);
+            let word = &bytes[..len];
+            let mut args = HvArgs::default();
+            let result = apply_option_bytes(&mut args, word);
+            let Some(option) = word.strip_prefix(b"hv.") else {
+                assert_eq!(result, Ok(()));
+                assert_eq!(args, HvArgs::default());
+                crate::cover!(!word.is_empty(), "a word that is not an hv. option ignored");
+                return;
+            };
+            let equals = option.iter().position(|b| *b == b'=');
+            let key = &option[..equals.unwrap_or(0)];
+            match result {
+                Err(e) => {
+                    assert_eq!(args, HvArgs::default());
+                    let known = equals.is_some() && KEYS[..5].contains(&key);
+                    let expected = if known || equals.is_none() { OptionError::BadValue } else { OptionError::Unknown };
+                    assert_eq!(e, expected);
+                    crate::cover!(known, "a bad value refused");
+                    crate::cover!(!known && equals.is_some(), "an unknown option refused");
+                }
+                Ok(()) => {
+                    let mut unchanged = args.clone();
+                    match key {
+                        b"kernel" => {
+                            let (addr, size) = args.guest_kernel.unwrap();
+                            assert!(size > 0 && addr.checked_add(size).is_some());
+                            unchanged.guest_kernel = None;
+                            crate::cover!(size == 1 << 20, "a kernel size in MiB");
+                        }
+                        b"vcpus" => {
+                            assert!(args.guest_vcpus.unwrap() > 0);
+                            unchanged.guest_vcpus = None;
+                        }
+                        b"mem" => {
+                            let mib = args.guest_mem_mib.unwrap();
+                            assert!(mib > 0 && mib <= u64::MAX >> 20);
+                            unchanged.guest_mem_mib = None;
+                            crate::cover!(mib == 2, "memory given in KiB");
+                        }
+                        b"log" => {
+                            assert!(args.log_level.is_some());
+                            unchanged.log_level = None;
+                            crate::cover!(args.log_level == Some(LevelFilter::Warn), "a log level set");
+                        }
+                        b"testdev" => {
+                            unchanged.test_device = false;
+                            crate::cover!(args.test_device, "the test device switched on");
+                        }
+                        _ => panic!("an unknown key accepted"),
+                    }
+                    assert_eq!(unchanged, HvArgs::default());
                 }
             }
+        }
+    }
+
+    proof! {
+        /// Any command line of up to 10 letters, spaces and dashes splits at its first ` -- `:
+        /// the hypervisor's part is everything before it, the guest's part everything after it,
+        /// without white space at either end; without one, the guest gets nothing and a
+        /// trailing `--` is dropped. (Each hypervisor word is then one `apply_option`; the
+        /// property test also runs the whole `parse_hv_args`.)
+        #[unwind(12)]
+        fn command_line_splits_at_the_first_separator(src) {
+            let mut bytes = [0u8; 10];
+            for b in bytes.iter_mut() {
+                *b = b"a -"[src.below(3) as usize];
+            }
+            let line = &bytes[..src.below(11) as usize];
+            let (own, guest) = split_bootargs_bytes(line);
+            assert_eq!(own.start, 0);
+            let (own, guest) = (&line[own], &line[guest]);
+            let separator_in = |part: &[u8]| part.windows(4).any(|w| w == b" -- ");
+            assert!(!separator_in(own));
+            assert!(guest.first().is_none_or(|b| *b != b' ') && guest.last().is_none_or(|b| *b != b' '));
+            let rest = &line[own.len()..];
+            if let Some(after) = rest.strip_prefix(b" -- ") {
+                // The guest's part is what follows, less the spaces around it.
+                let lead = after.iter().take_while(|b| **b == b' ').count();
+                assert_eq!(guest, &after[lead..lead + guest.len()]);
+                assert!(after[lead + guest.len()..].iter().all(|b| *b == b' '));
+                crate::cover!(!guest.is_empty() && !own.is_empty(), "both parts non-empty");
+                crate::cover!(guest.windows(2).any(|w| w == b"--"), "a second separator left to the guest");
+            } else {
+                assert!(guest.is_empty());
+                assert!(rest.is_empty() || rest == b"--" || rest == b" --");
+                crate::cover!(rest == b" --", "a trailing separator dropped");
+            }
+            #[cfg(not(kani))]
+            {
+                let line = core::str::from_utf8(line).unwrap();
+                let args = parse_hv_args(line).unwrap();
+                assert_eq!(args.guest_bootargs.as_bytes(), guest);
+                assert_eq!(args.guest_bootargs, args.guest_bootargs.trim());
+            }
+        }
+    }
+
+    proof! {
+        /// One step of the structure walk, from any state the walk can be in (next token at
+        /// most 3 past the end, depth at most 16, any child flags) over a 16-byte structure
+        /// block and a 6-byte strings block of any contents, never panics, and either
+        /// finishes, refuses, or moves on by at least 4 bytes keeping that state valid: so
+        /// `validate_dtb` ends, and never panics. (The walk only reads through bounds-checked
+        /// `get`s, so a position near the end stands for every truncated block.)
+        #[unwind(18)]
+        fn structure_walk_step_is_total_and_advances(src) {
+            let mut structure = [0u8; 16];
+            for b in structure.iter_mut() {
+                *b = if src.any() { src.below(12) as u8 } else { src.any() };
+            }
+            let mut strings = [0u8; 6];
+            for b in strings.iter_mut() {
+                *b = if src.any() { b"#a-c\0"[src.below(5) as usize] } else { src.any() };
+            }
+            let at = src.below(structure.len() as u64 + 4) as usize;
+            // Half the cases put a token (and for a property, a small length and name offset)
+            // at the walk's position, which random bytes rarely spell.
+            if src.any() {
+                let token = 1 + src.below(9) as u32;
+                let words = [token, src.below(8) as u32, src.below(4) as u32];
+                for (i, word) in words.iter().enumerate().take(if token == 3 { 3 } else { 1 }) {
+                    if let Some(slot) = structure.get_mut(at + 4 * i..at + 4 * i + 4) {
+                        slot.copy_from_slice(&word.to_be_bytes());
+                    }
+                }
+            }
+            let mut walk = Walk { at, depth: src.below(MAX_DEPTH as u64 + 1) as usize, has_child: [false; MAX_DEPTH] };
+            for child in walk.has_child.iter_mut() {
+                *child = src.any();
+            }
+            let before = walk.clone();
+            match walk_token(&structure, &strings, &mut walk) {
+                Ok(true) => assert_eq!(before.depth, 0),
+                Ok(false) => {
+                    assert!(walk.at >= before.at + 4 && walk.at <= structure.len() + 3);
+                    assert!(walk.depth <= MAX_DEPTH);
+                    crate::cover!(walk.depth > before.depth, "a node opened");
+                    crate::cover!(walk.depth == before.depth && walk.at >= before.at + 12, "a property stepped over");
+                    crate::cover!(walk.depth < before.depth, "a node closed");
+                }
+                Err(_) => crate::cover!(before.depth == MAX_DEPTH, "a node too deep refused"),
+            }
+        }
+    }
+
+    proof! {
+        /// Any blob of up to 48 bytes with a device-tree magic yields either an error or two
+        /// blocks that lie inside both the blob and its header's totalsize, without panicking.
+        #[unwind(7)]
+        fn header_names_blocks_inside_the_blob(src) {
+            let len = 40 + src.below(9) as usize;
+            let mut dtb = alloc::vec![0u8; len];
+            dtb[..4].copy_from_slice(&0xd00d_feedu32.to_be_bytes());
+            // Sizes and offsets: mostly small, sometimes anything (wrapping sums).
+            for field in [1, 2, 3, 8, 9] {
+                let v: u32 = if src.any() { src.below(64) as u32 } else { src.any() };
+                dtb[4 * field..4 * field + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            let total = u32::from_be_bytes([dtb[4], dtb[5], dtb[6], dtb[7]]) as usize;
+            if let Ok((structure, strings)) = dtb_blocks(&dtb) {
+                let field = |i: usize| u32::from_be_bytes([dtb[4 * i], dtb[4 * i + 1], dtb[4 * i + 2], dtb[4 * i + 3]]) as usize;
+                assert!(total <= len && total >= 40);
+                assert!(field(2) + structure.len() <= total && structure.len() == field(9));
+                assert!(field(3) + strings.len() <= total && strings.len() == field(8));
+                crate::cover!(!structure.is_empty() && !strings.is_empty(), "two non-empty blocks");
+            }
+        }
+    }
+
+    fn cells(cells: &[u32]) -> Vec<u8> {
+        cells.iter().flat_map(|c| c.to_be_bytes()).collect()
+    }
+
+    fn reg_cells(base: u64, size: u64) -> Vec<u8> {
+        cells(&[
+            (base >> 32) as u32,
+            base as u32,
+            (size >> 32) as u32,
+            size as u32,
+        ])
+    }
+
+    fn string_value(s: &str) -> Vec<u8> {
+        let mut v = Vec::from(s.as_bytes());
+        v.push(0);
+        v
+    }
+
+    /// One open node: its name and, for `name@addr`, its unit address.
+    type Node = (String, Option<u64>);
+
+    /// Checks each call [`write_guest_tree`] makes against the spec, as it comes.
+    struct TreeChecker<'a> {
+        spec: &'a GuestDtbSpec,
+        calls: CallModel,
+        /// The open nodes, outermost first.
+        path: Vec<Node>,
+        memory_nodes: usize,
+        cpus: usize,
+        virtio_nodes: usize,
+        checked: usize,
+    }
+
+    impl TreeChecker<'_> {
+        fn node(&self) -> (&str, Option<u64>) {
+            self.path
+                .last()
+                .map_or(("", None), |(name, addr)| (name.as_str(), *addr))
+        }
+        fn in_cpus(&self) -> bool {
+            self.path.len() == 3 && self.path[1].0 == "cpus"
+        }
+        fn open(&mut self, name: &str, addr: Option<u64>) {
+            self.path.push((String::from(name), addr));
+            if self.in_cpus() {
+                // vCPU nodes come in order: cpu@0, cpu@1, ...
+                assert_eq!(self.node(), ("cpu", Some(self.cpus as u64)));
+                self.cpus += 1;
+            }
+            if name == "virtio_mmio" {
+                self.virtio_nodes += 1;
+                assert_eq!(addr, Some(self.spec.virtio[self.virtio_nodes - 1].base));
+            }
+        }
+    }
+
+    impl TreeSink for TreeChecker<'_> {
+        fn begin_node(&mut self, name: &str) {
+            self.calls.begin_node(name);
+            self.open(name, None);
+        }
+
+        fn begin_node_at(&mut self, name: &str, addr: u64) {
+            self.calls.begin_node_at(name, addr);
+            self.open(name, Some(addr));
+        }
+
+        fn end_node(&mut self) {
+            self.calls.end_node();
+            self.path.pop();
+        }
+
+        fn property(&mut self, name: &str, value: &[u8]) {
+            self.calls.property(name, value);
+            let expected = self.expected(name, value);
+            if let Some(expected) = expected {
+                assert_eq!(value, expected.as_slice());
+                self.checked += 1;
+            }
+        }
+    }
+
+    impl TreeChecker<'_> {
+        /// The value the spec demands for property `name` of the innermost node, if it
+        /// demands one (other properties are fixed text the tests read back).
+        fn expected(&mut self, name: &str, value: &[u8]) -> Option<Vec<u8>> {
+            let spec = self.spec;
+            let (node, addr) = self.node();
+            if name == "device_type" && value == b"memory\0" {
+                assert_eq!((node, addr), ("memory", Some(spec.ram_base)));
+                self.memory_nodes += 1;
+            }
+            let (node, addr) = self.node();
+            Some(match (node, name) {
+                ("", "#address-cells" | "#size-cells") => cells(&[2]),
+                ("memory", "reg") => reg_cells(spec.ram_base, spec.ram_size),
+                (_, "reg") if self.in_cpus() => cells(&[self.cpus as u32 - 1]),
+                (_, "device_type") if self.in_cpus() => b"cpu\0".to_vec(),
+                ("cpus", "#address-cells") => cells(&[1]),
+                ("cpus", "#size-cells") => cells(&[0]),
+                ("psci", "method") => b"hvc\0".to_vec(),
+                ("intc", "reg") => {
+                    assert_eq!(addr, Some(spec.gic_dist.0));
+                    let mut expected = reg_cells(spec.gic_dist.0, spec.gic_dist.1);
+                    let redist_size = spec.num_vcpus as u64 * GICR_FRAME;
+                    expected.extend(reg_cells(spec.gic_redist_base, redist_size));
+                    expected
+                }
+                ("pl011", "interrupts") => {
+                    let uart = spec.uart.as_ref().unwrap();
+                    assert_eq!(addr, Some(uart.base));
+                    cells(&[0, uart.irq.unwrap() - 32, 4])
+                }
+                ("virtio_mmio", "reg") => {
+                    let dev = &spec.virtio[self.virtio_nodes - 1];
+                    reg_cells(dev.base, dev.size)
+                }
+                ("virtio_mmio", "interrupts") => {
+                    let dev = &spec.virtio[self.virtio_nodes - 1];
+                    cells(&[0, dev.irq.unwrap() - 32, 1])
+                }
+                ("chosen", "bootargs") => string_value(&spec.bootargs),
+                ("chosen", "linux,initrd-start") => spec.initrd.unwrap().0.to_be_bytes().to_vec(),
+                ("chosen", "linux,initrd-end") => spec.initrd.unwrap().1.to_be_bytes().to_vec(),
+                _ => return None,
+            })
         }
     }
 
@@ -938,29 +1380,36 @@ mod proofs {
         Device {
             name: name.into(),
             base,
-            size: 0x1000,
+            size: 0x200,
             irq,
             compatible: compatible.into(),
         }
     }
 
+    /// Largest vCPU count and virtio device count the proof covers (the property test
+    /// goes further); the tree code loops over any count the same way.
+    const PROOF_VCPUS: u64 = if cfg!(kani) { 2 } else { 3 };
+    const PROOF_VIRTIO: u64 = if cfg!(kani) { 1 } else { 2 };
+
     proof! {
-        /// The guest device tree always parses, names exactly the VM's memory and vCPUs,
-        /// and reads back (through the host parser) as the devices, interrupts and
-        /// initramfs it was given; its header totalsize is its length.
-        #[unwind(9)]
-        fn guest_tree_has_exactly_the_vm_memory(src) {
+        /// For any spec that passes its checks (RAM anywhere, 1-2 vCPUs and 0-1 virtio devices
+        /// under Kani, 1-3 and 0-2 in the property test, a UART or none, an initramfs or none), the guest tree's calls form a well-formed tree
+        /// (so the writer turns them into a valid blob) that describes exactly one memory node
+        /// with the VM's RAM, the vCPUs 0..n in order, redistributors for n vCPUs, PSCI over HVC,
+        /// and the devices, interrupts, command line and initramfs it was given.
+        /// (The property test also writes the blob and reads it back with the host parser.)
+        #[unwind(21)]
+        fn guest_tree_describes_exactly_the_vm(src) {
             let ram_base = src.below(1 << 20) << 21;
             let ram_size = (1 + src.below(1 << 12)) << 20;
-            let num_vcpus = 1 + src.below(8) as usize;
-            let uart_spi = src.below(988) as u32;
+            let num_vcpus = 1 + src.below(PROOF_VCPUS) as usize;
             let uart = if src.any() {
-                Some(device_at("pl011", 0x0900_0000, Some(32 + uart_spi), "arm,pl011"))
+                Some(device_at("pl011", 0x0900_0000, Some(32 + src.below(988) as u32), "arm,pl011"))
             } else {
                 None
             };
-            let virtio: Vec<Device> = (0..src.below(3))
-                .map(|slot| device_at("virtio_mmio", 0x0a00_0000 + slot * 0x200, Some(48 + slot as u32), "virtio,mmio"))
+            let virtio: Vec<Device> = (0..src.below(PROOF_VIRTIO + 1))
+                .map(|slot| device_at("virtio_mmio", 0x0a00_0000 + slot * 0x200, Some(48 + src.below(32) as u32), "virtio,mmio"))
                 .collect();
             let initrd = if src.any() {
                 let start = src.below(u64::MAX - (1 << 30));
@@ -975,35 +1424,55 @@ mod proofs {
                 cpu_compatible: String::new(),
                 gic_dist: (0x0800_0000, 0x1_0000),
                 gic_redist_base: 0x080a_0000,
-                uart: uart.clone(),
-                virtio: virtio.clone(),
+                uart,
+                virtio,
                 extra_mmio: Vec::new(),
                 bootargs: String::from("console=ttyAMA0"),
                 initrd,
             };
-            let blob = build_guest_dtb(&spec).unwrap();
-            let tree = fdt::Fdt::new(&blob).unwrap();
-            assert_eq!(tree.total_size(), blob.len());
-            let memory = tree.memory();
-            let mut regions = memory.regions();
-            let r = regions.next().unwrap();
-            assert_eq!((r.starting_address as usize as u64, r.size.map(|s| s as u64)), (ram_base, Some(ram_size)));
-            assert!(regions.next().is_none());
-            assert_eq!(tree.cpus().count(), num_vcpus);
-
-            let host = parse_host(&blob).unwrap();
-            assert_eq!(host.ram, [(ram_base, ram_size)]);
-            assert_eq!(host.cpu_mpidrs, (0..num_vcpus as u64).collect::<Vec<_>>());
-            assert_eq!(host.gic_redist, (0x080a_0000, num_vcpus as u64 * 0x2_0000));
-            assert_eq!(host.uart.map(|u| u.irq), uart.map(|u| u.irq));
-            assert_eq!(
-                host.virtio_mmio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>(),
-                virtio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>()
-            );
-            assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
-            assert_eq!(host.psci_method.as_deref(), Some("hvc"));
-            assert_eq!(host.initrd, initrd);
-            assert_eq!(host.bootargs, "console=ttyAMA0");
+            let mut checker = TreeChecker {
+                spec: &spec,
+                calls: CallModel::default(),
+                path: Vec::new(),
+                memory_nodes: 0,
+                cpus: 0,
+                virtio_nodes: 0,
+                checked: 0,
+            };
+            write_guest_tree(&spec, &mut checker);
+            assert_eq!(checker.calls.result(), Ok(()));
+            assert_eq!(checker.memory_nodes, 1);
+            assert_eq!(checker.cpus, num_vcpus);
+            assert_eq!(checker.virtio_nodes, spec.virtio.len());
+            // Root cells, memory reg, per vCPU reg and device_type, cpus cells, PSCI, GIC,
+            // bootargs, and per device/initramfs what it adds: nothing expected was skipped.
+            let expected_checks = 2 + 1 + 2 * num_vcpus + 2 + 1 + 1 + 1
+                + usize::from(spec.uart.is_some())
+                + 2 * spec.virtio.len()
+                + 2 * usize::from(spec.initrd.is_some());
+            assert_eq!(checker.checked, expected_checks);
+            crate::cover!(num_vcpus == PROOF_VCPUS as usize && spec.virtio.len() == PROOF_VIRTIO as usize && spec.uart.is_some(), "the largest tree: all vCPUs, a UART and virtio devices");
+            crate::cover!(spec.initrd.is_some() && spec.uart.is_none(), "an initramfs without a UART");
+            #[cfg(not(kani))]
+            {
+                // The whole way: the blob, read back by the host parser (the `fdt` crate).
+                let blob = build_guest_dtb(&spec).unwrap();
+                let tree = fdt::Fdt::new(&blob).unwrap();
+                assert_eq!(tree.total_size(), blob.len());
+                let host = parse_host(&blob).unwrap();
+                assert_eq!(host.ram, [(ram_base, ram_size)]);
+                assert_eq!(host.cpu_mpidrs, (0..num_vcpus as u64).collect::<Vec<_>>());
+                assert_eq!(host.gic_redist, (0x080a_0000, num_vcpus as u64 * 0x2_0000));
+                assert_eq!(host.uart.map(|u| u.irq), spec.uart.as_ref().map(|u| u.irq));
+                assert_eq!(
+                    host.virtio_mmio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>(),
+                    spec.virtio.iter().map(|d| (d.base, d.irq)).collect::<Vec<_>>()
+                );
+                assert_eq!(host.timer_irqs, [29, 30, 27, 26]);
+                assert_eq!(host.psci_method.as_deref(), Some("hvc"));
+                assert_eq!(host.initrd, spec.initrd);
+                assert_eq!(host.bootargs, "console=ttyAMA0");
+            }
         }
     }
 }

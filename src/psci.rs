@@ -322,14 +322,41 @@ mod proofs {
     use super::*;
 
     proof! {
-        /// Decoding any register contents never panics, and unknown IDs stay Unknown with w0 only.
+        /// Decoding any register contents never panics; every ID is read from w0 only (the
+        /// upper half of x0 never matters), SMC32 calls see only the low halves of their
+        /// arguments, unknown IDs stay Unknown and are NOT_SUPPORTED by PSCI_FEATURES, and
+        /// every call that decodes to something known is reported as supported.
         #[unwind(2)]
         fn decode_total(src) {
-            let x: [u64; 4] = src.any();
-            if let PsciCall::Unknown(id) = decode(&x) {
-                assert_eq!(id, x[0] & 0xffff_ffff);
-                assert_eq!(features(id as u32), NOT_SUPPORTED);
+            // Four draws rather than `src.any::<[u64; 4]>()`: no array-building loop to unwind.
+            // Half the cases aim at the PSCI and SMCCC ranges, which random bits rarely hit.
+            let function = if src.any() {
+                [0x8400_0000, 0xC400_0000, 0x8000_0000][src.below(3) as usize] | src.below(0x10)
+            } else {
+                src.any()
+            };
+            let x = [function, src.any(), src.any(), src.any()];
+            let call = decode(&x);
+            let upper_flipped = decode(&[x[0] ^ (src.any::<u64>() << 32), x[1], x[2], x[3]]);
+            assert_eq!(call, upper_flipped);
+            let w0 = x[0] as u32;
+            match call {
+                PsciCall::Unknown(id) => {
+                    assert_eq!(id, x[0] & 0xffff_ffff);
+                    assert_eq!(features(w0), NOT_SUPPORTED);
+                }
+                _ => assert_eq!(features(w0), SUCCESS),
             }
+            if w0 & 0x4000_0000 == 0 {
+                // SMC32 calling convention: arguments are 32-bit.
+                if let PsciCall::CpuOn { target_mpidr, entry, context } = call {
+                    assert!(target_mpidr >> 32 == 0 && entry >> 32 == 0 && context >> 32 == 0);
+                }
+            }
+            crate::cover!(matches!(call, PsciCall::Unknown(_)), "an unknown function ID");
+            crate::cover!(matches!(call, PsciCall::CpuOn { .. }) && w0 & 0x4000_0000 == 0, "CPU_ON, SMC32");
+            crate::cover!(matches!(call, PsciCall::CpuOn { entry, .. } if entry >> 32 != 0), "CPU_ON, SMC64 with a 64-bit entry point");
+            crate::cover!(matches!(call, PsciCall::Features { .. }), "PSCI_FEATURES");
         }
     }
 
@@ -366,17 +393,23 @@ mod proofs {
                             PowerState::Off => Ok(target),
                         };
                         assert_eq!(p.cpu_on(target as u64, entry), expected);
+                        crate::cover!(expected.is_ok() && target > 0, "CPU_ON of a secondary accepted");
+                        crate::cover!(expected == Err(ALREADY_ON), "CPU_ON of a running vCPU refused");
+                        crate::cover!(expected == Err(INVALID_ADDRESS), "CPU_ON with an unaligned entry refused");
                         let after = if expected.is_ok() { PowerState::OnPending } else { before };
                         assert_eq!(p.state(target), after);
                     }
                     1 => {
                         let started = p.mark_on(target);
                         assert_eq!(started, exists && before == PowerState::OnPending);
+                        crate::cover!(started && target > 0, "a secondary started after CPU_ON");
+                        crate::cover!(!started && exists && before == PowerState::Off, "an Off vCPU refused to start");
                         assert_eq!(p.state(target), if started { PowerState::On } else { before });
                     }
                     _ => {
                         p.cpu_off(target);
                         assert_eq!(p.state(target), PowerState::Off);
+                        crate::cover!(before == PowerState::On, "a running vCPU turned off");
                     }
                 }
                 for index in 0..4 {
@@ -399,14 +432,23 @@ mod proofs {
         fn mpidr_names_only_existing_vcpus(src) {
             let count = 1 + src.below(MAX_VCPUS as u64) as usize;
             let p = VcpuPower::new(count);
-            let mpidr: u64 = src.any();
+            // Half the cases keep Aff1..Aff3 zero, which random bits rarely do.
+            let mpidr: u64 = if src.any() {
+                src.any()
+            } else {
+                (src.any::<u64>() & !MPIDR_AFFINITY_MASK) | src.below(16)
+            };
             match p.mpidr_to_index(mpidr) {
                 Some(index) => {
                     assert!(index < count);
                     assert_eq!(mpidr & 0xff, index as u64);
                     assert_eq!(mpidr & 0xff_00ff_ff00, 0);
+                    crate::cover!(index > 0 && mpidr & !0xff != 0, "a secondary named with U/MT/RES1 or top bits set");
                 }
-                None => assert!(mpidr & 0xff_00ff_ff00 != 0 || mpidr & 0xff >= count as u64),
+                None => {
+                    assert!(mpidr & 0xff_00ff_ff00 != 0 || mpidr & 0xff >= count as u64);
+                    crate::cover!(mpidr & 0xff_00ff_ff00 == 0, "Aff0 beyond the vCPU count refused");
+                }
             }
         }
     }

@@ -567,6 +567,8 @@ mod proofs {
             assert_eq!(back & fixed.res1, fixed.res1);
             assert_eq!(back & fixed.res0, 0);
             assert_eq!(back & !(fixed.res0 | fixed.res1), value & !(fixed.res0 | fixed.res1));
+            crate::cover!(fixed.id == SCTLR_EL1 && value & fixed.res0 != 0 && value & fixed.res1 != fixed.res1, "SCTLR_EL1 written with RES0 set and RES1 clear");
+            crate::cover!(fixed.id == TCR_EL1 && back != value, "a TCR_EL1 write sanitised");
         }
     }
 
@@ -611,26 +613,48 @@ mod proofs {
             let mut hw = FakeEl1::default();
             // Random encodings rarely land where registers are, so two thirds of the cases
             // aim at the ID space, and at op0 1/3 with op1 0/1, where all handled encodings live.
-            let id = match src.below(3) {
+            let id = match src.below(4) {
                 0 => SysRegId::new(3, 0, 0, src.below(8) as u8, src.below(8) as u8),
+                3 if src.any() => OTHER_HANDLED[src.below(OTHER_HANDLED.len() as u64) as usize],
+                3 => FIXED_BITS[src.below(FIXED_BITS.len() as u64) as usize].id,
                 1 => SysRegId::new(1 + 2 * src.below(2) as u8, src.below(2) as u8, src.below(16) as u8, src.below(16) as u8, src.below(8) as u8),
                 _ => SysRegId::new(src.below(4) as u8, src.below(8) as u8, src.below(16) as u8, src.below(16) as u8, src.below(8) as u8),
             };
             let read: bool = src.any();
             let value: u64 = src.any();
             let outcome = v.handle(&SysRegAccess { id, rt: src.below(32) as u8, read }, value, &mut hw);
-            if fixed_bits(id).is_some() {
+            if let Some(fixed) = fixed_bits(id) {
                 assert_eq!(outcome, if read { SysRegOutcome::Read(0) } else { SysRegOutcome::Done });
+                if !read {
+                    assert_eq!(hw.read(id), (value & !fixed.res0) | fixed.res1);
+                }
+                crate::cover!(!read, "a TVM register written through");
                 return;
             }
             assert!(hw.regs.is_empty(), "only TVM registers reach the real EL1 registers");
+            crate::cover!(outcome == SysRegOutcome::Undefined && ids.read(id).is_some(), "an ID register write refused");
             if let Some(id_value) = ids.read(id) {
                 let expected = if read { SysRegOutcome::Read(id_value) } else { SysRegOutcome::Undefined };
                 assert_eq!(outcome, expected);
                 assert_eq!(v.ids, ids, "ID registers are read-only");
-            } else if !OTHER_HANDLED.contains(&id) {
-                assert_eq!(outcome, SysRegOutcome::Undefined);
+                crate::cover!(read && id_value != 0, "a non-zero ID register read");
+                return;
             }
+            let expected = match id {
+                ACTLR_EL1 if read => SysRegOutcome::Read(0),
+                ACTLR_EL1 => SysRegOutcome::Done,
+                REVIDR_EL1 | AIDR_EL1 if read => SysRegOutcome::Read(0),
+                ICC_SGI1R_EL1 | ICC_ASGI1R_EL1 if !read => SysRegOutcome::SendSgi { group1: true, value },
+                ICC_SGI0R_EL1 if !read => SysRegOutcome::SendSgi { group1: false, value },
+                DC_ISW if !read => SysRegOutcome::CacheMaintenanceSetWay { op: SetWayOp::Invalidate, value },
+                DC_CSW if !read => SysRegOutcome::CacheMaintenanceSetWay { op: SetWayOp::Clean, value },
+                DC_CISW if !read => SysRegOutcome::CacheMaintenanceSetWay { op: SetWayOp::CleanInvalidate, value },
+                _ => SysRegOutcome::Undefined,
+            };
+            assert_eq!(outcome, expected);
+            crate::cover!(matches!(outcome, SysRegOutcome::SendSgi { group1: false, .. }), "a group 0 SGI sent");
+            crate::cover!(matches!(outcome, SysRegOutcome::CacheMaintenanceSetWay { .. }), "a set/way operation passed on");
+            crate::cover!(outcome == SysRegOutcome::Undefined && !OTHER_HANDLED.contains(&id), "an unknown encoding UNDEFINED");
         }
     }
 
@@ -641,7 +665,8 @@ mod proofs {
         /// the AArch32 ID registers and every reserved encoding.
         #[unwind(10)]
         fn id_registers_hide_what_is_not_virtualised(src) {
-            let ids = IdRegisters::sanitize(&any_host(src));
+            let host = any_host(src);
+            let ids = IdRegisters::sanitize(&host);
             let read = |id| ids.read(id).unwrap_or(u64::MAX);
             let fld = |id, shift| field_value(read(id), shift);
             for shift in [8, 12, 28, 32, 36, 40, 44, 52] {
@@ -666,6 +691,8 @@ mod proofs {
             assert_eq!(read(aarch32_or_reserved), 0);
             let any_id = SysRegId::new(3, 0, 0, 1 + src.below(7) as u8, src.below(8) as u8);
             assert_eq!(ids.read(any_id), ids.read(any_id));
+            crate::cover!(host.id_aa64pfr0 >> 32 & 0xf != 0 && host.id_aa64isar1 >> 4 & 0xf != 0, "a host with SVE and pointer authentication");
+            crate::cover!(fld(ID_AA64MMFR0_EL1, MMFR0_TGRAN4) == 0, "4 KiB granules shown");
             assert!(ids.read(SysRegId::new(3, 0, 0, 0, src.below(8) as u8)).is_none());
         }
     }
