@@ -24,6 +24,7 @@ pub mod mmio;
 pub mod psci;
 pub mod stage2;
 pub mod sysreg;
+pub mod timer;
 pub mod vgic;
 pub mod virtio_mmio;
 pub mod virtqueue;

@@ -1,12 +1,20 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
 mod hvc_flood;
+mod irq;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
 
 /// Scenario name (the `hostile=` value) and its body.
-pub const SCENARIOS: &[(&str, Scenario)] = &[("hvc-flood", hvc_flood::run)];
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("hvc-flood", hvc_flood::run),
+    ("sgi-overflow", irq::sgi_overflow),
+    ("spi-unbacked", irq::spi_unbacked),
+    ("vtimer-deassert", irq::vtimer_deassert),
+    ("vtimer-icactive", irq::vtimer_icactive),
+    ("ptimer", irq::ptimer),
+];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
 /// needs them to do something else.
