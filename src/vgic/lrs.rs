@@ -189,8 +189,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 *lr = self.place(vcpu, intid);
             }
         }
-        let valid = lrs.iter().filter(|lr| lr_state(**lr) != 0).count();
-        if overflow && valid >= 2 {
+        if overflow && lrs.iter().filter(|lr| lr_state(**lr) != 0).count() >= 2 {
             // Underflow (at most one valid entry) cannot hold now; it will
             // once the guest has completed all but one.
             ICH_HCR_EN | ICH_HCR_UIE

@@ -166,6 +166,8 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     /// INTID): per vCPU for SGIs/PPIs, one mask for SPIs.
     phys_changed_private: [u32; V],
     phys_changed_spis: u128,
+    /// Some bit above is set (checked on every entry, so kept cheap).
+    phys_changed_any: bool,
 }
 
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
@@ -194,6 +196,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             full_scan: [true; V],
             phys_changed_private: [0; V],
             phys_changed_spis: 0,
+            phys_changed_any: false,
         }
     }
 
@@ -358,6 +361,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             return;
         }
         irq.phys_active = want;
+        self.phys_changed_any = true;
         if intid < 32 {
             if let Some(bits) = self.phys_changed_private.get_mut(vcpu) {
                 *bits |= 1 << intid;
@@ -384,6 +388,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                     self.phys_changed_spis &= !(1u128 << intid);
                     (self.target_of(0, intid), intid)
                 } else {
+                    self.phys_changed_any = false;
                     break;
                 };
             if let Some(irq) = self.irq(vcpu, intid) {
@@ -401,7 +406,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// Whether [`Vgic::take_hw_active_changes`] has more to hand out.
     pub fn has_hw_active_changes(&self) -> bool {
-        self.phys_changed_spis != 0 || self.phys_changed_private.iter().any(|b| *b != 0)
+        self.phys_changed_any
     }
 
     /// Back `intid` with physical interrupt `pintid` (list-register HW bit),

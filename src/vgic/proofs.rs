@@ -48,24 +48,26 @@ fn redist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, vcpu: usize, offset:
     );
 }
 
-/// Configured through its registers as a guest would: SGIs 0..sgis
-/// enabled with mixed priorities, one edge SPI and one level SPI enabled,
-/// Group 1 everywhere, Group 1 enabled.
+/// Configured as a guest would through its registers (the register paths
+/// have their own harness; setting the state directly keeps the symbolic
+/// execution small): SGIs 0..sgis enabled with mixed priorities, one edge
+/// SPI and one level SPI enabled, Group 1 everywhere, Group 1 enabled.
 fn configured<const V: usize>(sgis: u32) -> Vgic<V, SPIS, LRS> {
     let mut v = Vgic::<V, SPIS, LRS>::new(V);
-    for cpu in 0..V {
-        redist_write(&mut v, cpu, 0x80, 0xffff_ffff); // IGROUPR0
-        redist_write(&mut v, cpu, 0x100, (1 << sgis) - 1); // ISENABLER0
-        redist_write(&mut v, cpu, 0x400, 0x1020_1000); // IPRIORITYR: SGIs 0-3
+    for cpu in v.private.iter_mut() {
+        for (intid, irq) in cpu.iter_mut().enumerate() {
+            irq.group1 = true;
+            irq.enabled = (intid as u32) < sgis;
+            irq.priority = [0x00, 0x10, 0x20, 0x10][intid % 4];
+        }
     }
-    dist_write(&mut v, 0x84, 0xffff_ffff); // IGROUPR1: SPIs 32-63
-    dist_write(&mut v, 0xc08, 1 << ((EDGE_SPI - 32) * 2 + 1)); // ICFGR2: SPI 36 edge
-    dist_write(
-        &mut v,
-        0x104,
-        (1 << (EDGE_SPI - 32)) | (1 << (LEVEL_SPI - 32)),
-    );
-    dist_write(&mut v, 0x0, 0b10); // GICD_CTLR.EnableGrp1
+    for (i, irq) in v.spis.iter_mut().enumerate() {
+        let intid = 32 + i as u32;
+        irq.group1 = true;
+        irq.edge = intid == EDGE_SPI;
+        irq.enabled = intid == EDGE_SPI || intid == LEVEL_SPI;
+    }
+    v.ctlr = CTLR_ENABLE_GRP1;
     v
 }
 
