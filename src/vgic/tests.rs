@@ -1,4 +1,4 @@
-use super::lrs::{ICH_HCR_EN, ICH_HCR_UIE};
+use super::lrs::{maintenance_asserted, ICH_HCR_EN, ICH_HCR_UIE};
 use super::*;
 use alloc::vec::Vec;
 
@@ -620,4 +620,100 @@ fn a_spi_rerouted_in_flight_finishes_where_it_started() {
     assert_eq!(lrs0, [0; 4]);
     v.flush_lrs(1, &mut lrs1);
     assert_eq!(intid(lrs1[0]), 40);
+}
+
+/// The changes to physical twins queued so far, as (pINTID, vCPU, active).
+fn hw_active_changes(v: &mut Vgic) -> Vec<(u32, usize, bool)> {
+    let mut out = Vec::new();
+    while v.has_hw_active_changes() {
+        for c in v.take_hw_active_changes().into_iter().flatten() {
+            out.push((c.pintid, c.vcpu, c.active));
+        }
+    }
+    out
+}
+
+#[test]
+fn more_sgis_than_list_registers_end_every_maintenance_interrupt() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    let mut lrs = [0u64; 4];
+    for sgi in 0..8 {
+        v.send_sgi(0, sgi1r(sgi, 1));
+    }
+    let mut hcr = exit_and_enter(&mut v, 0, &mut lrs);
+    let mut delivered = 0;
+    for _ in 0..32 {
+        // The guest takes and completes everything it sees.
+        for lr in lrs.iter_mut().filter(|l| state(**l) == 0b01) {
+            acknowledge(lr);
+            deactivate(lr);
+            delivered += 1;
+        }
+        if !maintenance_asserted(hcr, &lrs) {
+            break;
+        }
+        // The maintenance handler: sync and refill end the interrupt.
+        hcr = exit_and_enter(&mut v, 0, &mut lrs);
+        assert!(!maintenance_asserted(hcr, &lrs), "maintenance fires again");
+    }
+    assert_eq!(delivered, 8);
+    exit_and_enter(&mut v, 0, &mut lrs);
+    assert!(!v.has_pending(0));
+}
+
+#[test]
+fn a_single_list_register_never_asks_for_underflow() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    v.send_sgi(0, sgi1r(1, 1));
+    v.send_sgi(0, sgi1r(2, 1));
+    let mut lrs = [0u64; 1];
+    let hcr = exit_and_enter(&mut v, 0, &mut lrs);
+    assert_eq!(
+        hcr, ICH_HCR_EN,
+        "UIE would hold at once with one list register"
+    );
+    assert!(!maintenance_asserted(hcr, &lrs));
+}
+
+#[test]
+fn timer_line_dropping_before_acknowledge_deactivates_the_physical_ppi() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    v.set_hw(VTIMER, 0, Some(VTIMER));
+    assert_eq!(v.hw_fired(VTIMER, 0), Some(0));
+    let mut lrs = [0u64; 4];
+    exit_and_enter(&mut v, 0, &mut lrs);
+    assert_eq!(state(lrs[0]), 0b01);
+    assert!(
+        hw_active_changes(&mut v).is_empty(),
+        "taken active by the glue"
+    );
+    // The guest clears CNTV_CTL.ENABLE; the next exit sees the output low.
+    v.sync_lrs(0, &lrs);
+    v.set_level(VTIMER, 0, false);
+    v.flush_lrs(0, &mut lrs);
+    assert_eq!(state(lrs[0]), 0, "no longer pending");
+    assert_eq!(redist_read(&mut v, 0, SGI + 0x200, 4) & (1 << VTIMER), 0);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 0, false)]);
+}
+
+#[test]
+fn icactiver_on_the_forwarded_timer_deactivates_the_physical_ppi() {
+    let mut v = <Vgic>::new(2);
+    linux_init(&mut v);
+    v.set_hw(VTIMER, 1, Some(VTIMER));
+    v.hw_fired(VTIMER, 1);
+    let mut lrs = [0u64; 4];
+    exit_and_enter(&mut v, 1, &mut lrs);
+    acknowledge(&mut lrs[0]);
+    v.sync_lrs(1, &lrs);
+    redist_write(&mut v, 1, SGI + 0x380, 1 << VTIMER); // ICACTIVER0
+    v.flush_lrs(1, &mut lrs);
+    assert_eq!(state(lrs[0]), 0);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 1, false)]);
+    // ISPENDR makes the twin active again (it is completed through the LR).
+    redist_write(&mut v, 1, SGI + 0x200, 1 << VTIMER);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 1, true)]);
 }
