@@ -25,6 +25,7 @@ pub mod psci;
 pub mod stage2;
 pub mod sysreg;
 pub mod trapped_insn;
+pub mod timer;
 pub mod vgic;
 pub mod virtio_mmio;
 pub mod virtqueue;

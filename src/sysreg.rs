@@ -8,6 +8,7 @@
 //! against a register file in memory.
 
 use crate::esr::{SysRegAccess, SysRegId};
+use crate::timer::PhysTimer;
 
 /// The real EL1 registers (hardware on target; a fake in tests).
 pub trait El1Registers {
@@ -37,6 +38,9 @@ pub enum SysRegOutcome {
     /// DC ISW/CSW/CISW. The hypervisor performs DC CISW: an invalidate-only
     /// operation must never discard data the hypervisor or another VM owns.
     CacheMaintenanceSetWay { op: SetWayOp, value: u64 },
+    /// A write to the emulated EL1 physical timer (CNTP_*): its output may
+    /// have changed, so the glue updates PPI 30 and rearms its deadline.
+    PhysTimerWritten,
 }
 
 pub const SCTLR_EL1: SysRegId = SysRegId::new(3, 0, 1, 0, 0);
@@ -56,6 +60,11 @@ pub const AIDR_EL1: SysRegId = SysRegId::new(3, 1, 0, 0, 7);
 pub const ICC_SGI1R_EL1: SysRegId = SysRegId::new(3, 0, 12, 11, 5);
 pub const ICC_ASGI1R_EL1: SysRegId = SysRegId::new(3, 0, 12, 11, 6);
 pub const ICC_SGI0R_EL1: SysRegId = SysRegId::new(3, 0, 12, 11, 7);
+pub const CNTP_TVAL_EL0: SysRegId = SysRegId::new(3, 3, 14, 2, 0);
+pub const CNTP_CTL_EL0: SysRegId = SysRegId::new(3, 3, 14, 2, 1);
+pub const CNTP_CVAL_EL0: SysRegId = SysRegId::new(3, 3, 14, 2, 2);
+/// The physical count, read through [`El1Registers`] for the timer.
+pub const CNTPCT_EL0: SysRegId = SysRegId::new(3, 3, 14, 0, 1);
 pub const DC_ISW: SysRegId = SysRegId::new(1, 0, 7, 6, 2);
 pub const DC_CSW: SysRegId = SysRegId::new(1, 0, 7, 10, 2);
 pub const DC_CISW: SysRegId = SysRegId::new(1, 0, 7, 14, 2);
@@ -339,11 +348,16 @@ impl IdRegisters {
 #[derive(Debug, Clone)]
 pub struct VcpuSysRegs {
     ids: IdRegisters,
+    /// The emulated EL1 physical timer.
+    pub ptimer: PhysTimer,
 }
 
 impl VcpuSysRegs {
     pub fn new(ids: IdRegisters) -> Self {
-        VcpuSysRegs { ids }
+        VcpuSysRegs {
+            ids,
+            ptimer: PhysTimer::default(),
+        }
     }
 
     /// Emulate one trapped access; `write_value` is Xt for writes.
@@ -388,6 +402,27 @@ impl VcpuSysRegs {
                     value: write_value,
                 }
             }
+            CNTP_CTL_EL0 | CNTP_CVAL_EL0 | CNTP_TVAL_EL0 => {
+                let now = hw.read(CNTPCT_EL0);
+                let timer = &mut self.ptimer;
+                match (id, access.read) {
+                    (CNTP_CTL_EL0, true) => SysRegOutcome::Read(timer.ctl(now)),
+                    (CNTP_CVAL_EL0, true) => SysRegOutcome::Read(timer.cval()),
+                    (_, true) => SysRegOutcome::Read(timer.tval(now)),
+                    (CNTP_CTL_EL0, false) => {
+                        timer.write_ctl(write_value);
+                        SysRegOutcome::PhysTimerWritten
+                    }
+                    (CNTP_CVAL_EL0, false) => {
+                        timer.write_cval(write_value);
+                        SysRegOutcome::PhysTimerWritten
+                    }
+                    (_, false) => {
+                        timer.write_tval(now, write_value);
+                        SysRegOutcome::PhysTimerWritten
+                    }
+                }
+            }
             DC_ISW | DC_CSW | DC_CISW if !access.read => {
                 let op = match id {
                     DC_ISW => SetWayOp::Invalidate,
@@ -430,6 +465,40 @@ impl El1Registers for FakeEl1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn el1_physical_timer_is_emulated() {
+        let mut v = VcpuSysRegs::new(IdRegisters::sanitize(&HwIdValues::default()));
+        let mut hw = FakeEl1::default();
+        hw.write(CNTPCT_EL0, 1000);
+        assert_eq!(
+            v.handle(&access(CNTP_TVAL_EL0, false), 500, &mut hw),
+            SysRegOutcome::PhysTimerWritten
+        );
+        assert_eq!(
+            v.handle(&access(CNTP_CVAL_EL0, true), 0, &mut hw),
+            SysRegOutcome::Read(1500)
+        );
+        assert_eq!(
+            v.handle(&access(CNTP_CTL_EL0, false), 0xff, &mut hw),
+            SysRegOutcome::PhysTimerWritten
+        );
+        assert_eq!(
+            v.handle(&access(CNTP_CTL_EL0, true), 0, &mut hw),
+            SysRegOutcome::Read(0b11),
+            "ENABLE and IMASK kept, not yet due"
+        );
+        hw.write(CNTPCT_EL0, 1600);
+        assert_eq!(
+            v.handle(&access(CNTP_CTL_EL0, true), 0, &mut hw),
+            SysRegOutcome::Read(0b111)
+        );
+        assert_eq!(
+            v.handle(&access(CNTP_TVAL_EL0, true), 0, &mut hw),
+            SysRegOutcome::Read(u64::from((-100i32) as u32))
+        );
+        assert!(!v.ptimer.output(1600), "masked");
+    }
 
     const HOST: HwIdValues = HwIdValues {
         // EL0..EL3 AArch64 (1), FP/AdvSIMD 0, GIC 0 (no sysreg GIC advertised on the host read).
@@ -529,9 +598,9 @@ mod tests {
                 value: 7
             }
         );
-        let cntp_ctl = SysRegId::new(3, 3, 14, 2, 1);
+        let pmccntr = SysRegId::new(3, 3, 9, 13, 0);
         assert_eq!(
-            v.handle(&access(cntp_ctl, true), 0, &mut hw),
+            v.handle(&access(pmccntr, true), 0, &mut hw),
             SysRegOutcome::Undefined
         );
         assert_eq!(

@@ -17,6 +17,8 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_ISACTIVER: usize = 0x0300;
+const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_IROUTER: usize = 0x6000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -33,6 +35,8 @@ const SGI_BASE: usize = 0x10000;
 const GICR_IGROUPR0: usize = SGI_BASE + 0x0080;
 const GICR_ISENABLER0: usize = SGI_BASE + 0x0100;
 const GICR_ICENABLER0: usize = SGI_BASE + 0x0180;
+const GICR_ISACTIVER0: usize = SGI_BASE + 0x0300;
+const GICR_ICACTIVER0: usize = SGI_BASE + 0x0380;
 const GICR_IPRIORITYR: usize = SGI_BASE + 0x0400;
 
 /// Priority the hypervisor gives every physical interrupt it enables.
@@ -170,6 +174,35 @@ pub fn disable_spi(intid: u32) {
         dist() + GICD_ICENABLER + (intid as usize / 32) * 4,
         1 << (intid % 32),
     );
+}
+
+/// Set or clear the active state of `intid`: an SGI/PPI on the
+/// redistributor of physical CPU `cpu`, or an SPI. Used for interrupts
+/// forwarded to a guest, whose active state follows the virtual one (with
+/// EOImode=1 the hypervisor already dropped their priority).
+pub fn set_active(intid: u32, cpu: usize, active: bool) {
+    let bit = 1 << (intid % 32);
+    if intid < 32 {
+        let Some(frame) = REDIST_BASE.get(cpu).map(|b| b.load(Ordering::Relaxed)) else {
+            return;
+        };
+        if frame == 0 {
+            return;
+        }
+        let reg = if active {
+            GICR_ISACTIVER0
+        } else {
+            GICR_ICACTIVER0
+        };
+        wr32(frame + reg, bit);
+    } else {
+        let reg = if active {
+            GICD_ISACTIVER
+        } else {
+            GICD_ICACTIVER
+        };
+        wr32(dist() + reg + (intid as usize / 32) * 4, bit);
+    }
 }
 
 /// Acknowledge the highest-priority pending Group 1 interrupt.

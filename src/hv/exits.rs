@@ -134,6 +134,7 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
             hv_arch::cache::clean_invalidate_set_way(value)
         }
+        SysRegOutcome::PhysTimerWritten => with_vgic_synced(vcpu, irq::update_ptimer),
     }
     inject::skip_instruction();
 }

@@ -1,32 +1,52 @@
 //! Physical interrupts taken while a guest runs, and the list registers that
 //! deliver virtual ones.
 
-use hv_arch::gic;
+use hv_arch::{gic, read_sysreg, write_sysreg};
+use hvcore::timer::ctl_asserts;
 use log::warn;
 
 use super::vcpu::Vcpu;
-use super::vm::{Vm, VTIMER_INTID};
+use super::vm::{Vm, PTIMER_INTID, VTIMER_INTID};
 use super::{KICK_SGI, MAINTENANCE_INTID};
 
+/// PPI of the EL2 physical timer, which stands in for the guest's EL1
+/// physical timer.
+pub const HYP_TIMER_INTID: u32 = 26;
+
 /// Bring the vGIC model up to date with what the guest did to its list
-/// registers (acknowledged, completed) since it was entered.
+/// registers (acknowledged, completed) since it was entered, and with the
+/// virtual timer's output: the guest changes CNTV_CTL/CVAL without a trap,
+/// so a timer interrupt pending here stops being pending at the first exit
+/// that syncs after its output deasserted (the rising edge comes as the
+/// physical interrupt itself). Fast exits (hypercalls, sysreg traps) skip
+/// this; between two syncs a deasserted timer interrupt already in a list
+/// register may still be taken, as with KVM.
 pub fn sync_list_registers(vcpu: &mut Vcpu) {
     let n = vcpu.num_lrs;
     for (i, lr) in vcpu.lrs[..n].iter_mut().enumerate() {
         *lr = gic::read_lr(i);
     }
-    vcpu.vm.vgic.lock().sync_lrs(vcpu.index, &vcpu.lrs[..n]);
+    let vtimer_high = ctl_asserts(read_sysreg!("CNTV_CTL_EL0"));
+    let mut vgic = vcpu.vm.vgic.lock();
+    vgic.sync_lrs(vcpu.index, &vcpu.lrs[..n]);
+    if !vtimer_high {
+        vgic.set_level(VTIMER_INTID, vcpu.index, false);
+    }
 }
 
 /// Load the highest-priority deliverable interrupts into the list registers
-/// just before the guest resumes.
+/// just before the guest resumes, and bring physical twins of forwarded
+/// interrupts to the active state the vGIC wants.
 pub fn flush_list_registers(vcpu: &mut Vcpu) {
     let n = vcpu.num_lrs;
-    let hcr = vcpu
-        .vm
-        .vgic
-        .lock()
-        .flush_lrs(vcpu.index, &mut vcpu.lrs[..n]);
+    let (hcr, phys_changes) = {
+        let mut vgic = vcpu.vm.vgic.lock();
+        let hcr = vgic.flush_lrs(vcpu.index, &mut vcpu.lrs[..n]);
+        (hcr, vgic.has_hw_active_changes())
+    };
+    if phys_changes {
+        vcpu.vm.apply_hw_active_changes();
+    }
     for (i, lr) in vcpu.lrs[..n].iter().enumerate() {
         gic::write_lr(i, *lr);
     }
@@ -42,6 +62,31 @@ pub fn kick(vm: &Vm, current_index: usize, target: usize) {
     }
 }
 
+/// The guest's EL1 physical timer changed (a trapped CNTP_* write) or its
+/// deadline passed: PPI 30 follows its output, and the EL2 physical timer
+/// is armed for the next rising edge (disarmed while the output is high or
+/// cannot rise, so it never fires twice for one edge).
+pub fn update_ptimer(vcpu: &mut Vcpu) {
+    let now = read_sysreg!("CNTPCT_EL0");
+    let timer = vcpu.sysregs.ptimer;
+    match timer.next_deadline(now) {
+        Some(deadline) => {
+            write_sysreg!("CNTHP_CVAL_EL2", deadline);
+            write_sysreg!("CNTHP_CTL_EL2", 1);
+        }
+        None => write_sysreg!("CNTHP_CTL_EL2", 0),
+    }
+    hv_arch::sysreg::isb();
+    let target = vcpu
+        .vm
+        .vgic
+        .lock()
+        .set_level(PTIMER_INTID, vcpu.index, timer.output(now));
+    if let Some(target) = target {
+        kick(vcpu.vm, vcpu.index, target);
+    }
+}
+
 /// Handle every pending physical interrupt on this CPU.
 pub fn handle_physical(vcpu: &mut Vcpu) {
     loop {
@@ -54,11 +99,24 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
         if intid == VTIMER_INTID || vcpu.vm.assigned_spis.contains(&intid) {
             // Forwarded with the HW bit: stays physically active until the
             // guest deactivates its virtual twin.
-            let target = vcpu.vm.vgic.lock().set_pending(intid, vcpu.index);
+            let target = vcpu.vm.vgic.lock().hw_fired(intid, vcpu.index);
             if let Some(target) = target {
                 kick(vcpu.vm, vcpu.index, target);
             }
-        } else if intid == KICK_SGI || intid == MAINTENANCE_INTID {
+        } else if intid == MAINTENANCE_INTID {
+            // A level signal from the list registers and ICH_HCR_EL2 (an
+            // underflow, or a level interrupt's EOI). It stays asserted
+            // until they change, and they change only here: resync and
+            // refill now, which never leaves a maintenance condition true,
+            // so it does not fire again before the guest has run.
+            sync_list_registers(vcpu);
+            flush_list_registers(vcpu);
+            hv_arch::sysreg::isb();
+            gic::deactivate(intid);
+        } else if intid == HYP_TIMER_INTID {
+            update_ptimer(vcpu);
+            gic::deactivate(intid);
+        } else if intid == KICK_SGI {
             // Only here to make us exit; list registers are refreshed on the way out.
             gic::deactivate(intid);
         } else {

@@ -148,7 +148,8 @@ pub const GUEST_HCR: u64 = HCR_VM
 /// hypervisor itself never touches FP registers (soft-float target).
 const CPTR_EL2_RES1: u64 = 0x33ff;
 /// CNTHCTL_EL2: the guest may read the physical counter (EL1PCTEN) but the
-/// EL1 physical timer traps (EL1PCEN=0): it is the hypervisor's.
+/// EL1 physical timer traps (EL1PCEN=0): it is emulated (`hvcore::timer`),
+/// with the EL2 physical timer standing in for it.
 const CNTHCTL_EL1PCTEN: u64 = 1 << 0;
 /// MDCR_EL2: trap PMU accesses (the PMU is hidden from the guest's ID registers).
 const MDCR_TPMCR: u64 = 1 << 5;
@@ -182,6 +183,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     write_sysreg!("CNTHCTL_EL2", CNTHCTL_EL1PCTEN);
     write_sysreg!("CNTVOFF_EL2", vm.cntvoff);
     write_sysreg!("CNTV_CTL_EL0", 0);
+    write_sysreg!("CNTHP_CTL_EL2", 0);
     write_sysreg!("SCTLR_EL1", SCTLR_EL1_RESET);
     write_sysreg!("CPACR_EL1", 0);
     write_sysreg!("VBAR_EL1", 0);
@@ -194,6 +196,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     gic::enable_private(KICK_SGI);
     gic::enable_private(MAINTENANCE_INTID);
     gic::enable_private(VTIMER_INTID);
+    gic::enable_private(irq::HYP_TIMER_INTID);
 
     vm.power.lock().mark_on(index);
     log::info!(
@@ -217,6 +220,7 @@ pub fn stop_current() -> ! {
     vcpu.vm.power.lock().cpu_off(vcpu.index);
     gic::disable_private(VTIMER_INTID);
     write_sysreg!("CNTV_CTL_EL0", 0);
+    write_sysreg!("CNTHP_CTL_EL2", 0);
     // A forwarded timer interrupt may still be active; the next vCPU here needs it inactive.
     gic::deactivate(VTIMER_INTID);
     for lr in 0..vcpu.num_lrs {

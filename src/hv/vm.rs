@@ -2,6 +2,7 @@
 //! states and emulated devices, created once from the command line and the
 //! host device tree.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -36,6 +37,8 @@ pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
 pub const VTIMER_INTID: u32 = 27;
+/// The guest's EL1 physical timer interrupt (emulated, software level).
+pub const PTIMER_INTID: u32 = 30;
 
 const IPA_BITS: u32 = 40;
 const DTB_MAX_SIZE: u64 = 64 * 1024;
@@ -52,7 +55,9 @@ pub struct Vm {
     pub cntvoff: u64,
     pub entry_ipa: u64,
     pub dtb_ipa: u64,
-    pub vgic: Mutex<Vgic>,
+    /// On the heap: with its 352 interrupts it is too big to be moved
+    /// around the 64 KiB EL2 boot stack inside `Vm` (that overflowed).
+    pub vgic: Mutex<Box<Vgic>>,
     pub power: Mutex<VcpuPower>,
     pub scratch: Option<Mutex<ScratchDevice>>,
     /// A virtio-mmio transport with a backend that does no work (test VMs),
@@ -203,7 +208,7 @@ impl Vm {
         }
         write_to_guest(to_pa(layout.dtb_ipa), &dtb);
 
-        let mut vgic = Vgic::new(num_vcpus);
+        let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
         for vcpu in 0..num_vcpus {
             vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
         }
@@ -272,6 +277,24 @@ impl Vm {
                 } else {
                     hv_arch::gic::disable_spi(pintid);
                 }
+            }
+        }
+    }
+
+    /// Make the physical twins of HW-backed interrupts active or inactive as
+    /// the vGIC decided (a guest wrote I{S,C}ACTIVER / I{S,C}PENDR, or a
+    /// forwarded line dropped before the guest took the interrupt).
+    pub fn apply_hw_active_changes(&self) {
+        loop {
+            let changes = {
+                let mut vgic = self.vgic.lock();
+                if !vgic.has_hw_active_changes() {
+                    return;
+                }
+                vgic.take_hw_active_changes()
+            };
+            for change in changes.into_iter().flatten() {
+                hv_arch::gic::set_active(change.pintid, self.cpu_of(change.vcpu), change.active);
             }
         }
     }

@@ -6,7 +6,7 @@
 //! ([`Vgic::flush_lrs`]): occupied registers are rewritten from the model,
 //! free ones get the best deliverable interrupts.
 
-use super::{Irq, Vgic, MAX_LRS, NUM_INTIDS, PRIORITY_MASK};
+use super::{Irq, Vgic, PRIORITY_MASK};
 
 const LR_STATE_SHIFT: u32 = 62;
 const LR_STATE_PENDING: u64 = 0b01;
@@ -25,9 +25,39 @@ pub const ICH_HCR_EN: u64 = 1 << 0;
 /// ICH_HCR_EL2.UIE: maintenance interrupt when at most one list register is
 /// valid, so interrupts that did not fit get loaded.
 pub const ICH_HCR_UIE: u64 = 1 << 1;
+/// ICH_HCR_EL2.LRENPIE: maintenance interrupt while EOIcount is non-zero.
+const ICH_HCR_LRENPIE: u64 = 1 << 2;
+/// ICH_HCR_EL2.NPIE: maintenance interrupt while no list register is pending.
+const ICH_HCR_NPIE: u64 = 1 << 3;
+const ICH_HCR_EOICOUNT_SHIFT: u32 = 27;
 
 fn lr_state(lr: u64) -> u64 {
     lr >> LR_STATE_SHIFT
+}
+
+/// Whether the GIC's virtual CPU interface asserts its maintenance
+/// interrupt (PPI 25, a level signal) with these list registers and this
+/// ICH_HCR_EL2, i.e. whether ICH_MISR_EL2 has one of the conditions this
+/// model can enable set: EOI (an invalid entry with HW = 0 and the EOI bit),
+/// U (UIE and at most one valid entry), LRENP (LRENPIE and EOIcount != 0),
+/// NP (NPIE and no pending entry). The VGrp conditions are never enabled.
+///
+/// The list registers only change while the guest runs, so the glue can
+/// end a maintenance interrupt by syncing and flushing:
+/// [`Vgic::flush_lrs`] never returns a state where this holds.
+pub fn maintenance_asserted(hcr: u64, lrs: &[u64]) -> bool {
+    if hcr & ICH_HCR_EN == 0 {
+        return false;
+    }
+    let eoi = lrs
+        .iter()
+        .any(|lr| lr_state(*lr) == 0 && lr & LR_HW == 0 && lr & LR_EOI_MAINTENANCE != 0);
+    let valid = lrs.iter().filter(|lr| lr_state(**lr) != 0).count();
+    let underflow = hcr & ICH_HCR_UIE != 0 && valid <= 1;
+    let eoicount = hcr & ICH_HCR_LRENPIE != 0 && (hcr >> ICH_HCR_EOICOUNT_SHIFT) & 0x1f != 0;
+    let no_pending =
+        hcr & ICH_HCR_NPIE != 0 && !lrs.iter().any(|lr| lr_state(*lr) & LR_STATE_PENDING != 0);
+    eoi || underflow || eoicount || no_pending
 }
 
 /// The list-register value for `intid` in state `irq`, shown pending or not.
@@ -51,7 +81,7 @@ fn lr_value(intid: u32, irq: &Irq, pending: bool) -> u64 {
     lr
 }
 
-impl Vgic {
+impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Read back the list registers of `vcpu` after an exit: what the guest
     /// acknowledged became active, what it completed became invalid.
     ///
@@ -63,7 +93,7 @@ impl Vgic {
             return 0;
         }
         let mut kick = 0;
-        for (slot, &lr) in lrs.iter().enumerate().take(MAX_LRS) {
+        for (slot, &lr) in lrs.iter().enumerate().take(L) {
             let Some(intid) = self.lr_owner[vcpu][slot] else {
                 continue;
             };
@@ -78,6 +108,14 @@ impl Vgic {
                 irq.latch = true;
             }
             irq.lr_latched = false;
+            if state == 0 && irq.hw.is_some() {
+                // The guest completed it: the hardware deactivated the
+                // physical twin, which fires again if its line is still
+                // high. Until then the line counts as low.
+                irq.phys_active = false;
+                irq.level = false;
+                self.update_phys(vcpu, intid);
+            }
             if state == 0 {
                 self.release(vcpu, slot, intid);
                 // Completed: a new edge or a line still high is deliverable again.
@@ -93,16 +131,17 @@ impl Vgic {
     }
 
     /// Fill the list registers of `vcpu` before entering it (`lrs.len()` =
-    /// implemented list registers, at most [`MAX_LRS`] are used); returns the
-    /// ICH_HCR_EL2 value to program.
+    /// implemented list registers, at most `L` are used); returns the
+    /// ICH_HCR_EL2 value to program. The result never asserts the
+    /// maintenance interrupt ([`maintenance_asserted`] is false).
     pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> u64 {
         lrs.fill(0);
         if vcpu >= self.num_vcpus {
             return ICH_HCR_EN;
         }
-        let n = lrs.len().min(MAX_LRS);
+        let n = lrs.len().min(L);
         // Registers the caller no longer passes cannot hold anything.
-        for slot in n..MAX_LRS {
+        for slot in n..L {
             if let Some(intid) = self.lr_owner[vcpu][slot] {
                 self.unload(vcpu, slot, intid);
             }
@@ -131,16 +170,18 @@ impl Vgic {
         }
         // 2. Load deliverable interrupts, highest priority first, evicting a
         //    lower-priority pending-only entry when all registers are taken.
-        //    Each interrupt is loaded at most once per flush (an evicted one
-        //    had the lowest priority of all pending entries), which bounds
-        //    the loop.
-        let mut overflow = false;
-        for _ in 0..NUM_INTIDS {
+        //    The priorities loaded are non-decreasing (what an eviction puts
+        //    back is worse than what replaced it), so an entry loaded by this
+        //    flush is never evicted by it: at most one load per list
+        //    register, then one round that finds nothing to do.
+        //    Should the bound ever be reached, the rest counts as overflow.
+        let mut overflow = true;
+        for _ in 0..=n {
             let Some(intid) = self.next_candidate(vcpu) else {
+                overflow = false;
                 break;
             };
             let Some(slot) = self.slot_for(vcpu, intid, &lrs[..n]) else {
-                overflow = true;
                 break;
             };
             self.load(vcpu, slot, intid);
@@ -148,8 +189,15 @@ impl Vgic {
                 *lr = self.place(vcpu, intid);
             }
         }
-        if overflow {
+        if overflow && lrs.iter().filter(|lr| lr_state(**lr) != 0).count() >= 2 {
+            // Underflow (at most one valid entry) cannot hold now; it will
+            // once the guest has completed all but one.
             ICH_HCR_EN | ICH_HCR_UIE
+        } else if overflow {
+            // With a single list register the underflow condition would
+            // hold at once and fire forever: what waits is loaded on the
+            // next exit instead.
+            ICH_HCR_EN
         } else {
             // Everything deliverable is loaded; start collecting hints afresh.
             self.full_scan[vcpu] = false;
@@ -228,7 +276,7 @@ impl Vgic {
         if vcpu >= self.num_vcpus {
             return;
         }
-        for slot in 0..MAX_LRS {
+        for slot in 0..L {
             if let Some(intid) = self.lr_owner[vcpu][slot] {
                 self.unload(vcpu, slot, intid);
             }
@@ -264,7 +312,7 @@ impl Vgic {
     /// Highest-priority deliverable interrupt for `vcpu` not already in a
     /// list register, looking at every interrupt.
     pub(super) fn best_candidate(&self, vcpu: usize) -> Option<u32> {
-        (0..NUM_INTIDS)
+        (0..Self::INTIDS)
             .filter_map(|intid| self.candidate(vcpu, intid))
             .min()
             .map(|(_, intid)| intid)

@@ -16,11 +16,23 @@
 //!   list register is rewritten from it;
 //! - a pending, enabled interrupt that does not fit stays pending in the
 //!   model, and the underflow maintenance interrupt is requested so it is
-//!   delivered when list registers free up.
+//!   delivered when list registers free up;
+//! - a flush never leaves a maintenance condition asserted
+//!   ([`maintenance_asserted`] of its list registers and ICH_HCR_EL2 is
+//!   false), so handling the maintenance interrupt by a sync and a flush
+//!   always ends it (no livelock at EL2);
+//! - an interrupt backed by a physical one (list-register HW bit) keeps its
+//!   physical twin active exactly while it is pending or active here; the
+//!   changes the glue must make are queued ([`Vgic::take_hw_active_changes`]).
+//!
+//! The sizes are type parameters so that proofs run on a small instance:
+//! `Vgic` (the defaults) is the hypervisor's, with [`MAX_VCPUS`] vCPUs,
+//! [`NUM_INTIDS`] INTIDs and [`MAX_LRS`] list registers.
 
 mod lrs;
 mod regs;
 
+pub use lrs::{maintenance_asserted, ICH_HCR_EN, ICH_HCR_UIE};
 pub use regs::MmioResult;
 
 /// Most vCPUs a VM may have.
@@ -33,7 +45,8 @@ pub const MAX_LRS: usize = 16;
 pub const HW_CHANGES_PER_CALL: usize = 8;
 
 const NUM_PRIVATE: usize = 32;
-const NUM_SPIS: usize = NUM_INTIDS as usize - NUM_PRIVATE;
+/// SPIs of the hypervisor's vGIC.
+pub const NUM_SPIS: usize = NUM_INTIDS as usize - NUM_PRIVATE;
 /// Priority bits kept: QEMU's CPU interface implements 5 (the minimum), and
 /// the list registers' unimplemented low bits are RES0.
 const PRIORITY_MASK: u8 = 0xf8;
@@ -69,6 +82,48 @@ struct Irq {
     hw: Option<u16>,
     /// (vCPU, list register) holding this interrupt, if any.
     lr: Option<(u8, u8)>,
+    /// HW-backed: the physical twin is active (taken by the hypervisor and
+    /// not yet deactivated). Kept equal to `active || pending_anywhere()`.
+    phys_active: bool,
+}
+
+/// Reset state of one interrupt: disabled, Group 0, priority 0, level.
+const IRQ_RESET: Irq = Irq {
+    enabled: false,
+    latch: false,
+    lr_latched: false,
+    level: false,
+    active: false,
+    priority: 0,
+    group1: false,
+    edge: false,
+    target: 0,
+    router: 0,
+    hw: None,
+    lr: None,
+    phys_active: false,
+};
+
+/// Reset state of one vCPU's SGIs and PPIs (SGIs are always edge).
+/// Built at compile time, so `Vgic::new` has no loop over them.
+const PRIVATE_RESET: [Irq; NUM_PRIVATE] = {
+    let mut irqs = [IRQ_RESET; NUM_PRIVATE];
+    let mut i = 0;
+    while i < 16 {
+        irqs[i].edge = true;
+        i += 1;
+    }
+    irqs
+};
+
+/// A change the glue must make to the physical twin of a HW-backed
+/// interrupt: make it active or inactive. `vcpu` names the redistributor
+/// (for SGIs/PPIs: the physical CPU running that vCPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HwActiveChange {
+    pub pintid: u32,
+    pub vcpu: usize,
+    pub active: bool,
 }
 
 impl Irq {
@@ -83,51 +138,65 @@ impl Irq {
     }
 }
 
-/// One VM's virtual distributor and redistributors.
+/// One VM's virtual distributor and redistributors, for at most `V`
+/// vCPUs, with `S` SPIs (INTIDs `32..32 + S`, `S` <= 96) and at most `L`
+/// list registers per vCPU.
 #[derive(Debug, Clone)]
-pub struct Vgic {
+pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: usize = MAX_LRS> {
     num_vcpus: usize,
     /// GICD_CTLR EnableGrp0 / EnableGrp1.
     ctlr: u32,
-    private: [[Irq; NUM_PRIVATE]; MAX_VCPUS],
-    spis: [Irq; NUM_SPIS],
+    private: [[Irq; NUM_PRIVATE]; V],
+    spis: [Irq; S],
     /// Per vCPU, which INTID each list register holds.
-    lr_owner: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
+    lr_owner: [[Option<u32>; L]; V],
     /// Per vCPU, GICR_WAKER.ProcessorSleep.
-    asleep: [bool; MAX_VCPUS],
+    asleep: [bool; V],
     /// HW-backed SPIs (bit = INTID) whose enable or routing the guest
     /// changed and the glue has not yet been told about.
     hw_changed: u128,
     /// Per vCPU, INTIDs that may have become deliverable since the last
     /// flush loaded everything it could (a pending edge or level, a list
     /// register freed). Lets a flush look at a few interrupts, not all 128.
-    hint: [u128; MAX_VCPUS],
+    hint: [u128; V],
     /// Per vCPU: a register write may have made anything deliverable, so the
     /// next flush looks at every interrupt.
-    full_scan: [bool; MAX_VCPUS],
+    full_scan: [bool; V],
+    /// HW-backed interrupts whose physical active state must change (bit =
+    /// INTID): per vCPU for SGIs/PPIs, one mask for SPIs.
+    phys_changed_private: [u32; V],
+    phys_changed_spis: u128,
+    /// Some bit above is set (checked on every entry, so kept cheap).
+    phys_changed_any: bool,
 }
 
-impl Vgic {
-    /// A VM with `num_vcpus` vCPUs (clamped to 1..=MAX_VCPUS), all interrupts
+impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
+    /// INTIDs 0..INTIDS exist.
+    pub const INTIDS: u32 = {
+        assert!(
+            S <= 96 && V >= 1 && V <= 32 && L <= 255,
+            "vGIC size out of range"
+        );
+        (NUM_PRIVATE + S) as u32
+    };
+
+    /// A VM with `num_vcpus` vCPUs (clamped to 1..=V), all interrupts
     /// at reset state: disabled, Group 0, priority 0, level-sensitive (SGIs
     /// edge), SPIs routed to vCPU 0, redistributors asleep.
     pub fn new(num_vcpus: usize) -> Self {
-        let mut private = [[Irq::default(); NUM_PRIVATE]; MAX_VCPUS];
-        for cpu in private.iter_mut() {
-            for sgi in cpu.iter_mut().take(16) {
-                sgi.edge = true; // SGIs are always edge-triggered
-            }
-        }
         Vgic {
-            num_vcpus: num_vcpus.clamp(1, MAX_VCPUS),
+            num_vcpus: num_vcpus.clamp(1, V),
             ctlr: 0,
-            private,
-            spis: [Irq::default(); NUM_SPIS],
-            lr_owner: [[None; MAX_LRS]; MAX_VCPUS],
-            asleep: [true; MAX_VCPUS],
+            private: [PRIVATE_RESET; V],
+            spis: [IRQ_RESET; S],
+            lr_owner: [[None; L]; V],
+            asleep: [true; V],
             hw_changed: 0,
-            hint: [0; MAX_VCPUS],
-            full_scan: [true; MAX_VCPUS],
+            hint: [0; V],
+            full_scan: [true; V],
+            phys_changed_private: [0; V],
+            phys_changed_spis: 0,
+            phys_changed_any: false,
         }
     }
 
@@ -138,13 +207,13 @@ impl Vgic {
     /// Note that `intid` may have become deliverable to `vcpu`.
     fn hint_irq(&mut self, vcpu: usize, intid: u32) {
         if let Some(bits) = self.hint.get_mut(vcpu) {
-            *bits |= 1u128 << (intid % NUM_INTIDS);
+            *bits |= 1u128 << (intid % 128);
         }
     }
 
     /// Note that anything may have become deliverable anywhere (register writes).
     fn mark_scan_all(&mut self) {
-        self.full_scan = [true; MAX_VCPUS];
+        self.full_scan = [true; V];
     }
 
     /// The interrupt `intid` as seen from `vcpu` (private ones are per vCPU;
@@ -152,7 +221,7 @@ impl Vgic {
     fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
         match intid {
             0..=31 if vcpu < self.num_vcpus => self.private.get(vcpu)?.get(intid as usize),
-            32..NUM_INTIDS => self.spis.get(intid as usize - NUM_PRIVATE),
+            32.. => self.spis.get(intid as usize - NUM_PRIVATE),
             _ => None,
         }
     }
@@ -160,7 +229,7 @@ impl Vgic {
     fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
         match intid {
             0..=31 if vcpu < self.num_vcpus => self.private.get_mut(vcpu)?.get_mut(intid as usize),
-            32..NUM_INTIDS => self.spis.get_mut(intid as usize - NUM_PRIVATE),
+            32.. => self.spis.get_mut(intid as usize - NUM_PRIVATE),
             _ => None,
         }
     }
@@ -227,10 +296,24 @@ impl Vgic {
 
     /// Drive the input line of a level-sensitive interrupt. Returns the vCPU
     /// to kick when the line rose on a deliverable interrupt.
+    ///
+    /// This is the API for software level interrupts (emulated devices): call
+    /// it with the device's output whenever it may have changed; the
+    /// interrupt is pending exactly while the line is high (or a guest
+    /// ISPENDR write latched it). For a HW-backed interrupt the glue calls it
+    /// with `false` when it sees the physical line drop (the virtual timer's
+    /// output on every exit that syncs): the interrupt stops being pending
+    /// and its physical twin is deactivated unless the guest has it active.
     pub fn set_level(&mut self, intid: u32, vcpu_for_private: usize, level: bool) -> Option<usize> {
         let irq = self.irq_mut(vcpu_for_private, intid)?;
+        if irq.level == level {
+            return None;
+        }
         irq.level = level;
         let irq = *irq;
+        if irq.hw.is_some() {
+            self.update_phys(vcpu_for_private, intid);
+        }
         if irq.lr.is_some() {
             // In a list register: a level-sensitive entry asks for a
             // maintenance exit on deactivation, which resamples the line.
@@ -239,6 +322,91 @@ impl Vgic {
         let target = self.target_of(vcpu_for_private, intid);
         self.hint_irq(target, intid);
         (level && self.deliverable(&irq)).then_some(target)
+    }
+
+    /// The physical twin of HW-backed `intid` fired and the glue took it
+    /// (priority dropped, still active): the virtual interrupt becomes
+    /// pending (as an edge or as a high line, as the guest configured it).
+    /// Returns the vCPU to kick.
+    pub fn hw_fired(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
+        let irq = self.irq_mut(vcpu_for_private, intid)?;
+        irq.phys_active = true;
+        if irq.edge {
+            return self.set_pending(intid, vcpu_for_private);
+        }
+        irq.level = true;
+        let irq = *irq;
+        if let Some((holder, _)) = irq.lr {
+            return (irq.enabled && self.group_enabled(&irq)).then_some(usize::from(holder));
+        }
+        let target = self.target_of(vcpu_for_private, intid);
+        self.hint_irq(target, intid);
+        self.deliverable(&irq).then_some(target)
+    }
+
+    /// Keep a HW-backed interrupt's physical twin active exactly while the
+    /// virtual one is pending or active, queueing the change for the glue.
+    /// (A pending HW-backed interrupt is completed by the guest through the
+    /// list register, which deactivates the twin; a twin left active would
+    /// never fire again.)
+    fn update_phys(&mut self, vcpu: usize, intid: u32) {
+        let Some(irq) = self.irq_mut(vcpu, intid) else {
+            return;
+        };
+        if irq.hw.is_none() {
+            return;
+        }
+        let want = irq.active || irq.pending_anywhere();
+        if want == irq.phys_active {
+            return;
+        }
+        irq.phys_active = want;
+        self.phys_changed_any = true;
+        if intid < 32 {
+            if let Some(bits) = self.phys_changed_private.get_mut(vcpu) {
+                *bits |= 1 << intid;
+            }
+        } else {
+            self.phys_changed_spis |= 1u128 << (intid % 128);
+        }
+    }
+
+    /// Physical twins whose active state must change, as the vGIC wants it
+    /// now. At most [`HW_CHANGES_PER_CALL`] per call; the rest stay queued
+    /// (see [`Vgic::has_hw_active_changes`]).
+    pub fn take_hw_active_changes(&mut self) -> [Option<HwActiveChange>; HW_CHANGES_PER_CALL] {
+        let mut out = [None; HW_CHANGES_PER_CALL];
+        for slot in out.iter_mut() {
+            let (vcpu, intid) =
+                if let Some(vcpu) = self.phys_changed_private.iter().position(|b| *b != 0) {
+                    let bits = &mut self.phys_changed_private[vcpu];
+                    let intid = bits.trailing_zeros();
+                    *bits &= !(1 << intid);
+                    (vcpu, intid)
+                } else if self.phys_changed_spis != 0 {
+                    let intid = self.phys_changed_spis.trailing_zeros();
+                    self.phys_changed_spis &= !(1u128 << intid);
+                    (self.target_of(0, intid), intid)
+                } else {
+                    self.phys_changed_any = false;
+                    break;
+                };
+            if let Some(irq) = self.irq(vcpu, intid) {
+                if let Some(pintid) = irq.hw {
+                    *slot = Some(HwActiveChange {
+                        pintid: u32::from(pintid),
+                        vcpu,
+                        active: irq.phys_active,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether [`Vgic::take_hw_active_changes`] has more to hand out.
+    pub fn has_hw_active_changes(&self) -> bool {
+        self.phys_changed_any
     }
 
     /// Back `intid` with physical interrupt `pintid` (list-register HW bit),
@@ -295,7 +463,7 @@ impl Vgic {
     /// Queue a report for the glue if `intid` is a HW-backed SPI.
     fn note_hw_change(&mut self, intid: u32) {
         if intid >= 32 && self.irq(0, intid).is_some_and(|i| i.hw.is_some()) {
-            self.hw_changed |= 1u128 << (intid % NUM_INTIDS);
+            self.hw_changed |= 1u128 << (intid % 128);
         }
     }
 

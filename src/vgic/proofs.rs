@@ -1,14 +1,30 @@
-use super::lrs::ICH_HCR_UIE;
+//! Properties of the vGIC, proven by Kani on a small instance (the sizes
+//! are type parameters; the code is the same as the hypervisor's) and run
+//! as property tests under `cargo test`.
+//!
+//! Unwinding: the longest loop any harness reaches walks the 32 interrupts
+//! of one register word or of one vCPU's private interrupts (bound 33; the
+//! routing harness only meets the 7 bit-array register blocks, bound 8);
+//! every other loop is bounded by the instance (vCPUs, 40 INTIDs, list
+//! registers) or by the harness's own step count.
+
 use super::*;
 
-const LRS: usize = 4;
+/// The instance the proofs run on: 2 vCPUs, 8 SPIs (INTIDs 0..40), 4 list registers.
 const VCPUS: usize = 2;
+const SPIS: usize = 8;
+const LRS: usize = 4;
+type Small = Vgic<VCPUS, SPIS, LRS>;
+
 /// SGIs 0..SGIS of each vCPU take part in the list-register harness.
 const SGIS: u32 = 4;
-const EDGE_SPI: u32 = 40;
-const LEVEL_SPI: u32 = 48;
+const EDGE_SPI: u32 = 36;
+const LEVEL_SPI: u32 = 38;
+const VTIMER: u32 = 27;
 const GICR_SGI_FRAME: u64 = 0x1_0000;
 const GICR_STRIDE: u64 = 0x2_0000;
+const LR_HW: u64 = 1 << 61;
+const LR_EOI: u64 = 1 << 41;
 
 fn lr_state(lr: u64) -> u64 {
     lr >> 62
@@ -18,14 +34,14 @@ fn lr_intid(lr: u64) -> u32 {
     lr as u32
 }
 
-fn dist_write(v: &mut Vgic, offset: u64, value: u64) {
+fn dist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, offset: u64, value: u64) {
     assert_eq!(
         v.dist_access(0, offset, 4, true, value),
         MmioResult::Written
     );
 }
 
-fn redist_write(v: &mut Vgic, vcpu: usize, offset: u64, value: u64) {
+fn redist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, vcpu: usize, offset: u64, value: u64) {
     let base = vcpu as u64 * GICR_STRIDE + GICR_SGI_FRAME;
     assert_eq!(
         v.redist_access(base + offset, 4, true, value),
@@ -33,25 +49,31 @@ fn redist_write(v: &mut Vgic, vcpu: usize, offset: u64, value: u64) {
     );
 }
 
-/// Two vCPUs, configured through their registers as a guest would: SGIs
-/// 0..SGIS enabled with mixed priorities, one edge SPI and one level SPI
-/// enabled, Group 1 everywhere, Group 1 enabled.
-fn configured_vgic() -> Vgic {
-    let mut v = Vgic::new(VCPUS);
-    for cpu in 0..VCPUS {
-        redist_write(&mut v, cpu, 0x80, 0xffff_ffff); // IGROUPR0
-        redist_write(&mut v, cpu, 0x100, (1 << SGIS) - 1); // ISENABLER0
-        redist_write(&mut v, cpu, 0x400, 0x1020_1000); // IPRIORITYR: SGIs 0-3
+/// Configured as a guest would through its registers (the register paths
+/// have their own harness; setting the state directly keeps the symbolic
+/// execution small): SGIs 0..sgis enabled with mixed priorities, one edge
+/// SPI and one level SPI enabled, Group 1 everywhere, Group 1 enabled.
+fn configured<const V: usize>(sgis: u32) -> Vgic<V, SPIS, LRS> {
+    let mut v = Vgic::<V, SPIS, LRS>::new(V);
+    for cpu in v.private.iter_mut() {
+        for (intid, irq) in cpu.iter_mut().enumerate() {
+            irq.group1 = true;
+            irq.enabled = (intid as u32) < sgis;
+            irq.priority = [0x00, 0x10, 0x20, 0x10][intid % 4];
+        }
     }
-    dist_write(&mut v, 0x84, 0xffff_ffff); // IGROUPR1: SPIs 32-63
-    dist_write(&mut v, 0xc04, 1 << ((EDGE_SPI - 32) * 2 + 1)); // ICFGR2: SPI 40 edge
-    dist_write(
-        &mut v,
-        0x104,
-        (1 << (EDGE_SPI - 32)) | (1 << (LEVEL_SPI - 32)),
-    );
-    dist_write(&mut v, 0x0, 0b10); // GICD_CTLR.EnableGrp1
+    for (i, irq) in v.spis.iter_mut().enumerate() {
+        let intid = 32 + i as u32;
+        irq.group1 = true;
+        irq.edge = intid == EDGE_SPI;
+        irq.enabled = intid == EDGE_SPI || intid == LEVEL_SPI;
+    }
+    v.ctlr = CTLR_ENABLE_GRP1;
     v
+}
+
+fn configured_vgic() -> Small {
+    configured::<VCPUS>(SGIS)
 }
 
 /// INTIDs the list-register harness uses (SGIs on every vCPU).
@@ -75,18 +97,40 @@ fn guest_step(lr: u64, choice: u64) -> u64 {
 
 /// Ghost record of edges the guest has not yet acknowledged, and of
 /// acknowledgements it has not yet completed.
-#[derive(Default)]
-struct Ghost {
-    /// Per vCPU, per SGI; the edge SPI is in slot SGIS of vCPU 0.
-    pending: [[bool; SGIS as usize + 1]; VCPUS],
+struct Ghost<const V: usize> {
+    /// Per vCPU, per SGI; the edge SPI is in the last slot of vCPU 0.
+    pending: [[bool; 8]; V],
     /// (vCPU, INTID) acknowledged and not yet deactivated.
-    active: [[bool; SGIS as usize + 1]; VCPUS],
+    active: [[bool; 8]; V],
+}
+
+impl<const V: usize> Ghost<V> {
+    fn new() -> Self {
+        Ghost {
+            pending: [[false; 8]; V],
+            active: [[false; 8]; V],
+        }
+    }
+
+    /// Record what the guest did to vCPU `cpu`'s list register `old` -> `new`.
+    fn guest_did(&mut self, cpu: usize, old: u64, new: u64) {
+        let Some((gc, gi)) = ghost_slot(cpu, lr_intid(old)) else {
+            return;
+        };
+        if lr_state(old) == 0b01 && lr_state(new) != 0b01 {
+            self.pending[gc][gi] = false;
+            self.active[gc][gi] = lr_state(new) == 0b10;
+        }
+        if lr_state(old) & 0b10 != 0 && lr_state(new) & 0b10 == 0 {
+            self.active[gc][gi] = false;
+        }
+    }
 }
 
 fn ghost_slot(vcpu: usize, intid: u32) -> Option<(usize, usize)> {
     match intid {
-        0..SGIS => Some((vcpu, intid as usize)),
-        EDGE_SPI => Some((0, SGIS as usize)),
+        0..7 => Some((vcpu, intid as usize)),
+        EDGE_SPI => Some((0, 7)),
         _ => None,
     }
 }
@@ -99,13 +143,14 @@ proof! {
     /// never lost (it is pending in a list register or in the model), an
     /// acknowledged one stays active in a list register until the guest
     /// deactivates it, no deliverable interrupt waits while a list register
-    /// is free, and one that does not fit requests the underflow interrupt.
-    #[unwind(12)]
+    /// is free, one that does not fit requests the underflow interrupt, and
+    /// no flush leaves a maintenance condition asserted.
+    #[unwind(33)]
     fn list_registers_never_duplicate_or_lose(src) {
         let mut v = configured_vgic();
         let mut lrs = [[0u64; LRS]; VCPUS];
-        let mut ghost = Ghost::default();
-        for _ in 0..10 {
+        let mut ghost = Ghost::<VCPUS>::new();
+        for _ in 0..6 {
             let cpu = src.below(VCPUS as u64) as usize;
             match src.below(6) {
                 0 | 1 => {
@@ -115,7 +160,7 @@ proof! {
                 }
                 2 => {
                     v.set_pending(EDGE_SPI, cpu);
-                    ghost.pending[0][SGIS as usize] = true;
+                    ghost.pending[0][7] = true;
                 }
                 3 => {
                     v.set_level(LEVEL_SPI, cpu, src.any());
@@ -124,16 +169,8 @@ proof! {
                     // The guest on `cpu` runs: any hardware transitions.
                     for lr in lrs[cpu].iter_mut() {
                         let old = *lr;
-                        let new = guest_step(old, src.below(3));
-                        *lr = new;
-                        let Some((gc, gi)) = ghost_slot(cpu, lr_intid(old)) else { continue };
-                        if lr_state(old) == 0b01 && lr_state(new) != 0b01 {
-                            ghost.pending[gc][gi] = false;
-                            ghost.active[gc][gi] = lr_state(new) == 0b10;
-                        }
-                        if lr_state(old) & 0b10 != 0 && lr_state(new) & 0b10 == 0 {
-                            ghost.active[gc][gi] = false;
-                        }
+                        *lr = guest_step(old, src.below(3));
+                        ghost.guest_did(cpu, old, *lr);
                     }
                 }
                 _ => {
@@ -163,16 +200,23 @@ proof! {
             v.sync_lrs(cpu, &lrs[cpu]);
             let hcr = v.flush_lrs(cpu, &mut lrs[cpu]);
             assert_eq!(hcr & 1, 1, "virtual CPU interface enabled");
+            assert!(!maintenance_asserted(hcr, &lrs[cpu]), "flush left maintenance asserted");
 
             // Nothing deliverable waits while a list register is free; what
             // does not fit asks for a maintenance interrupt.
-            if let Some(waiting) = v.best_candidate(cpu) {
+            let waiting = v.best_candidate(cpu);
+            if let Some(waiting) = waiting {
                 assert!(
                     lrs[cpu].iter().all(|l| lr_state(*l) != 0),
                     "interrupt {waiting} left out of a free list register"
                 );
                 assert_ne!(hcr & ICH_HCR_UIE, 0, "overflow without underflow interrupt");
             }
+            cover!(waiting.is_some(), "list registers overflow");
+            cover!(
+                lrs[cpu].iter().any(|l| lr_state(*l) == 0b10),
+                "an acknowledged interrupt stays active in a list register"
+            );
             check_bookkeeping(&v, &lrs);
             for c in 0..VCPUS {
                 for intid in tracked() {
@@ -184,7 +228,7 @@ proof! {
 }
 
 /// No INTID in two list registers; `lr_owner` and `Irq::lr` agree.
-fn check_bookkeeping(v: &Vgic, lrs: &[[u64; LRS]; VCPUS]) {
+fn check_bookkeeping<const V: usize>(v: &Vgic<V, SPIS, LRS>, lrs: &[[u64; LRS]; V]) {
     for (cpu, cpu_lrs) in lrs.iter().enumerate() {
         for (slot, lr) in cpu_lrs.iter().enumerate() {
             if let Some(intid) = v.lr_owner[cpu][slot] {
@@ -210,7 +254,7 @@ fn check_bookkeeping(v: &Vgic, lrs: &[[u64; LRS]; VCPUS]) {
     // An SPI is held by at most one vCPU; a private interrupt at most once per vCPU.
     for intid in tracked() {
         let mut holders = 0;
-        for cpu in 0..VCPUS {
+        for cpu in 0..V {
             let here = v.lr_owner[cpu]
                 .iter()
                 .filter(|o| **o == Some(intid))
@@ -229,7 +273,13 @@ fn check_bookkeeping(v: &Vgic, lrs: &[[u64; LRS]; VCPUS]) {
 
 /// An edge the guest has not acknowledged is pending somewhere; an
 /// acknowledgement it has not completed is still active in a list register.
-fn check_not_lost(v: &Vgic, lrs: &[[u64; LRS]; VCPUS], ghost: &Ghost, cpu: usize, intid: u32) {
+fn check_not_lost<const V: usize>(
+    v: &Vgic<V, SPIS, LRS>,
+    lrs: &[[u64; LRS]; V],
+    ghost: &Ghost<V>,
+    cpu: usize,
+    intid: u32,
+) {
     let Some((gc, gi)) = ghost_slot(cpu, intid) else {
         return;
     };
@@ -251,23 +301,171 @@ fn check_not_lost(v: &Vgic, lrs: &[[u64; LRS]; VCPUS], ghost: &Ghost, cpu: usize
     }
 }
 
+/// SGIs the maintenance harness sends: more than there are list registers.
+const BURST: u32 = 6;
+
+proof! {
+    /// The maintenance path (issue 8): a vCPU gets a burst of SGIs (more
+    /// than its list registers) and a level SPI nothing backs; the guest
+    /// acknowledges and completes in any order. Whenever the list registers
+    /// it leaves assert the maintenance interrupt (underflow, or the EOI of
+    /// a level entry), the handler's sync and flush deassert it, so the
+    /// hypervisor's loop over physical interrupts ends; no SGI that was
+    /// pending is lost, and every one is eventually delivered.
+    #[unwind(33)]
+    fn maintenance_exit_ends_and_loses_nothing(src) {
+        let mut v = configured::<1>(BURST);
+        let mut lrs = [[0u64; LRS]; 1];
+        let mut ghost = Ghost::<1>::new();
+        let burst = src.below(1 << BURST) as u32;
+        for sgi in 0..BURST {
+            if burst & (1 << sgi) != 0 {
+                v.set_pending(sgi, 0);
+                ghost.pending[0][sgi as usize] = true;
+            }
+        }
+        if src.any() {
+            // A level SPI nothing backs, pended by ISPENDR.
+            dist_write(&mut v, 0x204, 1 << (LEVEL_SPI - 32));
+        }
+        let mut hcr = v.flush_lrs(0, &mut lrs[0]);
+        let mut maintenance_exits = 0;
+        for _ in 0..4 {
+            // The guest runs: any acknowledgements and completions.
+            for lr in lrs[0].iter_mut() {
+                let old = *lr;
+                *lr = guest_step(old, src.below(3));
+                ghost.guest_did(0, old, *lr);
+            }
+            let underflow = hcr & ICH_HCR_UIE != 0;
+            let level_eoi = lrs[0]
+                .iter()
+                .any(|l| lr_state(*l) == 0 && l & LR_EOI != 0 && l & LR_HW == 0);
+            if !maintenance_asserted(hcr, &lrs[0]) {
+                // Any other exit syncs and flushes the same way.
+                if src.any() {
+                    continue;
+                }
+            } else {
+                maintenance_exits += 1;
+                cover!(underflow, "underflow maintenance interrupt");
+                cover!(level_eoi, "EOI maintenance interrupt of a level entry");
+            }
+            // The handler: sync and flush, then the next acknowledge.
+            v.sync_lrs(0, &lrs[0]);
+            hcr = v.flush_lrs(0, &mut lrs[0]);
+            assert!(!maintenance_asserted(hcr, &lrs[0]), "maintenance interrupt fires again");
+            for intid in 0..BURST {
+                check_not_lost(&v, &lrs, &ghost, 0, intid);
+            }
+            if let Some(waiting) = v.best_candidate(0) {
+                assert!(
+                    lrs[0].iter().all(|l| lr_state(*l) != 0),
+                    "interrupt {waiting} left out of a free list register"
+                );
+            }
+        }
+        cover!(maintenance_exits >= 2, "two maintenance exits in a row");
+        cover!(
+            burst == (1 << BURST) - 1 && ghost.pending[0].iter().all(|p| !p),
+            "a full burst all acknowledged"
+        );
+    }
+}
+
+proof! {
+    /// A HW-backed interrupt (the virtual timer) keeps its physical twin
+    /// active exactly while it is pending or active: the twin fires, the
+    /// line drops before the guest takes it, the guest acknowledges and
+    /// completes it, or clears/sets pending and active state through the
+    /// redistributor, in any order. The glue's view of the physical
+    /// interrupt (changed by firing, by the guest completing a HW entry, and
+    /// by the queued changes it applies) always ends equal to the model's,
+    /// so the twin is never left active with nothing to deactivate it.
+    #[unwind(33)]
+    fn hw_twin_follows_the_virtual_interrupt(src) {
+        let mut v = configured::<1>(SGIS);
+        redist_write(&mut v, 0, 0x100, 1 << VTIMER); // ISENABLER0
+        v.set_hw(VTIMER, 0, Some(VTIMER));
+        let mut lrs = [0u64; LRS];
+        let mut phys_active = false;
+        let mut hcr = v.flush_lrs(0, &mut lrs);
+        for _ in 0..5 {
+            if src.any() {
+                // The guest runs. Completing a HW entry deactivates the twin.
+                for lr in lrs.iter_mut() {
+                    let old = *lr;
+                    *lr = guest_step(old, src.below(3));
+                    if old & LR_HW != 0 && lr_state(old) != 0 && lr_state(*lr) == 0 {
+                        phys_active = false;
+                    }
+                }
+            }
+            // An exit: sync, then what the exit was about.
+            v.sync_lrs(0, &lrs);
+            match src.below(4) {
+                // The physical timer fires (it can only when inactive).
+                0 if !phys_active => {
+                    phys_active = true;
+                    v.hw_fired(VTIMER, 0);
+                }
+                1 => {
+                    // The timer's output was seen low.
+                    v.set_level(VTIMER, 0, false);
+                }
+                2 => {
+                    let reg = [0x200u64, 0x280, 0x300, 0x380][src.below(4) as usize];
+                    redist_write(&mut v, 0, reg, 1 << VTIMER);
+                }
+                _ => {}
+            }
+            // Entry: flush, then the glue applies the queued changes.
+            hcr = v.flush_lrs(0, &mut lrs);
+            while v.has_hw_active_changes() {
+                for change in v.take_hw_active_changes().into_iter().flatten() {
+                    assert_eq!(change.pintid, VTIMER);
+                    phys_active = change.active;
+                }
+            }
+            let irq = v.irq(0, VTIMER).expect("timer exists");
+            assert_eq!(phys_active, irq.phys_active, "glue and model disagree");
+            assert_eq!(
+                irq.phys_active,
+                irq.active || irq.pending_anywhere(),
+                "twin active without a virtual reason, or the reverse"
+            );
+            for lr in lrs {
+                assert!(lr & LR_HW == 0 || lr_state(lr) != 0b11, "HW entry pending and active");
+            }
+            cover!(irq.active && phys_active, "taken by the guest, twin active");
+            cover!(!irq.active && !irq.pending() && !phys_active && irq.lr.is_none(), "all quiet again");
+        }
+        assert!(!maintenance_asserted(hcr, &lrs));
+    }
+}
+
 proof! {
     /// No distributor or redistributor access panics, whatever offset,
     /// width or value; unsupported widths and misaligned accesses are
     /// rejected; byte accesses are accepted only on IPRIORITYR and 64-bit
     /// ones only on GICD_IROUTER and GICR_TYPER; reads fit their width.
-    #[unwind(40)]
+    #[unwind(33)]
     fn register_accesses_never_panic(src) {
-        let mut v = Vgic::new(1 + src.below(2) as usize);
+        let mut v = Small::new(1 + src.below(2) as usize);
         let size = [1u8, 2, 4, 8, 3, 0, 16][src.below(7) as usize];
         let write: bool = src.any();
         let value: u64 = src.any();
 
-        let offset = if src.any() { src.below(0x1_0000) } else { src.any() };
+        let offset = match src.below(3) {
+            0 => src.below(0x1_0000),
+            1 => 0x6100 + 8 * src.below(8), // IROUTER of an existing SPI
+            _ => src.any(),
+        };
         let result = v.dist_access(0, offset, size, write, value);
         let misaligned = !matches!(size, 1 | 2 | 4 | 8) || offset % u64::from(size) != 0;
-        let priority = (0x400..0x480).contains(&offset);
-        let router = (0x6100..0x6400).contains(&offset);
+        // Two words of interrupts: 0..64, of which 32..40 exist.
+        let priority = (0x400..0x440).contains(&offset);
+        let router = (0x6100..0x6140).contains(&offset);
         if misaligned || offset >= 0x1_0000 || size == 2 {
             assert_eq!(result, MmioResult::BadAccess);
         }
@@ -275,6 +473,8 @@ proof! {
             assert_eq!(result, MmioResult::BadAccess);
         }
         check_read_fits(result, size);
+        cover!(write && result == MmioResult::Written, "a distributor write");
+        cover!(size == 8 && matches!(result, MmioResult::Read(_)), "a 64-bit IROUTER read");
 
         let offset = if src.any() { src.below(0x4_0000) } else { src.any() };
         let result = v.redist_access(offset, size, write, value);
@@ -288,6 +488,8 @@ proof! {
             assert_eq!(result, MmioResult::BadAccess);
         }
         check_read_fits(result, size);
+        cover!(!write && size == 4 && matches!(result, MmioResult::Read(_)), "a redistributor read");
+        cover!(!beyond && offset >= 0x2_0000, "the second vCPU's redistributor");
     }
 }
 
@@ -302,7 +504,7 @@ fn check_read_fits(result: MmioResult, size: u8) {
 proof! {
     /// SGIs only ever target existing vCPUs, and a target list naming
     /// another cluster or range (Aff1..3 or RS non-zero) reaches nobody.
-    #[unwind(9)]
+    #[unwind(33)]
     fn sgi_targets_exist(src) {
         let mut v = configured_vgic();
         let n = v.num_vcpus();
@@ -317,52 +519,67 @@ proof! {
                 assert!(!v.has_pending(cpu), "SGI delivered to a vCPU not named");
             }
         }
+        cover!(kick == 0b11, "an SGI to both vCPUs");
+        cover!(sgi1r & (1 << 40) != 0 && kick != 0, "a broadcast SGI");
     }
 }
 
 proof! {
     /// Injection and list-register calls with any INTID, vCPU or
     /// list-register contents never panic, and only ever name existing vCPUs.
-    #[unwind(20)]
+    #[unwind(33)]
     fn injection_never_panics(src) {
         let mut v = configured_vgic();
-        let intid: u32 = if src.any() { src.below(140) as u32 } else { src.any() };
+        if src.any() {
+            // Two SGIs already wait, so a single list register overflows.
+            v.set_pending(0, 0);
+            v.set_pending(1, 0);
+        }
+        let intid: u32 = if src.any() { src.below(48) as u32 } else { src.any() };
         let cpu: usize = if src.any() { src.below(4) as usize } else { src.any() };
-        let kick = match src.below(3) {
+        let kick = match src.below(4) {
             0 => v.set_pending(intid, cpu),
             1 => v.set_level(intid, cpu, src.any()),
+            2 => v.hw_fired(intid, cpu),
             _ => {
                 v.set_hw(intid, cpu, Some(src.any()));
                 v.set_pending(intid, cpu)
             }
         };
         assert!(kick.is_none_or(|k| k < VCPUS));
-        if intid >= NUM_INTIDS || (intid < 32 && cpu >= VCPUS) {
+        if intid >= Small::INTIDS || (intid < 32 && cpu >= VCPUS) {
             assert_eq!(kick, None);
         }
+        cover!(kick.is_some(), "an injection that kicks");
         let garbage: [u64; LRS] = src.any();
         let kicks = v.sync_lrs(cpu, &garbage);
         assert_eq!(kicks >> VCPUS, 0);
         let mut lrs: [u64; LRS] = src.any();
-        let hcr = v.flush_lrs(cpu, &mut lrs);
+        // Any number of implemented list registers, down to none.
+        let n = src.below(LRS as u64 + 1) as usize;
+        let hcr = v.flush_lrs(cpu, &mut lrs[..n]);
         assert_eq!(hcr & !0b11, 0);
-        for lr in lrs {
-            assert!(lr_intid(lr) < NUM_INTIDS || lr == 0);
+        assert!(!maintenance_asserted(hcr, &lrs[..n]));
+        cover!(n == 1 && hcr & ICH_HCR_UIE == 0 && v.best_candidate(0).is_some(), "one list register, more waiting");
+        for lr in lrs[..n].iter().copied() {
+            assert!(lr_intid(lr) < Small::INTIDS || lr == 0);
             // The HW bit never comes with pending and active.
             assert!(lr & (1 << 61) == 0 || lr_state(lr) != 0b11);
         }
+        cover!(lrs.iter().any(|l| lr_state(*l) != 0), "something loaded");
         let _ = v.has_pending(cpu);
         let _ = v.take_hw_enable_changes();
+        let _ = v.take_hw_active_changes();
     }
 }
 
 proof! {
     /// Whatever the guest writes to GICD_IROUTER, the SPI is routed to an
     /// existing vCPU and the register reads back the writable fields.
-    #[unwind(3)]
+    #[unwind(8)]
     fn routing_targets_exist(src) {
-        let mut v = Vgic::new(1 + src.below(MAX_VCPUS as u64) as usize);
-        let intid = 32 + src.below(u64::from(NUM_INTIDS) - 32) as u32;
+        let mut v = Vgic::<4, SPIS, LRS>::new(1 + src.below(4) as usize);
+        let intid = 32 + src.below(SPIS as u64) as u32;
         let value: u64 = src.any();
         let offset = 0x6000 + 8 * u64::from(intid);
         assume!(v.dist_access(0, offset, 8, true, value) == MmioResult::Written);
@@ -371,5 +588,7 @@ proof! {
             v.dist_access(0, offset, 8, false, 0),
             MmioResult::Read(value & 0xff_80ff_ffff)
         );
+        cover!(v.route_of(intid) == 3, "routed to the last of 4 vCPUs");
+        cover!(value & (1 << 31) != 0, "IRM = 1");
     }
 }

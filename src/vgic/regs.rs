@@ -4,7 +4,7 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, NUM_INTIDS, PRIORITY_MASK};
+use super::{Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,11 @@ const PIDR2_GICV3: u64 = 0x3b;
 const CTLR_ARE: u32 = 1 << 4;
 /// Single security state (RAO/WI): bit 0 enables Group 0, bit 1 Group 1.
 const CTLR_DS: u32 = 1 << 6;
-/// ITLinesNumber = lines/32 - 1; IDbits = 9 (10-bit INTIDs); no LPIs, no MBIS.
-const TYPER: u64 = (NUM_INTIDS / 32 - 1) as u64 | (9 << 19);
+/// GICD_TYPER for `intids` INTIDs: ITLinesNumber = ceil(lines/32) - 1;
+/// IDbits = 9 (10-bit INTIDs); no LPIs, no MBIS.
+fn typer(intids: u32) -> u64 {
+    u64::from(intids.div_ceil(32) - 1) | (9 << 19)
+}
 /// GICD_IROUTER fields kept: Aff3, IRM, Aff2, Aff1, Aff0.
 const IROUTER_WRITABLE: u64 = 0xff_80ff_ffff;
 const IROUTER_IRM: u64 = 1 << 31;
@@ -82,17 +85,27 @@ fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
         BitField::ClearEnable if on => irq.enabled = false,
         BitField::SetPending if on => irq.latch = true,
         BitField::ClearPending if on => {
-            // The line of a level-sensitive interrupt keeps it pending.
+            // The line of a level-sensitive interrupt keeps it pending. A
+            // HW-backed one forgets its line: the physical twin is
+            // deactivated and fires again if the line is still high.
             irq.latch = false;
             irq.lr_latched = false;
+            if irq.hw.is_some() {
+                irq.level = false;
+            }
         }
         BitField::SetActive if on => irq.active = true,
-        BitField::ClearActive if on => irq.active = false,
+        BitField::ClearActive if on => {
+            irq.active = false;
+            if irq.hw.is_some() {
+                irq.level = false;
+            }
+        }
         _ => {}
     }
 }
 
-impl Vgic {
+impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// One 32-bit word of a 1-bit-per-interrupt register covering INTIDs `first..first+32`.
     fn bits_access(
         &mut self,
@@ -102,31 +115,59 @@ impl Vgic {
         write: bool,
         value: u64,
     ) -> MmioResult {
+        // One slice for the whole word: each bit is then a fixed offset
+        // from it, not a new lookup (cheaper here and far cheaper to prove).
+        let irqs = self.word_irqs_mut(vcpu, first);
         if !write {
             let mut word = 0u64;
-            for bit in 0..32 {
-                if self
-                    .irq(vcpu, first + bit)
-                    .is_some_and(|irq| bit_get(irq, field))
-                {
+            for (bit, irq) in irqs.iter().enumerate() {
+                if bit_get(irq, field) {
                     word |= 1 << bit;
                 }
             }
             return MmioResult::Read(word);
         }
-        for bit in 0..32 {
+        let mut enable_changed = 0u32;
+        let mut hw_touched = 0u32;
+        for (bit, irq) in irqs.iter_mut().enumerate() {
             let on = value & (1 << bit) != 0;
-            let intid = first + bit;
-            let was_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
-            if let Some(irq) = self.irq_mut(vcpu, intid) {
-                bit_set(irq, field, on);
-            }
-            let now_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
-            if was_enabled != now_enabled {
-                self.note_hw_change(intid);
+            let was_enabled = irq.enabled;
+            bit_set(irq, field, on);
+            if irq.hw.is_some() {
+                if was_enabled != irq.enabled {
+                    enable_changed |= 1 << bit;
+                }
+                if on {
+                    hw_touched |= 1 << bit;
+                }
             }
         }
+        if first >= 32 {
+            // The glue follows enable changes of HW-backed SPIs.
+            self.hw_changed |= u128::from(enable_changed) << (first % 128);
+        }
+        // Pending and active changes reach a physical twin.
+        while hw_touched != 0 {
+            let bit = hw_touched.trailing_zeros();
+            hw_touched &= hw_touched - 1;
+            self.update_phys(vcpu, first + bit);
+        }
         MmioResult::Written
+    }
+
+    /// The interrupts of the 32-bit word starting at INTID `first` (a
+    /// multiple of 32) as seen from `vcpu`: fewer than 32, or none, where
+    /// INTIDs do not exist.
+    fn word_irqs_mut(&mut self, vcpu: usize, first: u32) -> &mut [Irq] {
+        if first < 32 {
+            return match self.private.get_mut(vcpu) {
+                Some(irqs) if vcpu < self.num_vcpus => &mut irqs[..],
+                _ => &mut [],
+            };
+        }
+        let start = (first as usize - 32).min(S);
+        let end = (start + 32).min(S);
+        &mut self.spis[start..end]
     }
 
     /// IPRIORITYR bytes for INTIDs `first..first+size`.
@@ -182,8 +223,8 @@ impl Vgic {
 }
 
 /// The registers shared by GICD (SPIs, `private=false`) and the GICR SGI frame (SGIs/PPIs).
-fn banked_access(
-    v: &mut Vgic,
+fn banked_access<const V: usize, const S: usize, const L: usize>(
+    v: &mut Vgic<V, S, L>,
     vcpu: usize,
     offset: u64,
     size: u8,
@@ -193,7 +234,11 @@ fn banked_access(
 ) -> Option<MmioResult> {
     let word_of = |base: u64| (offset - base) / 4;
     let in_words = |base: u64, words: u64| offset >= base && offset < base + 4 * words;
-    let words = if spis { u64::from(NUM_INTIDS) / 32 } else { 1 };
+    let words = if spis {
+        u64::from(Vgic::<V, S, L>::INTIDS.div_ceil(32))
+    } else {
+        1
+    };
     let bit_regs = [
         (GICD_IGROUPR, BitField::Group),
         (GICD_ISENABLER, BitField::SetEnable),
@@ -253,8 +298,8 @@ fn read_only(write: bool, value: u64) -> MmioResult {
     }
 }
 
-pub(super) fn dist_access(
-    v: &mut Vgic,
+pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
+    v: &mut Vgic<V, S, L>,
     vcpu: usize,
     offset: u64,
     size: u8,
@@ -267,7 +312,7 @@ pub(super) fn dist_access(
     if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
         return result;
     }
-    let router_end = GICD_IROUTER + 8 * u64::from(NUM_INTIDS);
+    let router_end = GICD_IROUTER + 8 * u64::from(Vgic::<V, S, L>::INTIDS);
     if (GICD_IROUTER + 8 * 32..router_end).contains(&offset) {
         let intid = ((offset - GICD_IROUTER) / 8) as u32;
         return v.router_access(intid, offset % 8 == 4, size, write, value);
@@ -285,7 +330,7 @@ pub(super) fn dist_access(
                 MmioResult::Read(u64::from(v.ctlr | CTLR_ARE | CTLR_DS))
             }
         }
-        GICD_TYPER => read_only(write, TYPER),
+        GICD_TYPER => read_only(write, typer(Vgic::<V, S, L>::INTIDS)),
         GICD_IIDR => read_only(write, IIDR),
         GICD_TYPER2 => read_only(write, 0),
         PIDR2 => read_only(write, PIDR2_GICV3),
@@ -293,7 +338,7 @@ pub(super) fn dist_access(
     }
 }
 
-impl Vgic {
+impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// GICD_IROUTER of SPI `intid`, whole (64-bit) or either half (32-bit).
     fn router_access(
         &mut self,
@@ -345,8 +390,8 @@ fn router_target(router: u64, num_vcpus: usize) -> u8 {
     }
 }
 
-pub(super) fn redist_access(
-    v: &mut Vgic,
+pub(super) fn redist_access<const V: usize, const S: usize, const L: usize>(
+    v: &mut Vgic<V, S, L>,
     offset: u64,
     size: u8,
     write: bool,

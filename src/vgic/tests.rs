@@ -1,4 +1,4 @@
-use super::lrs::{ICH_HCR_EN, ICH_HCR_UIE};
+use super::lrs::{maintenance_asserted, ICH_HCR_EN, ICH_HCR_UIE};
 use super::*;
 use alloc::vec::Vec;
 
@@ -146,7 +146,7 @@ fn sgi1r(sgi: u64, target_list: u64) -> u64 {
 
 #[test]
 fn registers_read_as_linux_expects() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     assert_eq!(dist_read(&mut v, PIDR2), 0x3b);
     assert_eq!(dist_read(&mut v, 0x8), 0x43b, "IIDR: Arm");
     assert_eq!(dist_read(&mut v, 0xc), 0, "TYPER2");
@@ -173,7 +173,7 @@ fn registers_read_as_linux_expects() {
 
 #[test]
 fn bad_widths_offsets_and_frames_abort() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     let bad = MmioResult::BadAccess;
     assert_eq!(v.dist_access(0, GICD_TYPER, 1, false, 0), bad);
     assert_eq!(v.dist_access(0, GICD_TYPER, 8, false, 0), bad);
@@ -218,7 +218,7 @@ fn bad_widths_offsets_and_frames_abort() {
 
 #[test]
 fn injection_with_bad_numbers_is_refused() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     linux_init(&mut v);
     assert_eq!(v.set_pending(NUM_INTIDS, 0), None);
     assert_eq!(v.set_pending(u32::MAX, 0), None);
@@ -233,13 +233,13 @@ fn injection_with_bad_numbers_is_refused() {
     assert_eq!(v.flush_lrs(5, &mut lrs), ICH_HCR_EN);
     assert_eq!(lrs, [0; 4]);
     assert_eq!(v.sync_lrs(5, &lrs), 0);
-    assert_eq!(Vgic::new(0).num_vcpus(), 1);
-    assert_eq!(Vgic::new(100).num_vcpus(), MAX_VCPUS);
+    assert_eq!(<Vgic>::new(0).num_vcpus(), 1);
+    assert_eq!(<Vgic>::new(100).num_vcpus(), MAX_VCPUS);
 }
 
 #[test]
 fn delivers_a_sgi_between_vcpus() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     linux_init(&mut v);
     // vCPU 0 sends IPI 3 to vCPU 1 (TargetList bit 1).
     assert_eq!(v.send_sgi(0, sgi1r(3, 0b10)), 0b10);
@@ -276,7 +276,7 @@ fn delivers_a_sgi_between_vcpus() {
 
 #[test]
 fn forwards_the_virtual_timer_with_the_hw_bit() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     v.set_hw(VTIMER, 0, Some(VTIMER));
     assert_eq!(v.set_pending(VTIMER, 0), Some(0));
@@ -306,7 +306,7 @@ fn forwards_the_virtual_timer_with_the_hw_bit() {
 
 #[test]
 fn delivers_an_assigned_spi_and_follows_enable_and_routing() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     linux_init(&mut v);
     v.set_hw(UART, 0, Some(UART));
     dist_write(&mut v, GICD_ISENABLER + 4, 1 << (UART - 32));
@@ -341,7 +341,7 @@ fn delivers_an_assigned_spi_and_follows_enable_and_routing() {
 
 #[test]
 fn many_hw_enable_changes_are_handed_out_in_turns() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     for spi in 64..96 {
         v.set_hw(spi, 0, Some(spi));
@@ -359,7 +359,7 @@ fn many_hw_enable_changes_are_handed_out_in_turns() {
 
 #[test]
 fn irouter_naming_no_vcpu_delivers_to_vcpu_0() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     linux_init(&mut v);
     let router = GICD_IROUTER + 8 * 40;
     for value in [1 << 31, 5, 1 << 8, 1 << 32 | 1] {
@@ -385,7 +385,7 @@ fn irouter_naming_no_vcpu_delivers_to_vcpu_0() {
 
 #[test]
 fn a_pending_spi_is_delivered_once_the_guest_enables_it() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     let mut lrs = [0u64; 4];
     v.flush_lrs(0, &mut lrs);
@@ -411,7 +411,7 @@ fn a_pending_spi_is_delivered_once_the_guest_enables_it() {
 
 #[test]
 fn group_enables_follow_the_single_security_state_layout() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     // Only EnableGrp0: Group 1 interrupts stay in the model.
     dist_write(&mut v, GICD_CTLR, 0b01);
@@ -438,7 +438,7 @@ fn group_enables_follow_the_single_security_state_layout() {
 
 #[test]
 fn priorities_keep_five_bits() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     assert_eq!(
         v.dist_access(0, 0x400 + 40, 1, true, 0xa7),
@@ -458,7 +458,7 @@ fn priorities_keep_five_bits() {
 
 #[test]
 fn level_line_dropped_before_acknowledge_leaves_nothing_behind() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     dist_write(&mut v, GICD_ISENABLER + 4, 1 << (VIRTIO - 32));
     assert_eq!(v.set_level(VIRTIO, 0, true), Some(0));
@@ -481,7 +481,7 @@ fn level_line_dropped_before_acknowledge_leaves_nothing_behind() {
 
 #[test]
 fn level_line_still_high_after_completion_is_delivered_again() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     dist_write(&mut v, GICD_ISENABLER + 4, 1 << (VIRTIO - 32));
     v.set_level(VIRTIO, 0, true);
@@ -512,7 +512,7 @@ fn level_line_still_high_after_completion_is_delivered_again() {
 
 #[test]
 fn full_list_registers_keep_the_rest_pending() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     for sgi in 0..6 {
         v.set_pending(sgi, 0);
@@ -541,7 +541,7 @@ fn full_list_registers_keep_the_rest_pending() {
 
 #[test]
 fn higher_priority_evicts_a_pending_only_entry() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     for sgi in 0..4 {
         v.set_pending(sgi, 0);
@@ -566,7 +566,7 @@ fn higher_priority_evicts_a_pending_only_entry() {
 
 #[test]
 fn edge_arriving_after_acknowledge_is_not_lost() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     v.set_pending(1, 0);
     let mut lrs = [0u64; 4];
@@ -580,7 +580,7 @@ fn edge_arriving_after_acknowledge_is_not_lost() {
 
 #[test]
 fn a_second_flush_without_sync_loses_nothing() {
-    let mut v = Vgic::new(1);
+    let mut v = <Vgic>::new(1);
     linux_init(&mut v);
     v.set_pending(1, 0);
     let mut lrs = [0u64; 4];
@@ -596,7 +596,7 @@ fn a_second_flush_without_sync_loses_nothing() {
 
 #[test]
 fn a_spi_rerouted_in_flight_finishes_where_it_started() {
-    let mut v = Vgic::new(2);
+    let mut v = <Vgic>::new(2);
     linux_init(&mut v);
     dist_write(&mut v, GICD_ISENABLER + 4, 1 << 8);
     v.set_pending(40, 0);
@@ -620,4 +620,100 @@ fn a_spi_rerouted_in_flight_finishes_where_it_started() {
     assert_eq!(lrs0, [0; 4]);
     v.flush_lrs(1, &mut lrs1);
     assert_eq!(intid(lrs1[0]), 40);
+}
+
+/// The changes to physical twins queued so far, as (pINTID, vCPU, active).
+fn hw_active_changes(v: &mut Vgic) -> Vec<(u32, usize, bool)> {
+    let mut out = Vec::new();
+    while v.has_hw_active_changes() {
+        for c in v.take_hw_active_changes().into_iter().flatten() {
+            out.push((c.pintid, c.vcpu, c.active));
+        }
+    }
+    out
+}
+
+#[test]
+fn more_sgis_than_list_registers_end_every_maintenance_interrupt() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    let mut lrs = [0u64; 4];
+    for sgi in 0..8 {
+        v.send_sgi(0, sgi1r(sgi, 1));
+    }
+    let mut hcr = exit_and_enter(&mut v, 0, &mut lrs);
+    let mut delivered = 0;
+    for _ in 0..32 {
+        // The guest takes and completes everything it sees.
+        for lr in lrs.iter_mut().filter(|l| state(**l) == 0b01) {
+            acknowledge(lr);
+            deactivate(lr);
+            delivered += 1;
+        }
+        if !maintenance_asserted(hcr, &lrs) {
+            break;
+        }
+        // The maintenance handler: sync and refill end the interrupt.
+        hcr = exit_and_enter(&mut v, 0, &mut lrs);
+        assert!(!maintenance_asserted(hcr, &lrs), "maintenance fires again");
+    }
+    assert_eq!(delivered, 8);
+    exit_and_enter(&mut v, 0, &mut lrs);
+    assert!(!v.has_pending(0));
+}
+
+#[test]
+fn a_single_list_register_never_asks_for_underflow() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    v.send_sgi(0, sgi1r(1, 1));
+    v.send_sgi(0, sgi1r(2, 1));
+    let mut lrs = [0u64; 1];
+    let hcr = exit_and_enter(&mut v, 0, &mut lrs);
+    assert_eq!(
+        hcr, ICH_HCR_EN,
+        "UIE would hold at once with one list register"
+    );
+    assert!(!maintenance_asserted(hcr, &lrs));
+}
+
+#[test]
+fn timer_line_dropping_before_acknowledge_deactivates_the_physical_ppi() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    v.set_hw(VTIMER, 0, Some(VTIMER));
+    assert_eq!(v.hw_fired(VTIMER, 0), Some(0));
+    let mut lrs = [0u64; 4];
+    exit_and_enter(&mut v, 0, &mut lrs);
+    assert_eq!(state(lrs[0]), 0b01);
+    assert!(
+        hw_active_changes(&mut v).is_empty(),
+        "taken active by the glue"
+    );
+    // The guest clears CNTV_CTL.ENABLE; the next exit sees the output low.
+    v.sync_lrs(0, &lrs);
+    v.set_level(VTIMER, 0, false);
+    v.flush_lrs(0, &mut lrs);
+    assert_eq!(state(lrs[0]), 0, "no longer pending");
+    assert_eq!(redist_read(&mut v, 0, SGI + 0x200, 4) & (1 << VTIMER), 0);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 0, false)]);
+}
+
+#[test]
+fn icactiver_on_the_forwarded_timer_deactivates_the_physical_ppi() {
+    let mut v = <Vgic>::new(2);
+    linux_init(&mut v);
+    v.set_hw(VTIMER, 1, Some(VTIMER));
+    v.hw_fired(VTIMER, 1);
+    let mut lrs = [0u64; 4];
+    exit_and_enter(&mut v, 1, &mut lrs);
+    acknowledge(&mut lrs[0]);
+    v.sync_lrs(1, &lrs);
+    redist_write(&mut v, 1, SGI + 0x380, 1 << VTIMER); // ICACTIVER0
+    v.flush_lrs(1, &mut lrs);
+    assert_eq!(state(lrs[0]), 0);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 1, false)]);
+    // ISPENDR makes the twin active again (it is completed through the LR).
+    redist_write(&mut v, 1, SGI + 0x200, 1 << VTIMER);
+    assert_eq!(hw_active_changes(&mut v), [(VTIMER, 1, true)]);
 }

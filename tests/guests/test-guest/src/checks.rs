@@ -342,13 +342,13 @@ fn check_mmio_no_syndrome() -> Result<(), &'static str> {
 
 fn check_undef_sysreg() -> Result<(), &'static str> {
     let before = exit_count(exit_cause::UNDEF_INJECTED);
-    // The EL1 physical timer belongs to the hypervisor (CNTHCTL_EL2.EL1PCEN=0).
+    // The PMU is hidden (MDCR_EL2.TPM traps it) and not emulated.
     expect_exception();
-    let _ = mrs!("CNTP_CTL_EL0");
+    let _ = mrs!("PMCCNTR_EL0");
     let t = taken();
     ensure(
         t.count == 1 && ec(t.esr) == EC_UNKNOWN,
-        "CNTP_CTL_EL0 access not UNDEFINED",
+        "PMCCNTR_EL0 access not UNDEFINED",
     )?;
     ensure(
         exit_count(exit_cause::UNDEF_INJECTED) == before + 1,

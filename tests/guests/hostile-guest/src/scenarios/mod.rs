@@ -3,6 +3,7 @@
 mod aarch32_wfi;
 mod hvc_flood;
 mod ram_zeroed;
+mod irq;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
@@ -12,6 +13,11 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("hvc-flood", hvc_flood::run),
     ("aarch32-wfi", aarch32_wfi::run),
     ("ram-zeroed", ram_zeroed::run),
+    ("sgi-overflow", irq::sgi_overflow),
+    ("spi-unbacked", irq::spi_unbacked),
+    ("vtimer-deassert", irq::vtimer_deassert),
+    ("vtimer-icactive", irq::vtimer_icactive),
+    ("ptimer", irq::ptimer),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
