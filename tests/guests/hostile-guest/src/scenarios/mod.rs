@@ -2,8 +2,8 @@
 
 mod aarch32_wfi;
 mod hvc_flood;
-mod ram_zeroed;
 mod irq;
+mod ram_zeroed;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
