@@ -15,12 +15,15 @@ extern crate alloc;
 pub mod verify;
 
 pub mod boot_image;
+pub mod console;
 pub mod esr;
 pub mod exit_stats;
 pub mod fdt_writer;
 pub mod frame_alloc;
 pub mod guest_config;
+pub mod log_limit;
 pub mod mmio;
+pub mod pl011;
 pub mod psci;
 pub mod stage2;
 pub mod sysreg;

@@ -58,7 +58,19 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             if let Some(target) = target {
                 kick(vcpu.vm, vcpu.index, target);
             }
-        } else if intid == KICK_SGI || intid == MAINTENANCE_INTID {
+        } else if Some(intid) == vcpu.vm.host_uart_irq {
+            // Input for the guest's emulated UART.
+            if let Some(level) = super::console::receive_into(vcpu.vm) {
+                vcpu.vm.set_uart_level(vcpu.index, level);
+            }
+            gic::deactivate(intid);
+        } else if intid == MAINTENANCE_INTID {
+            // A level: asserted while a list register asks for it (an
+            // end-of-interrupt on a level-sensitive entry). Rewrite the list
+            // registers first, or it is taken again at once, forever.
+            flush_list_registers(vcpu);
+            gic::deactivate(intid);
+        } else if intid == KICK_SGI {
             // Only here to make us exit; list registers are refreshed on the way out.
             gic::deactivate(intid);
         } else {

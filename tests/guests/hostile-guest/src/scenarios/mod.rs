@@ -1,12 +1,22 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
+mod cpu_on_bad_entry;
+mod forge_hv_lines;
 mod hvc_flood;
+mod mmio_flood;
+mod uart_tx_off;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
 
 /// Scenario name (the `hostile=` value) and its body.
-pub const SCENARIOS: &[(&str, Scenario)] = &[("hvc-flood", hvc_flood::run)];
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("hvc-flood", hvc_flood::run),
+    ("mmio-flood", mmio_flood::run),
+    ("uart-tx-off", uart_tx_off::run),
+    ("forge-hv-lines", forge_hv_lines::run),
+    ("cpu-on-bad-entry", cpu_on_bad_entry::run),
+];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
 /// needs them to do something else.
