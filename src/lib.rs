@@ -27,6 +27,7 @@ pub mod pl011;
 pub mod psci;
 pub mod stage2;
 pub mod sysreg;
+pub mod uart_tx;
 pub mod vgic;
 pub mod virtio_mmio;
 pub mod virtqueue;

@@ -4,8 +4,10 @@
 
 use core::fmt::Write;
 
+use hv_arch::read_sysreg;
 use hv_arch::uart::Pl011 as PhysicalUart;
 use hvcore::console::{ConsoleMux, Sink};
+use hvcore::uart_tx::{BoundedTx, TxDevice};
 use spin::Mutex;
 
 use super::vm::Vm;
@@ -14,19 +16,62 @@ pub const PL011_BASE: usize = 0x0900_0000;
 /// Guest VM ids the console has line buffers for (VM ids are 1..).
 const VM_SLOTS: usize = 4;
 
-struct Uart(PhysicalUart);
+/// The physical UART with bounded transmit waits.
+struct Uart {
+    device: PhysicalUart,
+    tx: BoundedTx,
+}
+
+/// The registers and the clock the core's bounded transmitter needs.
+struct TxRegisters<'a>(&'a PhysicalUart);
+
+impl TxDevice for TxRegisters<'_> {
+    fn tx_full(&mut self) -> bool {
+        self.0.tx_full()
+    }
+    fn tx_write(&mut self, byte: u8) {
+        self.0.write_data(byte);
+    }
+    fn now(&mut self) -> u64 {
+        read_sysreg!("CNTPCT_EL0")
+    }
+}
+
+impl Uart {
+    const fn new() -> Self {
+        Uart {
+            // SAFETY: QEMU virt's PL011, identity-mapped as device memory.
+            device: unsafe { PhysicalUart::new(PL011_BASE) },
+            tx: BoundedTx::new(TX_WAIT_TICKS_QEMU),
+        }
+    }
+}
 
 impl Sink for Uart {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.put_bytes(bytes);
+        for &b in bytes {
+            self.tx.put(&mut TxRegisters(&self.device), b);
+        }
     }
 }
 
 impl Write for Uart {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.write_str(s)
+        for b in s.bytes() {
+            if b == b'\n' {
+                Sink::write(self, b"\r");
+            }
+            Sink::write(self, &[b]);
+        }
+        Ok(())
     }
 }
+
+/// Longest wait for room in the transmit FIFO, per byte: 1 ms, about ten
+/// character times at 115200 baud, so a working UART never drops a byte.
+const TX_WAIT_MICROSECONDS: u64 = 1000;
+/// The same at QEMU virt's 62.5 MHz counter, until `take_uart` reads the frequency.
+const TX_WAIT_TICKS_QEMU: u64 = 62_500;
 
 struct Console {
     uart: Uart,
@@ -37,8 +82,7 @@ struct Console {
 }
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
-    // SAFETY: QEMU virt's PL011, identity-mapped as device memory.
-    uart: Uart(unsafe { PhysicalUart::new(PL011_BASE) }),
+    uart: Uart::new(),
     mux: ConsoleMux::new(),
     rx_held: false,
 });
@@ -54,7 +98,10 @@ pub fn hypervisor_line(args: core::fmt::Arguments) {
 
 /// Take the physical UART (transmitter, receiver, receive interrupts).
 pub fn take_uart() {
-    CONSOLE.lock().uart.0.init();
+    let mut console = CONSOLE.lock();
+    console.uart.device.init();
+    let ticks_per_microsecond = (read_sysreg!("CNTFRQ_EL0") / 1_000_000).max(1);
+    console.uart.tx = BoundedTx::new(ticks_per_microsecond * TX_WAIT_MICROSECONDS);
 }
 
 /// Guest `vmid` transmitted `byte` on its emulated UART.
@@ -83,7 +130,7 @@ pub fn receive_into(vm: &Vm) -> Option<bool> {
     let mut change = None;
     let mut emulated = emulated.lock();
     while emulated.can_receive() {
-        let Some(byte) = console.uart.0.read_byte() else {
+        let Some(byte) = console.uart.device.read_byte() else {
             break;
         };
         if let Some(level) = emulated.receive(byte) {
@@ -93,7 +140,7 @@ pub fn receive_into(vm: &Vm) -> Option<bool> {
     if !emulated.can_receive() && !console.rx_held {
         // Leave the rest in the hardware FIFO until the guest reads.
         console.rx_held = true;
-        console.uart.0.set_rx_interrupts(false);
+        console.uart.device.set_rx_interrupts(false);
     }
     change
 }
@@ -104,20 +151,20 @@ pub fn guest_read_input() {
     let mut console = CONSOLE.lock();
     if console.rx_held {
         console.rx_held = false;
-        console.uart.0.set_rx_interrupts(true);
+        console.uart.device.set_rx_interrupts(true);
     }
 }
 
 /// Bytes the physical UART dropped, and guest lines escaped.
 pub fn statistics() -> (u64, u64) {
     let console = CONSOLE.lock();
-    (console.uart.0.dropped, console.mux.escaped)
+    (console.uart.tx.dropped, console.mux.escaped)
 }
 
 /// Print from the panic handler: never waits for the lock, which the
 /// panicking CPU may itself hold.
 pub fn print_panic(args: core::fmt::Arguments) {
-    // SAFETY: same PL011 as above; a panic is allowed to interleave.
-    let mut uart = unsafe { PhysicalUart::new(PL011_BASE) };
+    // The same PL011 as above, bypassing the lock: a panic may interleave.
+    let mut uart = Uart::new();
     let _ = uart.write_fmt(args);
 }
