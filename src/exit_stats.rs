@@ -4,6 +4,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::log_limit::{Cause, CAUSES};
+
 /// Why the guest stopped running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -93,6 +95,44 @@ impl Default for ExitCounters {
     }
 }
 
+/// Counters of guest-triggered events (the causes of rate-limited log
+/// lines) of one physical CPU: every event is counted here, whether its
+/// line was printed, suppressed or below the log level.
+pub struct EventCounters {
+    counts: [AtomicU64; CAUSES],
+}
+
+impl EventCounters {
+    pub const fn new() -> Self {
+        EventCounters {
+            counts: [const { AtomicU64::new(0) }; CAUSES],
+        }
+    }
+
+    /// Count one event (owning CPU only, as [`ExitCounters::record`]).
+    #[inline]
+    pub fn record(&self, cause: Cause) {
+        let counter = &self.counts[cause as usize];
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The count for one cause.
+    pub fn get(&self, cause: Cause) -> u64 {
+        self.counts[cause as usize].load(Ordering::Relaxed)
+    }
+}
+
+impl Default for EventCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Sum one event cause over several CPUs' counters.
+pub fn total_events(per_cpu: &[EventCounters], cause: Cause) -> u64 {
+    per_cpu.iter().map(|c| c.get(cause)).sum()
+}
+
 /// Sum one cause over several CPUs' counters.
 pub fn total(per_cpu: &[ExitCounters], cause: ExitCause) -> u64 {
     per_cpu.iter().map(|c| c.get(cause)).sum()
@@ -111,6 +151,17 @@ mod tests {
         assert_eq!(total(&cpus, ExitCause::Hvc), 2);
         assert_eq!(total(&cpus, ExitCause::Wfi), 1);
         assert_eq!(total(&cpus, ExitCause::Irq), 0);
+    }
+
+    #[test]
+    fn events_sum_across_cpus() {
+        let cpus = [EventCounters::new(), EventCounters::new()];
+        cpus[0].record(Cause::UnknownSmccc);
+        cpus[1].record(Cause::UnknownSmccc);
+        cpus[1].record(Cause::MmioRejected);
+        assert_eq!(total_events(&cpus, Cause::UnknownSmccc), 2);
+        assert_eq!(total_events(&cpus, Cause::MmioRejected), 1);
+        assert_eq!(total_events(&cpus, Cause::SError), 0);
     }
 
     #[test]

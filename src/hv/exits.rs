@@ -9,10 +9,10 @@ use hvcore::esr::{
     mmio_store_value, reg_value, set_reg, ExceptionClass, WfxKind,
 };
 use hvcore::exit_stats::ExitCause;
+use hvcore::log_limit::Cause;
 use hvcore::mmio::MmioOutcome;
 use hvcore::sysreg::SysRegOutcome;
 use hvcore::trapped_insn::trapped_instruction_step;
-use log::warn;
 
 use super::el1_regs::HardwareEl1;
 use super::vcpu::{self, Vcpu, COUNTERS};
@@ -58,19 +58,20 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => {
             let far = read_sysreg!("FAR_EL2");
-            warn!(
-                "vm{} vcpu{}: instruction fetch from unmapped IPA (VA {far:#x}): abort",
-                vcpu.vm.vmid, vcpu.index
+            guest_warn!(
+                vcpu,
+                Cause::InstructionAbort,
+                "instruction fetch from unmapped IPA (VA {far:#x}): abort"
             );
             count(ExitCause::AbortInjected);
             inject::instruction_abort(far);
         }
         _ if condition_failed(esr) => {}
         other => {
-            warn!(
-                "vm{} vcpu{}: unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
-                vcpu.vm.vmid,
-                vcpu.index,
+            guest_warn!(
+                vcpu,
+                Cause::UnhandledException,
+                "unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
                 read_sysreg!("ELR_EL2")
             );
             count(ExitCause::UndefInjected);
@@ -111,10 +112,10 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         SysRegOutcome::Done => {}
         SysRegOutcome::Read(v) => set_reg(&mut regs.x, access.rt, v),
         SysRegOutcome::Undefined => {
-            warn!(
-                "vm{} vcpu{}: {} of unemulated system register {:?} at {:#x}: undefined instruction",
-                vcpu.vm.vmid,
-                vcpu.index,
+            guest_warn!(
+                vcpu,
+                Cause::SysRegUndefined,
+                "{} of unemulated system register {:?} at {:#x}: undefined instruction",
                 if access.read { "read" } else { "write" },
                 access.id,
                 read_sysreg!("ELR_EL2")
@@ -143,6 +144,8 @@ fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
     match decode_wfx(esr) {
         WfxKind::Wfi | WfxKind::Wfit => {
             count(ExitCause::Wfi);
+            // An idle guest shows its unfinished console line (a prompt).
+            super::console::flush_guest(vcpu.vm.vmid);
             // Block until something could wake the vCPU: a physical interrupt
             // for this CPU (its timer, a kick from another vCPU, a device).
             if !vcpu.vm.vgic.lock().has_pending(vcpu.index) {
@@ -161,9 +164,10 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     let access = match decode_data_abort(esr, far, hpfar) {
         Ok(access) => access,
         Err(error) => {
-            warn!(
-                "vm{} vcpu{}: data abort at VA {far:#x} not emulated ({error:?}): external abort",
-                vcpu.vm.vmid, vcpu.index
+            guest_warn!(
+                vcpu,
+                Cause::DataAbortNotEmulated,
+                "data abort at VA {far:#x} not emulated ({error:?}): external abort"
             );
             count(ExitCause::AbortInjected);
             inject::data_abort(write, far);
@@ -196,10 +200,14 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             inject::skip_instruction();
         }
         outcome => {
-            warn!(
-                "vm{} vcpu{}: {}-byte {} at IPA {:#x} {}: external abort",
-                vcpu.vm.vmid,
-                vcpu.index,
+            let cause = match outcome {
+                Some(_) => Cause::MmioRejected,
+                None => Cause::MmioUnmapped,
+            };
+            guest_warn!(
+                vcpu,
+                cause,
+                "{}-byte {} at IPA {:#x} {}: external abort",
                 access.size,
                 if access.write { "write" } else { "read" },
                 access.ipa,
@@ -230,7 +238,13 @@ extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
 #[no_mangle]
 extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
     count(ExitCause::Other);
-    warn!("SError from guest, ESR {:#x}", read_sysreg!("ESR_EL2"));
+    let vcpu = vcpu::current();
+    guest_warn!(
+        vcpu,
+        Cause::SError,
+        "SError from guest, ESR {:#x}",
+        read_sysreg!("ESR_EL2")
+    );
 }
 
 /// Reached only if guest EL1 ran AArch32, which HCR_EL2.RW=1 rules out: the
@@ -239,7 +253,12 @@ extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
 #[no_mangle]
 extern "C" fn hv_lower_aarch32(_regs: &mut GuestRegs) {
     count(ExitCause::UndefInjected);
-    warn!("exception from AArch32 guest code: undefined instruction");
+    let vcpu = vcpu::current();
+    guest_warn!(
+        vcpu,
+        Cause::AArch32,
+        "exception from AArch32 guest code: undefined instruction"
+    );
     inject::undefined_instruction();
 }
 

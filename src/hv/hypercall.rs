@@ -4,8 +4,9 @@
 
 use hv_arch::boot::GuestRegs;
 use hvcore::exit_stats::{total, ExitCause};
+use hvcore::log_limit::Cause;
 use hvcore::psci::{self, PsciCall};
-use log::{info, warn};
+use log::{info, Level};
 
 use super::vcpu::{self, Vcpu, COUNTERS};
 
@@ -22,7 +23,8 @@ pub const HV_PING_MAGIC: u64 = 0x4856_5255_5354_3031;
 const NOT_SUPPORTED: u64 = psci::NOT_SUPPORTED as u64;
 
 /// Answer the calls that touch no shared state (the hypervisor's own
-/// vendor calls); `false` means the call needs [`handle_psci`].
+/// vendor calls, and function IDs nobody implements); `false` means the
+/// call needs [`handle_psci`].
 #[inline]
 pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
     match regs.x[0] & 0xffff_ffff {
@@ -30,8 +32,29 @@ pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
             handle_vendor(vcpu, regs);
             true
         }
-        _ => false,
+        _ => handle_unknown(vcpu, regs),
     }
+}
+
+/// Answer a function ID nobody implements with NOT_SUPPORTED; `false` for
+/// a known PSCI/SMCCC call. Kept out of line so the vendor calls' path
+/// stays as short as it was.
+#[inline(never)]
+fn handle_unknown(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
+    let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
+    let PsciCall::Unknown(id) = psci::decode(&args) else {
+        return false;
+    };
+    // Guests probe for services (Linux asks for several at boot): an
+    // ordinary event, counted, logged only at debug level.
+    guest_log!(
+        vcpu,
+        Level::Debug,
+        Cause::UnknownSmccc,
+        "unknown SMCCC function {id:#x}: NOT_SUPPORTED"
+    );
+    regs.x[0] = NOT_SUPPORTED;
+    true
 }
 
 fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
@@ -82,7 +105,15 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
                     vcpu::request_start(vcpu.vm, index, entry, context);
                     psci::SUCCESS
                 }
-                Err(code) => code,
+                Err(code) => {
+                    guest_log!(
+                        vcpu,
+                        Level::Info,
+                        Cause::PsciRefused,
+                        "PSCI CPU_ON({target_mpidr:#x}, {entry:#x}) refused: {code}"
+                    );
+                    code
+                }
             }
         }
         PsciCall::AffinityInfo {
@@ -95,21 +126,16 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             .affinity_info(target_mpidr, lowest_level),
         PsciCall::SystemOff => {
             info!("vm{}: guest requested SYSTEM_OFF", vcpu.vm.vmid);
-            super::print_exit_counters();
+            super::print_exit_counters(vcpu.vm);
             hv_arch::psci::system_off()
         }
         PsciCall::SystemReset => {
             info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
-            super::print_exit_counters();
+            super::print_exit_counters(vcpu.vm);
             hv_arch::psci::system_reset()
         }
-        PsciCall::Unknown(id) => {
-            warn!(
-                "vm{} vcpu{}: unknown SMCCC function {id:#x}",
-                vcpu.vm.vmid, vcpu.index
-            );
-            psci::NOT_SUPPORTED
-        }
+        // Answered by handle_fast.
+        PsciCall::Unknown(_) => psci::NOT_SUPPORTED,
     };
     regs.x[0] = result as u64;
 }

@@ -103,6 +103,12 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             if let Some(target) = target {
                 kick(vcpu.vm, vcpu.index, target);
             }
+        } else if Some(intid) == vcpu.vm.host_uart_irq {
+            // Input for the guest's emulated UART.
+            if let Some(level) = super::console::receive_into(vcpu.vm) {
+                vcpu.vm.set_uart_level(vcpu.index, level);
+            }
+            gic::deactivate(intid);
         } else if intid == MAINTENANCE_INTID {
             // A level signal from the list registers and ICH_HCR_EL2 (an
             // underflow, or a level interrupt's EOI). It stays asserted

@@ -1,24 +1,15 @@
-//! `log` backend on the PL011, one line at a time under a lock so lines from
-//! different CPUs never interleave.
+//! `log` backend on the console: each record is one hypervisor line,
+//! starting with `[hv cpuN]`, written whole (see `console`).
 
-use core::fmt::Write;
-
-use hv_arch::uart::Pl011;
 use log::{LevelFilter, Metadata, Record};
-use spin::Mutex;
 
-const PL011_BASE: usize = 0x0900_0000;
+use super::console;
 
-static UART: Mutex<Pl011> = Mutex::new(
-    // SAFETY: QEMU virt's PL011, identity-mapped as device memory.
-    unsafe { Pl011::new(PL011_BASE) },
-);
+struct ConsoleLogger;
 
-struct UartLogger;
+static LOGGER: ConsoleLogger = ConsoleLogger;
 
-static LOGGER: UartLogger = UartLogger;
-
-impl log::Log for UartLogger {
+impl log::Log for ConsoleLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= log::max_level()
     }
@@ -28,8 +19,11 @@ impl log::Log for UartLogger {
             return;
         }
         let cpu = hv_arch::cpu::current_index();
-        let mut uart = UART.lock();
-        let _ = writeln!(uart, "[hv cpu{cpu}] {:5} {}", record.level(), record.args());
+        console::hypervisor_line(format_args!(
+            "[hv cpu{cpu}] {:5} {}\n",
+            record.level(),
+            record.args()
+        ));
     }
 
     fn flush(&self) {}
@@ -46,16 +40,13 @@ pub fn set_level(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Print without the log prefix (panics, counters), bypassing the level filter.
+/// Print a hypervisor line without the log prefix (statistics), bypassing
+/// the level filter; it must start with `[hv` and end with a line feed.
 pub fn print_raw(args: core::fmt::Arguments) {
-    let mut uart = UART.lock();
-    let _ = uart.write_fmt(args);
+    console::hypervisor_line(args);
 }
 
-/// Print from the panic handler: never waits for the lock, which the
-/// panicking CPU may itself hold.
+/// Print from the panic handler.
 pub fn print_panic(args: core::fmt::Arguments) {
-    // SAFETY: same PL011 as above; a panic is allowed to interleave.
-    let mut uart = unsafe { Pl011::new(PL011_BASE) };
-    let _ = uart.write_fmt(args);
+    console::print_panic(args);
 }

@@ -1,5 +1,8 @@
 //! Boot and bring-up: from the first instruction in Rust to the first guest.
 
+#[macro_use]
+pub mod guest_log;
+mod console;
 mod el1_regs;
 mod exits;
 mod heap;
@@ -16,8 +19,9 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use hv_arch::{cpu, gic, mmu, read_sysreg, vectors};
-use hvcore::exit_stats::{total, ExitCause};
+use hvcore::exit_stats::{total, total_events, ExitCause};
 use hvcore::guest_config::{parse_host, parse_hv_args};
+use hvcore::log_limit::Cause;
 use hvcore::sysreg::{HwIdValues, IdRegisters};
 use log::{error, info, LevelFilter};
 
@@ -130,6 +134,12 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     };
     let cntvoff = read_sysreg!("CNTPCT_EL0");
     let vm: &'static Vm = Box::leak(Box::new(Vm::create(1, &host, &args, &blobs, cntvoff)?));
+    // From here on the physical UART is the hypervisor's: the guest gets an
+    // emulated one, fed from the physical receive interrupt.
+    console::take_uart();
+    if let Some(irq) = vm.host_uart_irq {
+        gic::enable_spi(irq, vm.cpu_of(0) as u64);
+    }
     vcpu::run(vm, 0, vm.entry_ipa, vm.dtb_ipa)
 }
 
@@ -165,8 +175,10 @@ fn read_id_registers() -> HwIdValues {
     }
 }
 
-/// Print how often the guest exited, by cause (at power-off).
-pub fn print_exit_counters() {
+/// Print how often the guest exited, by cause, and what it triggered (at
+/// power-off): suppressed log lines no summary reported yet, then
+/// `[hv] exits: ...`, `[hv] events: ...` and `[hv] console: ...` lines.
+pub fn print_exit_counters(vm: &Vm) {
     let mut line = alloc::string::String::from("exits:");
     let mut sum = 0;
     for cause in ExitCause::ALL {
@@ -174,7 +186,34 @@ pub fn print_exit_counters() {
         sum += n;
         line.push_str(&alloc::format!(" {}={n}", cause.name()));
     }
+    let mut events = alloc::string::String::from("events:");
+    let (mut printed, mut suppressed) = (0, 0);
+    {
+        let mut limiter = vm.log_limit.lock();
+        for cause in Cause::ALL {
+            let pending = limiter.drain(cause);
+            if pending > 0 {
+                log::warn!(
+                    "vm{}: {pending} more {} lines suppressed",
+                    vm.vmid,
+                    cause.name()
+                );
+            }
+            let counts = limiter.counts(cause);
+            printed += counts.printed;
+            suppressed += counts.suppressed;
+            let n = total_events(&guest_log::EVENTS, cause);
+            events.push_str(&alloc::format!(" {}={n}", cause.name()));
+        }
+    }
     logger::print_raw(format_args!("[hv] {line} total={sum}\n"));
+    logger::print_raw(format_args!(
+        "[hv] {events} lines-printed={printed} lines-suppressed={suppressed}\n"
+    ));
+    let (dropped, escaped) = console::statistics();
+    logger::print_raw(format_args!(
+        "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
+    ));
 }
 
 #[panic_handler]

@@ -9,7 +9,9 @@ use alloc::vec::Vec;
 use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
+use hvcore::log_limit::LogLimiter;
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
+use hvcore::pl011::{Pl011, PL011_SIZE};
 use hvcore::psci::VcpuPower;
 use hvcore::stage2::{MemAttr, Perms, Stage2};
 use hvcore::vgic::{MmioResult, Vgic};
@@ -66,6 +68,15 @@ pub struct Vm {
     pub ram: VmRam,
     /// Physical SPIs assigned to this VM (forwarded with the HW bit).
     pub assigned_spis: Vec<u32>,
+    /// The emulated PL011 at `uart_ipa`, its interrupt `uart_intid` (a
+    /// software level in the vGIC), fed from the physical UART's receive
+    /// interrupt `host_uart_irq`.
+    pub uart: Option<Mutex<Pl011>>,
+    pub uart_ipa: u64,
+    pub uart_intid: Option<u32>,
+    pub host_uart_irq: Option<u32>,
+    /// Budget of guest-triggered log lines (see `guest_log`).
+    pub log_limit: Mutex<LogLimiter>,
     /// The stage-2 tables VTTBR_EL2 points at: owned here so they live as
     /// long as the VM (ballooning and sharing will change them at run time).
     stage2_tables: Mutex<Stage2<FrameTableMemory>>,
@@ -126,27 +137,12 @@ impl Vm {
             .map(RAM_IPA, ram_pa, ram_size, Perms::RWX, MemAttr::Normal)
             .map_err(|e| alloc::format!("mapping RAM: {e:?}"))?;
 
-        // Devices assigned directly: MMIO mapped at stage 2, interrupt forwarded.
-        let mut assigned_spis = Vec::new();
-        let mut uart = None;
-        if let Some(dev) = host.uart.clone() {
-            stage2
-                .allow(dev.base, dev.size)
-                .map_err(|e| alloc::format!("{e:?}"))?;
-            stage2
-                .map(
-                    dev.base,
-                    dev.base,
-                    dev.size.max(FRAME_SIZE),
-                    Perms::RW,
-                    MemAttr::Device,
-                )
-                .map_err(|e| alloc::format!("mapping {}: {e:?}", dev.name))?;
-            if let Some(irq) = dev.irq {
-                assigned_spis.push(irq);
-            }
-            uart = Some(dev);
-        }
+        // Devices assigned directly (MMIO mapped at stage 2, interrupt
+        // forwarded) would go here. The PL011 is not one: the hypervisor
+        // keeps it and the guest gets an emulated one at the same address
+        // and interrupt, so the guest cannot stop or forge the log.
+        let assigned_spis = Vec::new();
+        let uart = host.uart.clone();
 
         let mut extra_mmio = Vec::new();
         let mut virtio = Vec::new();
@@ -196,7 +192,7 @@ impl Vm {
             cpu_compatible: host.cpu_compatible.clone(),
             gic_dist: (GICD_IPA, GICD_SIZE),
             gic_redist_base: GICR_IPA,
-            uart,
+            uart: uart.clone(),
             virtio,
             extra_mmio,
             bootargs: args.guest_bootargs.clone(),
@@ -244,6 +240,11 @@ impl Vm {
                 size: ram_size,
             },
             assigned_spis,
+            uart: uart.as_ref().map(|_| Mutex::new(Pl011::new())),
+            uart_ipa: uart.as_ref().map_or(0, |u| u.base),
+            uart_intid: uart.as_ref().and_then(|u| u.irq),
+            host_uart_irq: uart.as_ref().and_then(|u| u.irq),
+            log_limit: Mutex::new(super::guest_log::new_limiter()),
             stage2_tables: Mutex::new(stage2),
         })
     }
@@ -309,6 +310,11 @@ impl Vm {
         write: bool,
         value: u64,
     ) -> Option<MmioOutcome> {
+        if let Some(uart) = &self.uart {
+            if ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE {
+                return Some(self.uart_access(uart, vcpu, ipa - self.uart_ipa, size, write, value));
+            }
+        }
         let from_vgic = |r: MmioResult| match r {
             MmioResult::Read(v) => MmioOutcome::Read(v),
             MmioResult::Written => MmioOutcome::Written,
@@ -380,6 +386,43 @@ fn leave_previous_owner_data(frames_wanted: usize) {
         "testdev: left a pattern in {} MiB of free RAM at PA {pa:#x}",
         (frames_wanted as u64 * FRAME_SIZE) >> 20
     );
+}
+
+impl Vm {
+    /// The emulated UART: transmitted bytes go to the console, received
+    /// ones may let more input in, and its interrupt line follows.
+    fn uart_access(
+        &self,
+        uart: &Mutex<Pl011>,
+        vcpu: usize,
+        offset: u64,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioOutcome {
+        let (outcome, effects) = uart.lock().access(offset, size, write, value);
+        if let Some(byte) = effects.tx {
+            super::console::guest_byte(self.vmid, byte);
+        } else if !write && offset < 4 {
+            super::console::guest_read_input();
+        }
+        if let Some(level) = effects.irq {
+            self.set_uart_level(vcpu, level);
+        }
+        outcome
+    }
+
+    /// Drive the emulated UART's interrupt line; kick the vCPU that should
+    /// see it (even this one: its list registers are refreshed on the
+    /// interrupt exit that follows at once).
+    pub fn set_uart_level(&self, vcpu: usize, level: bool) {
+        let Some(intid) = self.uart_intid else {
+            return;
+        };
+        if let Some(target) = self.vgic.lock().set_level(intid, vcpu, level) {
+            hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
+        }
+    }
 }
 
 /// A VM's RAM as devices see it: guest-physical addresses, checked against

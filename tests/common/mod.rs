@@ -17,8 +17,13 @@ static BUILD: Once = Once::new();
 static FETCH: Once = Once::new();
 
 /// Build the hypervisor and test guests (once per test binary).
+/// `HV_TEST_PREBUILT=1` uses the images already in `.cache/images` (to run
+/// new tests against an older hypervisor, e.g. to see a regression test fail).
 pub fn build_images() {
     BUILD.call_once(|| {
+        if std::env::var_os("HV_TEST_PREBUILT").is_some() {
+            return;
+        }
         let status = Command::new(root().join("tools/build"))
             .status()
             .expect("run tools/build");
@@ -46,7 +51,54 @@ pub struct Run {
     pub log_path: PathBuf,
 }
 
+/// Whether a console line is the hypervisor's: only hypervisor lines start
+/// with `[hv` (the hypervisor escapes guest lines that would), so facts about
+/// the hypervisor (counters, power-off, panics, boot failures) are read from
+/// these lines only, never from text a guest could have written.
+pub fn is_hv_line(line: &str) -> bool {
+    line.starts_with("[hv")
+}
+
 impl Run {
+    /// The hypervisor's lines (see [`is_hv_line`]).
+    pub fn hv_lines(&self) -> impl Iterator<Item = &str> {
+        self.output.lines().filter(|l| is_hv_line(l))
+    }
+
+    /// Fail unless a hypervisor line contains `needle`.
+    pub fn assert_hv_line(&self, needle: &str) {
+        assert!(
+            self.hv_lines().any(|l| l.contains(needle)),
+            "no hypervisor line with {needle:?}\n{}",
+            self.tail(80)
+        );
+    }
+
+    /// The `name=value` counters of the hypervisor's last line starting
+    /// with `prefix` (e.g. `[hv] exits:`), if there is one.
+    pub fn hv_counters(&self, prefix: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+        let line = self.hv_lines().filter(|l| l.starts_with(prefix)).last()?;
+        Some(
+            line[prefix.len()..]
+                .split_whitespace()
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// One counter of the hypervisor's `[hv] exits:` or `[hv] events:` line.
+    pub fn hv_counter(&self, prefix: &str, name: &str) -> u64 {
+        let counters = self
+            .hv_counters(prefix)
+            .unwrap_or_else(|| panic!("no {prefix:?} line\n{}", self.tail(40)));
+        *counters
+            .get(name)
+            .unwrap_or_else(|| panic!("no counter {name} in {prefix:?}: {counters:?}"))
+    }
+
     /// The run's log, for failure messages: the last `lines` lines.
     pub fn tail(&self, lines: usize) -> String {
         let all: Vec<&str> = self.output.lines().collect();
@@ -74,8 +126,13 @@ impl Run {
             self.tail(60)
         );
         assert!(
-            !self.output.contains("PANIC"),
-            "panic in the log\n{}",
+            !self.hv_lines().any(|l| l.contains("] PANIC")),
+            "hypervisor panic in the log\n{}",
+            self.tail(60)
+        );
+        assert!(
+            !self.output.contains("GUEST PANIC"),
+            "guest panic in the log\n{}",
             self.tail(60)
         );
         assert!(
@@ -142,7 +199,10 @@ pub fn boot_with_input(
         }
         // A hypervisor that cannot go on halts; do not wait for the deadline.
         let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if so_far.contains("boot failed") || so_far.contains("] PANIC") {
+        if so_far.lines().any(|l| {
+            let l = l.trim_start_matches('\r');
+            is_hv_line(l) && (l.contains("boot failed") || l.contains("] PANIC"))
+        }) {
             let _ = child.kill();
             let _ = child.wait();
             break None;

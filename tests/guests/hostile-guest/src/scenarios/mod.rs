@@ -1,9 +1,14 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
 mod aarch32_wfi;
+mod cpu_on_bad_entry;
+mod forge_hv_lines;
+mod hvc_flood;
 mod hvc_flood;
 mod irq;
+mod mmio_flood;
 mod ram_zeroed;
+mod uart_tx_off;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
@@ -18,6 +23,10 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("vtimer-deassert", irq::vtimer_deassert),
     ("vtimer-icactive", irq::vtimer_icactive),
     ("ptimer", irq::ptimer),
+    ("mmio-flood", mmio_flood::run),
+    ("uart-tx-off", uart_tx_off::run),
+    ("forge-hv-lines", forge_hv_lines::run),
+    ("cpu-on-bad-entry", cpu_on_bad_entry::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario

@@ -1,0 +1,434 @@
+//! The one physical console, shared by the hypervisor's log and the guests'
+//! emulated UARTs: guest output is line-buffered and written whole, and no
+//! guest can produce a line that looks like the hypervisor's.
+//!
+//! Rules, which the integration tests rely on:
+//! - A hypervisor line always starts at column 0 and is written whole: a
+//!   guest line in progress is flushed and ended first.
+//! - A guest line is written when it ends, when its buffer fills, when the
+//!   guest goes idle (the glue calls [`ConsoleMux::flush_guest`] on WFI), or
+//!   before a hypervisor line; its next part then continues on the same
+//!   physical line unless something else was written in between.
+//! - Only hypervisor lines start with [`HV_PREFIX`] at column 0: a guest
+//!   line (or part of one) that would start with it, or with a beginning of
+//!   it, is written behind an escape prefix `[vmN] `. This holds both in a
+//!   log read with carriage returns removed (as the tests read it) and on a
+//!   terminal: after a lone carriage return (one not followed by a line
+//!   feed; shells redraw their line with it) the guest's next text counts as
+//!   starting a line, and anything else written after it starts a new line.
+//!   Every guest line ends in CR LF.
+
+/// What every hypervisor line starts with, and no guest line can.
+pub const HV_PREFIX: &[u8] = b"[hv";
+
+/// Longest guest line kept before a partial write.
+pub const LINE_MAX: usize = 256;
+
+/// Where console bytes go (the physical UART).
+pub trait Sink {
+    fn write(&mut self, bytes: &[u8]);
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GuestLine {
+    pending: [u8; LINE_MAX],
+    len: usize,
+    /// A carriage return waits for the next byte: kept only before a line feed.
+    cr: bool,
+}
+
+impl GuestLine {
+    const EMPTY: GuestLine = GuestLine {
+        pending: [0; LINE_MAX],
+        len: 0,
+        cr: false,
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// At the start of a line.
+    LineStart,
+    /// Behind part of guest `vm`'s current line.
+    InGuestLine(usize),
+    /// Guest `vm` returned the carriage on its line: column 0 on a terminal,
+    /// behind its text in the log.
+    GuestReturned(usize),
+}
+
+/// Console output of the hypervisor and up to `VMS` guests (guest `vm` is
+/// slot `vm`; VM ids are small integers).
+#[derive(Debug, Clone)]
+pub struct ConsoleMux<const VMS: usize> {
+    lines: [GuestLine; VMS],
+    cursor: Cursor,
+    /// Guest lines (or parts) written behind the escape prefix.
+    pub escaped: u64,
+}
+
+impl<const VMS: usize> Default for ConsoleMux<VMS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const VMS: usize> ConsoleMux<VMS> {
+    pub const fn new() -> Self {
+        ConsoleMux {
+            lines: [GuestLine::EMPTY; VMS],
+            cursor: Cursor::LineStart,
+            escaped: 0,
+        }
+    }
+
+    /// Guest `vm` wrote `byte` to its UART. Bytes for a VM slot that does
+    /// not exist are dropped.
+    pub fn guest_byte(&mut self, vm: usize, byte: u8, out: &mut impl Sink) {
+        let Some(line) = self.lines.get_mut(vm) else {
+            return;
+        };
+        if line.cr && byte != b'\n' {
+            line.cr = false;
+            self.carriage_return(vm, out);
+        }
+        let line = &mut self.lines[vm];
+        match byte {
+            b'\r' => line.cr = true,
+            b'\n' => {
+                line.cr = false;
+                self.emit(vm, true, out);
+            }
+            _ => {
+                line.pending[line.len] = byte;
+                line.len += 1;
+                if line.len == LINE_MAX {
+                    self.emit(vm, false, out);
+                }
+            }
+        }
+    }
+
+    /// Write what guest `vm` has buffered (it went idle, or is stopping).
+    pub fn flush_guest(&mut self, vm: usize, out: &mut impl Sink) {
+        if self.lines.get(vm).is_some_and(|l| l.len > 0) {
+            self.emit(vm, false, out);
+        }
+    }
+
+    /// Whether guest `vm` has output waiting for [`Self::flush_guest`].
+    pub fn has_pending(&self, vm: usize) -> bool {
+        self.lines.get(vm).is_some_and(|l| l.len > 0)
+    }
+
+    /// Make room for a hypervisor line: buffered guest output is written
+    /// first (it happened first), and a guest line in progress is ended.
+    /// The caller then writes one whole line ending in a line feed.
+    pub fn begin_hypervisor_line(&mut self, out: &mut impl Sink) {
+        for vm in 0..VMS {
+            self.flush_guest(vm, out);
+        }
+        if self.cursor != Cursor::LineStart {
+            out.write(b"\r\n");
+            self.cursor = Cursor::LineStart;
+        }
+    }
+
+    /// A carriage return not followed by a line feed: write what is
+    /// buffered, then the return if the line has text (at column 0 it
+    /// changes nothing and is dropped).
+    fn carriage_return(&mut self, vm: usize, out: &mut impl Sink) {
+        self.flush_guest(vm, out);
+        if matches!(self.cursor, Cursor::InGuestLine(v) | Cursor::GuestReturned(v) if v == vm) {
+            out.write(b"\r");
+            self.cursor = Cursor::GuestReturned(vm);
+        }
+    }
+
+    fn emit(&mut self, vm: usize, line_end: bool, out: &mut impl Sink) {
+        let line = &mut self.lines[vm];
+        let bytes = &line.pending[..line.len];
+        if self.cursor != Cursor::InGuestLine(vm) {
+            if !matches!(self.cursor, Cursor::LineStart) && self.cursor != Cursor::GuestReturned(vm)
+            {
+                out.write(b"\r\n");
+            }
+            // At column 0: the one place a forged hypervisor line could start.
+            let forged = bytes.starts_with(HV_PREFIX) || HV_PREFIX.starts_with(bytes);
+            if forged && !bytes.is_empty() {
+                write_escape(vm, out);
+                self.escaped += 1;
+            }
+        }
+        out.write(bytes);
+        line.len = 0;
+        if line_end {
+            out.write(b"\r\n");
+            self.cursor = Cursor::LineStart;
+        } else if !bytes.is_empty() {
+            self.cursor = Cursor::InGuestLine(vm);
+        }
+    }
+}
+
+fn write_escape(vm: usize, out: &mut impl Sink) {
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    for &b in b"[vm" {
+        buf[n] = b;
+        n += 1;
+    }
+    let mut digits = [0u8; 20];
+    let mut d = 0;
+    let mut v = vm;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        buf[n] = digits[d];
+        n += 1;
+    }
+    buf[n] = b']';
+    buf[n + 1] = b' ';
+    out.write(&buf[..n + 2]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Out(Vec<u8>);
+    impl Sink for Out {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+    impl Out {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0).into_owned()
+        }
+    }
+
+    fn guest(mux: &mut ConsoleMux<4>, vm: usize, s: &str, out: &mut Out) {
+        for b in s.bytes() {
+            mux.guest_byte(vm, b, out);
+        }
+    }
+
+    fn hv(mux: &mut ConsoleMux<4>, s: &str, out: &mut Out) {
+        mux.begin_hypervisor_line(out);
+        out.write(s.as_bytes());
+    }
+
+    /// Lines as the test harness reads them: CR removed.
+    fn lines(out: &Out) -> Vec<String> {
+        out.text()
+            .replace('\r', "")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn whole_lines_pass_unchanged() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "hello\r\nworld\n", &mut out);
+        assert_eq!(out.text(), "hello\r\nworld\r\n");
+    }
+
+    #[test]
+    fn nothing_written_before_the_line_ends_or_idles() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "~ # ", &mut out);
+        assert_eq!(out.text(), "");
+        assert!(mux.has_pending(1));
+        mux.flush_guest(1, &mut out);
+        assert_eq!(out.text(), "~ # ");
+        guest(&mut mux, 1, "ls\r\n", &mut out);
+        assert_eq!(out.text(), "~ # ls\r\n");
+    }
+
+    #[test]
+    fn hypervisor_line_never_lands_mid_guest_line() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "partial", &mut out);
+        hv(&mut mux, "[hv cpu0] WARN x\n", &mut out);
+        guest(&mut mux, 1, " rest\n", &mut out);
+        assert_eq!(lines(&out), ["partial", "[hv cpu0] WARN x", " rest"]);
+    }
+
+    #[test]
+    fn forged_hypervisor_lines_are_escaped() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "[hv cpu0] ERROR fake\r\n", &mut out);
+        guest(&mut mux, 1, "[hv] exits: hvc=1\n", &mut out);
+        // After a lone CR the text is at column 0 on a terminal: escaped too.
+        guest(&mut mux, 1, "abc\r[hv cpu0] ERROR again\n", &mut out);
+        // Split by an idle flush just after "[h".
+        guest(&mut mux, 1, "[h", &mut out);
+        mux.flush_guest(1, &mut out);
+        guest(&mut mux, 1, "v cpu0] ERROR split\n", &mut out);
+        // Split by a hypervisor line: the continuation starts a line too.
+        guest(&mut mux, 1, "xx", &mut out);
+        hv(&mut mux, "[hv cpu0] INFO real\n", &mut out);
+        guest(&mut mux, 1, "[hv cpu0] ERROR continued\n", &mut out);
+        let all = lines(&out);
+        let hv_lines: Vec<&String> = all.iter().filter(|l| l.starts_with("[hv")).collect();
+        assert_eq!(hv_lines, ["[hv cpu0] INFO real"], "{all:#?}");
+        assert!(all.contains(&"[vm1] [hv cpu0] ERROR fake".to_string()));
+        assert!(all.contains(&"abc[vm1] [hv cpu0] ERROR again".to_string()));
+        assert_eq!(mux.escaped, 5);
+    }
+
+    #[test]
+    fn a_shell_redrawing_its_line_keeps_its_carriage_returns() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "~ # ls", &mut out);
+        guest(&mut mux, 1, "\r~ # pwd\x1b[K", &mut out);
+        mux.flush_guest(1, &mut out);
+        assert_eq!(out.text(), "~ # ls\r~ # pwd\x1b[K");
+        // A hypervisor line after the return starts a new line.
+        hv(&mut mux, "[hv cpu0] WARN x\n", &mut out);
+        assert!(out.text().ends_with("\x1b[K\r\n[hv cpu0] WARN x\n"));
+        // A return at column 0 is dropped.
+        guest(&mut mux, 1, "\rok\n", &mut out);
+        assert!(out.text().ends_with("WARN x\nok\r\n"));
+    }
+
+    #[test]
+    fn full_buffer_is_written_and_continues_on_the_same_line() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        let long = "x".repeat(LINE_MAX + 10);
+        guest(&mut mux, 1, &long, &mut out);
+        assert_eq!(out.0.len(), LINE_MAX);
+        guest(&mut mux, 1, "\n", &mut out);
+        assert_eq!(lines(&out), [long]);
+    }
+
+    #[test]
+    fn two_guests_do_not_interleave_mid_line() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 1, "one-", &mut out);
+        guest(&mut mux, 2, "two-", &mut out);
+        guest(&mut mux, 1, "end\n", &mut out);
+        guest(&mut mux, 2, "end\n", &mut out);
+        assert_eq!(lines(&out), ["one-end", "two-end"]);
+    }
+
+    #[test]
+    fn escape_prefix_names_the_vm() {
+        let mut out = Out::default();
+        write_escape(12, &mut out);
+        assert_eq!(out.text(), "[vm12] ");
+    }
+
+    #[test]
+    fn unknown_vm_slot_is_ignored() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        guest(&mut mux, 9, "x\n", &mut out);
+        mux.flush_guest(9, &mut out);
+        assert_eq!(out.text(), "");
+    }
+}
+
+#[cfg(any(test, kani))]
+mod proofs {
+    use super::*;
+
+    /// The first columns of a line as one reader sees it.
+    #[derive(Default)]
+    struct View {
+        column: usize,
+        /// Columns written on this line so far (a return keeps them).
+        width: usize,
+        start: [u8; 3],
+    }
+
+    impl View {
+        /// Put `b` at the cursor (over what was there).
+        fn put(&mut self, b: u8) {
+            if self.column < 3 {
+                self.start[self.column] = b;
+            }
+            self.column += 1;
+            self.width = self.width.max(self.column);
+        }
+
+        /// The line starts with "[hv".
+        fn forged(&self) -> bool {
+            self.width >= 3 && self.start == [b'[', b'h', b'v']
+        }
+
+        fn new_line(&mut self) {
+            self.column = 0;
+            self.width = 0;
+        }
+    }
+
+    /// Records output and checks, as a log reader that drops CRs and as a
+    /// terminal that returns to column 0 on CR, that only the hypervisor
+    /// starts a line with the prefix (after each write: an escape prefix
+    /// written over a returned line may pass through "[hv" on its way).
+    #[derive(Default)]
+    struct Checked {
+        log: View,
+        terminal: View,
+        hv_writing: bool,
+    }
+
+    impl Sink for Checked {
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                match b {
+                    b'\n' => {
+                        self.log.new_line();
+                        self.terminal.new_line();
+                    }
+                    b'\r' => self.terminal.column = 0,
+                    _ => {
+                        self.log.put(b);
+                        self.terminal.put(b);
+                    }
+                }
+            }
+            assert!(self.hv_writing || !(self.log.forged() || self.terminal.forged()));
+        }
+    }
+
+    proof! {
+        /// Whatever bytes guests write, with idle flushes and hypervisor
+        /// lines anywhere between them, no line the guests produce starts
+        /// with "[hv" (CRs ignored, as the test harness reads the log).
+        #[unwind(12)]
+        fn guests_cannot_start_a_hypervisor_line(src) {
+            let mut mux = ConsoleMux::<2>::new();
+            let mut out = Checked::default();
+            // "v" stands for any byte that does not start "[hv".
+            const ALPHABET: [u8; 5] = [b'[', b'h', b'v', b'\r', b'\n'];
+            for _ in 0..10 {
+                // Mostly one guest, so that random tests meet long sequences.
+                let vm = usize::from(src.below(8) == 0);
+                match src.below(8) {
+                    0 => mux.flush_guest(vm, &mut out),
+                    1 => {
+                        mux.begin_hypervisor_line(&mut out);
+                        out.hv_writing = true;
+                        out.write(b"[hv]\n");
+                        out.hv_writing = false;
+                    }
+                    _ => {
+                        let byte = ALPHABET[src.below(5) as usize];
+                        mux.guest_byte(vm, byte, &mut out);
+                    }
+                }
+            }
+            cover!(mux.escaped > 0, "a forged line is escaped");
+        }
+    }
+}
