@@ -4,7 +4,6 @@ mod aarch32_wfi;
 mod cpu_on_bad_entry;
 mod forge_hv_lines;
 mod hvc_flood;
-mod hvc_flood;
 mod irq;
 mod mmio_flood;
 mod ram_zeroed;
