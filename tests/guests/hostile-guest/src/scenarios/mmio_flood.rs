@@ -30,8 +30,8 @@ pub fn run(_dtb: u64) {
         let _ = mmio_read::<u16>(SCRATCH_MISALIGNED);
     });
     let undef = count(|| {
-        // The EL1 physical timer is the hypervisor's: the read is UNDEFINED.
-        let _ = guest_rt::mrs!("CNTP_CTL_EL0");
+        // The PMU is hidden (MDCR_EL2.TPM traps it) and not emulated: UNDEFINED.
+        let _ = guest_rt::mrs!("PMCCNTR_EL0");
     });
     let ticks = guest_rt::counter() - start;
     println!(
