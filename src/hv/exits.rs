@@ -6,7 +6,7 @@ use hv_arch::boot::GuestRegs;
 use hv_arch::{cpu, read_sysreg};
 use hvcore::esr::{
     decode_data_abort, decode_sysreg, decode_wfx, exception_class, mmio_load_value,
-    mmio_store_value, reg_value, set_reg, ExceptionClass, WfxKind,
+    mmio_store_value, reg_value, set_reg, DecodeError, ExceptionClass, MmioAccess, WfxKind,
 };
 use hvcore::exit_stats::ExitCause;
 use hvcore::mmio::MmioOutcome;
@@ -14,12 +14,9 @@ use hvcore::sysreg::SysRegOutcome;
 use log::warn;
 
 use super::el1_regs::HardwareEl1;
-use super::vcpu::{self, Vcpu, COUNTERS};
+use super::vcpu::{self, Vcpu};
+use super::vm::EmulatedDevice;
 use super::{hypercall, inject, irq};
-
-fn count(cause: ExitCause) {
-    COUNTERS[cpu::current_index()].record(cause);
-}
 
 /// Synchronous exception from the guest (EL1/EL0).
 ///
@@ -27,49 +24,72 @@ fn count(cause: ExitCause) {
 /// interrupt state return without touching the list registers or the vGIC
 /// lock. Exits that can (WFI, MMIO, SGIs, PSCI) bring the vGIC model up to
 /// date first and refill the list registers before returning.
+///
+/// Each exception class has its own out-of-line handler, so this dispatch
+/// needs no stack frame and a hypercall does not pay for saving the
+/// registers the MMIO path needs.
 #[no_mangle]
 extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
     let esr = read_sysreg!("ESR_EL2");
     match exception_class(esr) {
-        ExceptionClass::Hvc64 => {
-            count(ExitCause::Hvc);
-            // ELR_EL2 already points past the HVC.
-            if !hypercall::handle_fast(vcpu, regs) {
-                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
-            }
-        }
-        ExceptionClass::Smc64 => {
-            count(ExitCause::Smc);
-            // A trapped SMC returns to the SMC itself: step over it.
-            inject::skip_instruction();
-            if !hypercall::handle_fast(vcpu, regs) {
-                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
-            }
-        }
+        ExceptionClass::Hvc64 => handle_hvc(vcpu, regs),
+        ExceptionClass::Smc64 => handle_smc(vcpu, regs),
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr)),
+        ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
-        ExceptionClass::InstAbortLower => {
-            let far = read_sysreg!("FAR_EL2");
-            warn!(
-                "vm{} vcpu{}: instruction fetch from unmapped IPA (VA {far:#x}): abort",
-                vcpu.vm.vmid, vcpu.index
-            );
-            count(ExitCause::AbortInjected);
-            inject::instruction_abort(far);
-        }
-        other => {
-            warn!(
-                "vm{} vcpu{}: unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
-                vcpu.vm.vmid,
-                vcpu.index,
-                read_sysreg!("ELR_EL2")
-            );
-            count(ExitCause::UndefInjected);
-            inject::undefined_instruction();
-        }
+        ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
+        other => handle_unknown(vcpu, other, esr),
     }
+}
+
+#[inline(never)]
+fn handle_hvc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    vcpu.count(ExitCause::Hvc);
+    // ELR_EL2 already points past the HVC.
+    if !hypercall::handle_fast(vcpu, regs) {
+        handle_psci(vcpu, regs);
+    }
+}
+
+#[inline(never)]
+fn handle_smc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    vcpu.count(ExitCause::Smc);
+    // A trapped SMC returns to the SMC itself: step over it.
+    inject::skip_instruction();
+    if !hypercall::handle_fast(vcpu, regs) {
+        handle_psci(vcpu, regs);
+    }
+}
+
+#[inline(never)]
+fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+}
+
+#[cold]
+#[inline(never)]
+fn handle_instruction_abort(vcpu: &mut Vcpu) {
+    let far = read_sysreg!("FAR_EL2");
+    warn!(
+        "vm{} vcpu{}: instruction fetch from unmapped IPA (VA {far:#x}): abort",
+        vcpu.vm.vmid, vcpu.index
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::instruction_abort(far);
+}
+
+#[cold]
+#[inline(never)]
+fn handle_unknown(vcpu: &mut Vcpu, class: ExceptionClass, esr: u64) {
+    warn!(
+        "vm{} vcpu{}: unhandled exit {class:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
+        vcpu.vm.vmid,
+        vcpu.index,
+        read_sysreg!("ELR_EL2")
+    );
+    vcpu.count(ExitCause::UndefInjected);
+    inject::undefined_instruction();
 }
 
 /// Run `handler` with the vGIC model in step with this vCPU's list
@@ -80,8 +100,9 @@ fn with_vgic_synced(vcpu: &mut Vcpu, handler: impl FnOnce(&mut Vcpu)) {
     irq::flush_list_registers(vcpu);
 }
 
+#[inline(never)]
 fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
-    count(ExitCause::SysRegTrap);
+    vcpu.count(ExitCause::SysRegTrap);
     let Ok(access) = decode_sysreg(esr) else {
         inject::undefined_instruction();
         return;
@@ -99,7 +120,7 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
                 access.id,
                 read_sysreg!("ELR_EL2")
             );
-            count(ExitCause::UndefInjected);
+            vcpu.count(ExitCause::UndefInjected);
             inject::undefined_instruction();
             return;
         }
@@ -118,87 +139,120 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     inject::skip_instruction();
 }
 
+#[inline(never)]
+fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
+    with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
+}
+
 fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
     match decode_wfx(esr) {
         WfxKind::Wfi | WfxKind::Wfit => {
-            count(ExitCause::Wfi);
+            vcpu.count(ExitCause::Wfi);
             // Block until something could wake the vCPU: a physical interrupt
             // for this CPU (its timer, a kick from another vCPU, a device).
             if !vcpu.vm.vgic.lock().has_pending(vcpu.index) {
                 cpu::wfi();
             }
         }
-        WfxKind::Wfe | WfxKind::Wfet => count(ExitCause::Wfe),
+        WfxKind::Wfe | WfxKind::Wfet => vcpu.count(ExitCause::Wfe),
     }
     inject::skip_instruction();
 }
 
+#[inline(never)]
 fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     let far = read_sysreg!("FAR_EL2");
     let hpfar = read_sysreg!("HPFAR_EL2");
-    let write = esr & (1 << 6) != 0;
     let access = match decode_data_abort(esr, far, hpfar) {
         Ok(access) => access,
-        Err(error) => {
-            warn!(
-                "vm{} vcpu{}: data abort at VA {far:#x} not emulated ({error:?}): external abort",
-                vcpu.vm.vmid, vcpu.index
-            );
-            count(ExitCause::AbortInjected);
-            inject::data_abort(write, far);
-            return;
-        }
+        Err(error) => return data_abort_not_decoded(vcpu, esr, far, error),
+    };
+    let Some(device) = vcpu.vm.device_at(access.ipa) else {
+        return data_abort_refused(vcpu, &access, far, None);
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
-    // Only the virtual GIC's registers touch interrupt state.
-    let outcome = if vcpu.vm.is_vgic_ipa(access.ipa) {
-        let mut outcome = None;
-        with_vgic_synced(vcpu, |vcpu| {
-            outcome = vcpu
-                .vm
-                .mmio_access(vcpu.index, access.ipa, access.size, access.write, store);
-            vcpu.vm.apply_hw_enable_changes();
-        });
-        outcome
+    let outcome = if device.needs_lr_sync(access.write) {
+        gic_access_synced(vcpu, device, &access, store)
     } else {
         vcpu.vm
-            .mmio_access(vcpu.index, access.ipa, access.size, access.write, store)
+            .mmio_access(vcpu.index, device, access.size, access.write, store)
     };
     match outcome {
-        Some(MmioOutcome::Read(raw)) => {
-            count(ExitCause::MmioEmulated);
+        MmioOutcome::Read(raw) => {
+            vcpu.count(ExitCause::MmioEmulated);
             set_reg(&mut regs.x, access.reg, mmio_load_value(&access, raw));
             inject::skip_instruction();
         }
-        Some(MmioOutcome::Written) => {
-            count(ExitCause::MmioEmulated);
+        MmioOutcome::Written => {
+            vcpu.count(ExitCause::MmioEmulated);
             inject::skip_instruction();
         }
-        outcome => {
-            warn!(
-                "vm{} vcpu{}: {}-byte {} at IPA {:#x} {}: external abort",
-                vcpu.vm.vmid,
-                vcpu.index,
-                access.size,
-                if access.write { "write" } else { "read" },
-                access.ipa,
-                match outcome {
-                    Some(_) => "rejected by the device",
-                    None if vcpu.vm.is_mapped(access.ipa) => "not permitted by stage 2",
-                    None => "hits no device or memory",
-                }
-            );
-            count(ExitCause::AbortInjected);
-            inject::data_abort(access.write, far);
-        }
+        outcome => data_abort_refused(vcpu, &access, far, Some(outcome)),
     }
+}
+
+/// A GIC register access that reads or changes list-register state: the
+/// model is synced first and the list registers refilled afterwards.
+#[inline(never)]
+fn gic_access_synced(
+    vcpu: &mut Vcpu,
+    device: EmulatedDevice,
+    access: &MmioAccess,
+    store: u64,
+) -> MmioOutcome {
+    let mut outcome = MmioOutcome::Abort;
+    with_vgic_synced(vcpu, |vcpu| {
+        outcome = vcpu
+            .vm
+            .mmio_access(vcpu.index, device, access.size, access.write, store);
+        if access.write {
+            vcpu.vm.apply_hw_enable_changes();
+        }
+    });
+    outcome
+}
+
+#[cold]
+#[inline(never)]
+fn data_abort_not_decoded(vcpu: &mut Vcpu, esr: u64, far: u64, error: DecodeError) {
+    warn!(
+        "vm{} vcpu{}: data abort at VA {far:#x} not emulated ({error:?}): external abort",
+        vcpu.vm.vmid, vcpu.index
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::data_abort(esr & (1 << 6) != 0, far);
+}
+
+#[cold]
+#[inline(never)]
+fn data_abort_refused(
+    vcpu: &mut Vcpu,
+    access: &MmioAccess,
+    far: u64,
+    outcome: Option<MmioOutcome>,
+) {
+    warn!(
+        "vm{} vcpu{}: {}-byte {} at IPA {:#x} {}: external abort",
+        vcpu.vm.vmid,
+        vcpu.index,
+        access.size,
+        if access.write { "write" } else { "read" },
+        access.ipa,
+        match outcome {
+            Some(_) => "rejected by the device",
+            None if vcpu.vm.is_mapped(access.ipa) => "not permitted by stage 2",
+            None => "hits no device or memory",
+        }
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::data_abort(access.write, far);
 }
 
 /// A physical IRQ (or FIQ) arrived while the guest ran.
 #[no_mangle]
 extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
-    count(ExitCause::Irq);
     let vcpu = vcpu::current();
+    vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
     irq::handle_physical(vcpu);
     irq::flush_list_registers(vcpu);
@@ -208,14 +262,14 @@ extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
 /// need RAS support we do not model; log and carry on.
 #[no_mangle]
 extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
-    count(ExitCause::Other);
+    vcpu::current().count(ExitCause::Other);
     warn!("SError from guest, ESR {:#x}", read_sysreg!("ESR_EL2"));
 }
 
 /// Guests are AArch64-only; an AArch32 exception means EL0 ran AArch32 code.
 #[no_mangle]
 extern "C" fn hv_lower_aarch32(_regs: &mut GuestRegs) {
-    count(ExitCause::UndefInjected);
+    vcpu::current().count(ExitCause::UndefInjected);
     warn!("exception from AArch32 guest code: undefined instruction");
     inject::undefined_instruction();
 }

@@ -21,7 +21,7 @@
 mod lrs;
 mod regs;
 
-pub use regs::MmioResult;
+pub use regs::{dist_needs_lr_sync, redist_needs_lr_sync, MmioResult};
 
 /// Most vCPUs a VM may have.
 pub const MAX_VCPUS: usize = 8;
@@ -102,8 +102,9 @@ pub struct Vgic {
     /// flush loaded everything it could (a pending edge or level, a list
     /// register freed). Lets a flush look at a few interrupts, not all 128.
     hint: [u128; MAX_VCPUS],
-    /// Per vCPU: a register write may have made anything deliverable, so the
-    /// next flush looks at every interrupt.
+    /// Per vCPU: anything may have become deliverable (a group enabled in
+    /// GICD_CTLR, list registers forgotten), so the next flush looks at
+    /// every interrupt. Other register writes hint what they changed.
     full_scan: [bool; MAX_VCPUS],
 }
 
@@ -142,7 +143,19 @@ impl Vgic {
         }
     }
 
-    /// Note that anything may have become deliverable anywhere (register writes).
+    /// A register write changed `intid` (as seen from `vcpu`): it may have
+    /// become deliverable to its vCPU, or, for an SPI, to any.
+    fn note_written(&mut self, vcpu: usize, intid: u32) {
+        if intid < 32 {
+            self.hint_irq(vcpu, intid);
+        } else {
+            for cpu in 0..self.num_vcpus {
+                self.hint_irq(cpu, intid);
+            }
+        }
+    }
+
+    /// Note that anything may have become deliverable anywhere (a group enabled).
     fn mark_scan_all(&mut self) {
         self.full_scan = [true; MAX_VCPUS];
     }
@@ -361,11 +374,8 @@ impl Vgic {
         write: bool,
         value: u64,
     ) -> MmioResult {
-        let result = regs::dist_access(self, vcpu, offset, size, write, value);
-        if write && result == MmioResult::Written {
-            self.mark_scan_all();
-        }
-        result
+        // Writes hint what they changed (see `note_written`).
+        regs::dist_access(self, vcpu, offset, size, write, value)
     }
 
     /// GICR access at `offset` in the redistributor region: vCPU i owns
@@ -373,16 +383,15 @@ impl Vgic {
     /// frame. Beyond the last vCPU's frames there is no redistributor: the
     /// access is bad (the glue injects an external abort).
     pub fn redist_access(&mut self, offset: u64, size: u8, write: bool, value: u64) -> MmioResult {
-        let result = regs::redist_access(self, offset, size, write, value);
-        if write && result == MmioResult::Written {
-            self.mark_scan_all();
-        }
-        result
+        regs::redist_access(self, offset, size, write, value)
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(any(test, kani))]
+mod regs_tests;
 
 #[cfg(any(test, kani))]
 mod proofs;

@@ -4,7 +4,9 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, NUM_INTIDS, PRIORITY_MASK};
+use super::{
+    Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, NUM_INTIDS, NUM_PRIVATE, PRIORITY_MASK,
+};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +28,6 @@ const GICD_ICENABLER: u64 = 0x0180;
 const GICD_ISPENDR: u64 = 0x0200;
 const GICD_ICPENDR: u64 = 0x0280;
 const GICD_ISACTIVER: u64 = 0x0300;
-const GICD_ICACTIVER: u64 = 0x0380;
 const GICD_IPRIORITYR: u64 = 0x0400;
 const GICD_ICFGR: u64 = 0x0c00;
 const GICD_IROUTER: u64 = 0x6000;
@@ -103,30 +104,52 @@ impl Vgic {
         value: u64,
     ) -> MmioResult {
         if !write {
-            let mut word = 0u64;
-            for bit in 0..32 {
-                if self
-                    .irq(vcpu, first + bit)
-                    .is_some_and(|irq| bit_get(irq, field))
-                {
-                    word |= 1 << bit;
-                }
-            }
+            let word = self
+                .irq_word(vcpu, first)
+                .iter()
+                .enumerate()
+                .filter(|(_, irq)| bit_get(irq, field))
+                .fold(0u64, |word, (bit, _)| word | 1 << bit);
             return MmioResult::Read(word);
         }
-        for bit in 0..32 {
+        // Writing 0 to a set/clear register changes nothing: only the bits
+        // written as 1 are visited (IGROUPR stores every bit).
+        let mut bits = match field {
+            BitField::Group => u32::MAX,
+            _ => value as u32,
+        };
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            bits &= bits - 1;
             let on = value & (1 << bit) != 0;
             let intid = first + bit;
-            let was_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
-            if let Some(irq) = self.irq_mut(vcpu, intid) {
-                bit_set(irq, field, on);
+            let Some(irq) = self.irq_mut(vcpu, intid) else {
+                continue;
+            };
+            let before = *irq;
+            bit_set(irq, field, on);
+            let after = *irq;
+            if after != before {
+                self.note_written(vcpu, intid);
             }
-            let now_enabled = self.irq(vcpu, intid).is_some_and(|i| i.enabled);
-            if was_enabled != now_enabled {
+            if after.enabled != before.enabled {
                 self.note_hw_change(intid);
             }
         }
         MmioResult::Written
+    }
+
+    /// The (up to) 32 interrupts `first..first + 32` as seen from `vcpu`;
+    /// `first` is 0 (the vCPU's private ones) or an SPI multiple of 32.
+    fn irq_word(&self, vcpu: usize, first: u32) -> &[Irq] {
+        if first < 32 {
+            if vcpu >= self.num_vcpus {
+                return &[];
+            }
+            return self.private.get(vcpu).map_or(&[], |p| &p[..]);
+        }
+        let start = first as usize - NUM_PRIVATE;
+        self.spis.get(start..start + 32).unwrap_or(&[])
     }
 
     /// IPRIORITYR bytes for INTIDs `first..first+size`.
@@ -145,7 +168,11 @@ impl Vgic {
         for byte in 0..u32::from(size) {
             if write {
                 if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    irq.priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+                    let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+                    if irq.priority != priority {
+                        irq.priority = priority;
+                        self.note_written(vcpu, first + byte);
+                    }
                 }
             } else if let Some(irq) = self.irq(vcpu, first + byte) {
                 word |= u64::from(irq.priority) << (8 * byte);
@@ -166,7 +193,11 @@ impl Vgic {
             if write {
                 if intid >= 16 {
                     if let Some(irq) = self.irq_mut(vcpu, intid) {
-                        irq.edge = value & (2 << (2 * k)) != 0;
+                        let edge = value & (2 << (2 * k)) != 0;
+                        if irq.edge != edge {
+                            irq.edge = edge;
+                            self.note_written(vcpu, intid);
+                        }
                     }
                 }
             } else if self.irq(vcpu, intid).is_some_and(|i| i.edge) {
@@ -181,7 +212,7 @@ impl Vgic {
     }
 }
 
-/// The registers shared by GICD (SPIs, `private=false`) and the GICR SGI frame (SGIs/PPIs).
+/// The registers shared by GICD (SPIs, `spis=true`) and the GICR SGI frame (SGIs/PPIs).
 fn banked_access(
     v: &mut Vgic,
     vcpu: usize,
@@ -191,53 +222,77 @@ fn banked_access(
     value: u64,
     spis: bool,
 ) -> Option<MmioResult> {
-    let word_of = |base: u64| (offset - base) / 4;
-    let in_words = |base: u64, words: u64| offset >= base && offset < base + 4 * words;
+    // Words per bit-array register: 4 for the distributor's 128 INTIDs, 1 for a redistributor.
     let words = if spis { u64::from(NUM_INTIDS) / 32 } else { 1 };
-    let bit_regs = [
-        (GICD_IGROUPR, BitField::Group),
-        (GICD_ISENABLER, BitField::SetEnable),
-        (GICD_ICENABLER, BitField::ClearEnable),
-        (GICD_ISPENDR, BitField::SetPending),
-        (GICD_ICPENDR, BitField::ClearPending),
-        (GICD_ISACTIVER, BitField::SetActive),
-        (GICD_ICACTIVER, BitField::ClearActive),
-    ];
-    for (base, field) in bit_regs {
-        if in_words(base, words) {
+    match offset {
+        GICD_IGROUPR..GICD_IPRIORITYR => {
+            // Seven consecutive 0x80-byte arrays, in BitField order.
+            let word = (offset % 0x80) / 4;
+            if word >= words {
+                return None;
+            }
             if size != 4 {
                 return Some(MmioResult::BadAccess);
             }
-            let first = (word_of(base) * 32) as u32;
+            let field = match offset - offset % 0x80 {
+                GICD_IGROUPR => BitField::Group,
+                GICD_ISENABLER => BitField::SetEnable,
+                GICD_ICENABLER => BitField::ClearEnable,
+                GICD_ISPENDR => BitField::SetPending,
+                GICD_ICPENDR => BitField::ClearPending,
+                GICD_ISACTIVER => BitField::SetActive,
+                _ => BitField::ClearActive,
+            };
+            let first = (word * 32) as u32;
             // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
             if spis && first < 32 {
                 return Some(read_only(write, 0));
             }
-            return Some(v.bits_access(vcpu, first, field, write, value));
+            Some(v.bits_access(vcpu, first, field, write, value))
         }
+        GICD_IPRIORITYR.. if offset < GICD_IPRIORITYR + 32 * words => {
+            let first = (offset - GICD_IPRIORITYR) as u32;
+            if spis && first < 32 {
+                return Some(if matches!(size, 1 | 4) {
+                    read_only(write, 0)
+                } else {
+                    MmioResult::BadAccess
+                });
+            }
+            Some(v.priority_access(vcpu, first, size, write, value))
+        }
+        GICD_ICFGR.. if offset < GICD_ICFGR + 8 * words => {
+            if size != 4 {
+                return Some(MmioResult::BadAccess);
+            }
+            let first = ((offset - GICD_ICFGR) / 4 * 16) as u32;
+            if spis && first < 32 {
+                return Some(read_only(write, 0));
+            }
+            Some(v.config_access(vcpu, first, write, value))
+        }
+        _ => None,
     }
-    if in_words(GICD_IPRIORITYR, words * 8) {
-        let first = (offset - GICD_IPRIORITYR) as u32;
-        if spis && first < 32 {
-            return Some(if matches!(size, 1 | 4) {
-                read_only(write, 0)
-            } else {
-                MmioResult::BadAccess
-            });
-        }
-        return Some(v.priority_access(vcpu, first, size, write, value));
-    }
-    if in_words(GICD_ICFGR, words * 2) {
-        if size != 4 {
-            return Some(MmioResult::BadAccess);
-        }
-        let first = (word_of(GICD_ICFGR) * 16) as u32;
-        if spis && first < 32 {
-            return Some(read_only(write, 0));
-        }
-        return Some(v.config_access(vcpu, first, write, value));
-    }
-    None
+}
+
+/// The pending and active arrays (ISPENDR..ICACTIVER), whose state lives
+/// partly in the list registers.
+fn is_pending_or_active(offset: u64) -> bool {
+    (GICD_ISPENDR..GICD_IPRIORITYR).contains(&offset)
+}
+
+/// Whether a distributor access at `offset` reads state the list registers
+/// hold or writes anything (which may make interrupts deliverable), so the
+/// caller must sync the list registers before it and refill them after.
+/// Other reads return the same value either way.
+pub fn dist_needs_lr_sync(offset: u64, write: bool) -> bool {
+    write || is_pending_or_active(offset)
+}
+
+/// As [`dist_needs_lr_sync`], for an access at `offset` in the redistributor region.
+pub fn redist_needs_lr_sync(offset: u64, write: bool) -> bool {
+    let offset = offset % GICR_FRAME;
+    write || (offset >= SGI_FRAME && is_pending_or_active(offset - SGI_FRAME))
 }
 
 fn aligned(offset: u64, size: u8) -> bool {
@@ -278,7 +333,12 @@ pub(super) fn dist_access(
     match offset {
         GICD_CTLR => {
             if write {
-                v.ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                let ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                if ctlr != v.ctlr {
+                    // A group enable can make any interrupt deliverable.
+                    v.ctlr = ctlr;
+                    v.mark_scan_all();
+                }
                 MmioResult::Written
             } else {
                 // RWP (bit 31) reads 0: writes take effect at once.
@@ -327,6 +387,7 @@ impl Vgic {
         if irq.target != old_target {
             // The glue moves the physical SPI along with the virtual one.
             self.note_hw_change(intid);
+            self.note_written(0, intid);
         }
         MmioResult::Written
     }
