@@ -61,8 +61,7 @@ impl TableMemory for FrameTableMemory {
 pub fn copy_to_guest(dst_pa: u64, src_pa: u64, len: u64) {
     // SAFETY: the caller passes ranges inside host RAM that do not overlap
     // (source blobs are reserved and never part of a VM's RAM).
-    unsafe { core::ptr::copy_nonoverlapping(src_pa as *const u8, dst_pa as *mut u8, len as usize) };
-    hv_arch::cache::clean_dcache_range(dst_pa as usize, len as usize);
+    unsafe { hv_arch::cache::copy_and_clean(dst_pa as usize, src_pa as usize, len as usize) };
 }
 
 /// Copy a byte slice into guest memory at physical `dst_pa`.

@@ -227,8 +227,11 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     gic::enable_private(VTIMER_INTID);
 
     vm.power.lock().mark_on(index);
+    // Time since reset: under QEMU -icount the hypervisor's start-up cost
+    // in instructions (tools/bench reports it for vCPU 0).
+    let since_reset_us = read_sysreg!("CNTPCT_EL0") * 1_000_000 / read_sysreg!("CNTFRQ_EL0").max(1);
     log::info!(
-        "vm{} vcpu{index} starting on cpu{pcpu} at {entry:#x}",
+        "vm{} vcpu{index} starting on cpu{pcpu} at {entry:#x}, {since_reset_us} us after reset",
         vm.vmid
     );
 

@@ -97,6 +97,8 @@ impl Vm {
 
         let mut stage2 = Stage2::new(FrameTableMemory, IPA_BITS, IPA_BITS)
             .map_err(|e| alloc::format!("stage-2: {e:?}"))?;
+        // Pages unless asked for blocks: see HvArgs::stage2_blocks.
+        stage2.set_block_mappings(args.stage2_blocks);
         stage2
             .allow(ram_pa, ram_size)
             .map_err(|e| alloc::format!("{e:?}"))?;
@@ -240,7 +242,13 @@ impl Vm {
     /// by a physical one: the physical SPI is enabled only while the guest
     /// wants it (private interrupts stay enabled on their own CPU).
     pub fn apply_hw_enable_changes(&self) {
-        let changes = self.vgic.lock().take_hw_enable_changes();
+        let changes = {
+            let mut vgic = self.vgic.lock();
+            if !vgic.has_hw_enable_changes() {
+                return;
+            }
+            vgic.take_hw_enable_changes()
+        };
         for (pintid, enabled, target) in changes.into_iter().flatten() {
             if pintid >= 32 && self.assigned_spis.contains(&pintid) {
                 if enabled {
@@ -280,6 +288,9 @@ impl Vm {
 
     /// Emulate one MMIO access by vCPU `vcpu` on `device` (from [`Vm::device_at`]).
     /// The caller keeps the list registers in step for GIC accesses that need it.
+    /// Each device has its own out-of-line path, so a simple one does not pay
+    /// for the registers a complex one saves.
+    #[inline(always)]
     pub fn mmio_access(
         &self,
         vcpu: usize,
@@ -288,28 +299,50 @@ impl Vm {
         write: bool,
         value: u64,
     ) -> MmioOutcome {
-        let from_vgic = |r: MmioResult| match r {
-            MmioResult::Read(v) => MmioOutcome::Read(v),
-            MmioResult::Written => MmioOutcome::Written,
-            MmioResult::BadAccess => MmioOutcome::Abort,
-        };
         match device {
-            EmulatedDevice::GicDist(offset) => from_vgic(
-                self.vgic
-                    .lock()
-                    .dist_access(vcpu, offset, size, write, value),
-            ),
-            EmulatedDevice::GicRedist(offset) => {
-                from_vgic(self.vgic.lock().redist_access(offset, size, write, value))
+            EmulatedDevice::GicDist(_) | EmulatedDevice::GicRedist(_) => {
+                self.vgic_access(vcpu, device, size, write, value)
             }
-            EmulatedDevice::Scratch(offset) => match &self.scratch {
-                Some(scratch) => scratch.lock().access(offset, size, write, value),
-                None => MmioOutcome::Abort,
-            },
+            EmulatedDevice::Scratch(offset) => self.scratch_access(offset, size, write, value),
             EmulatedDevice::Virtio(offset) => self.virtio_access(vcpu, offset, size, write, value),
         }
     }
 
+    #[inline(never)]
+    fn vgic_access(
+        &self,
+        vcpu: usize,
+        device: EmulatedDevice,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioOutcome {
+        let result = match device {
+            EmulatedDevice::GicDist(offset) => self
+                .vgic
+                .lock()
+                .dist_access(vcpu, offset, size, write, value),
+            EmulatedDevice::GicRedist(offset) => {
+                self.vgic.lock().redist_access(offset, size, write, value)
+            }
+            _ => MmioResult::BadAccess,
+        };
+        match result {
+            MmioResult::Read(v) => MmioOutcome::Read(v),
+            MmioResult::Written => MmioOutcome::Written,
+            MmioResult::BadAccess => MmioOutcome::Abort,
+        }
+    }
+
+    #[inline(never)]
+    fn scratch_access(&self, offset: u64, size: u8, write: bool, value: u64) -> MmioOutcome {
+        match &self.scratch {
+            Some(scratch) => scratch.lock().access(offset, size, write, value),
+            None => MmioOutcome::Abort,
+        }
+    }
+
+    #[inline(never)]
     fn virtio_access(
         &self,
         vcpu: usize,

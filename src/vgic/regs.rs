@@ -67,13 +67,13 @@ enum BitField {
     ClearActive,
 }
 
-fn bit_get(irq: &Irq, field: BitField) -> bool {
-    match field {
-        BitField::Group => irq.group1,
-        BitField::SetEnable | BitField::ClearEnable => irq.enabled,
-        BitField::SetPending | BitField::ClearPending => irq.pending_anywhere(),
-        BitField::SetActive | BitField::ClearActive => irq.active,
-    }
+/// One bit per interrupt of `irqs` (at most 32), bit i from `irqs[i]`.
+#[inline(always)]
+fn collect_bits(irqs: &[Irq], get: impl Fn(&Irq) -> bool) -> u64 {
+    irqs.iter()
+        .take(32)
+        .enumerate()
+        .fold(0, |word, (bit, irq)| word | u64::from(get(irq)) << bit)
 }
 
 fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
@@ -104,12 +104,18 @@ impl Vgic {
         value: u64,
     ) -> MmioResult {
         if !write {
-            let word = self
-                .irq_word(vcpu, first)
-                .iter()
-                .enumerate()
-                .filter(|(_, irq)| bit_get(irq, field))
-                .fold(0u64, |word, (bit, _)| word | 1 << bit);
+            let irqs = self.irq_slice(vcpu, first, 32);
+            // One loop per field, so the field is not decided 32 times.
+            let word = match field {
+                BitField::Group => collect_bits(irqs, |irq| irq.group1),
+                BitField::SetEnable | BitField::ClearEnable => {
+                    collect_bits(irqs, |irq| irq.enabled)
+                }
+                BitField::SetPending | BitField::ClearPending => {
+                    collect_bits(irqs, Irq::pending_anywhere)
+                }
+                BitField::SetActive | BitField::ClearActive => collect_bits(irqs, |irq| irq.active),
+            };
             return MmioResult::Read(word);
         }
         // Writing 0 to a set/clear register changes nothing: only the bits
@@ -139,17 +145,22 @@ impl Vgic {
         MmioResult::Written
     }
 
-    /// The (up to) 32 interrupts `first..first + 32` as seen from `vcpu`;
-    /// `first` is 0 (the vCPU's private ones) or an SPI multiple of 32.
-    fn irq_word(&self, vcpu: usize, first: u32) -> &[Irq] {
-        if first < 32 {
+    /// The interrupts `first..first + count` as seen from `vcpu`, all private
+    /// or all SPIs (empty if the range is neither).
+    fn irq_slice(&self, vcpu: usize, first: u32, count: usize) -> &[Irq] {
+        let first = first as usize;
+        if first < NUM_PRIVATE {
             if vcpu >= self.num_vcpus {
                 return &[];
             }
-            return self.private.get(vcpu).map_or(&[], |p| &p[..]);
+            return self
+                .private
+                .get(vcpu)
+                .and_then(|p| p.get(first..first + count))
+                .unwrap_or(&[]);
         }
-        let start = first as usize - NUM_PRIVATE;
-        self.spis.get(start..start + 32).unwrap_or(&[])
+        let start = first - NUM_PRIVATE;
+        self.spis.get(start..start + count).unwrap_or(&[])
     }
 
     /// IPRIORITYR bytes for INTIDs `first..first+size`.
@@ -164,25 +175,26 @@ impl Vgic {
         if !matches!(size, 1 | 4) {
             return MmioResult::BadAccess;
         }
-        let mut word = 0u64;
+        if !write {
+            let word = self
+                .irq_slice(vcpu, first, usize::from(size))
+                .iter()
+                .enumerate()
+                .fold(0u64, |word, (byte, irq)| {
+                    word | u64::from(irq.priority) << (8 * byte)
+                });
+            return MmioResult::Read(word);
+        }
         for byte in 0..u32::from(size) {
-            if write {
-                if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
-                    if irq.priority != priority {
-                        irq.priority = priority;
-                        self.note_written(vcpu, first + byte);
-                    }
+            if let Some(irq) = self.irq_mut(vcpu, first + byte) {
+                let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+                if irq.priority != priority {
+                    irq.priority = priority;
+                    self.note_written(vcpu, first + byte);
                 }
-            } else if let Some(irq) = self.irq(vcpu, first + byte) {
-                word |= u64::from(irq.priority) << (8 * byte);
             }
         }
-        if write {
-            MmioResult::Written
-        } else {
-            MmioResult::Read(word)
-        }
+        MmioResult::Written
     }
 
     /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
