@@ -25,9 +25,16 @@ pub struct FrameTableMemory;
 
 impl TableMemory for FrameTableMemory {
     fn alloc_table(&mut self, pages: usize) -> Option<u64> {
-        let pa = frames()
-            .lock()
-            .alloc_contiguous(pages, pages as u64 * FRAME_SIZE)?;
+        let mut frames = frames().lock();
+        // One frame (every table below the root): the word-at-a-time search,
+        // not the frame-by-frame first fit (page-granular guest RAM needs a
+        // table per 2 MiB).
+        let pa = if pages == 1 {
+            frames.alloc()?
+        } else {
+            frames.alloc_contiguous(pages, pages as u64 * FRAME_SIZE)?
+        };
+        drop(frames);
         // SAFETY: a fresh frame range owned by this table, identity-mapped.
         unsafe { core::ptr::write_bytes(pa as *mut u8, 0, pages * FRAME_SIZE as usize) };
         Some(pa)
