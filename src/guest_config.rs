@@ -343,6 +343,10 @@ pub struct HvArgs {
     pub log_level: Option<LevelFilter>,
     /// `hv.testdev=on`: give the guest the scratch test device.
     pub test_device: bool,
+    /// `hv.s2blocks=on`: map guest RAM at stage 2 with 2 MiB/1 GiB blocks
+    /// (best on hardware). Off by default: under QEMU's TCG, blocks make
+    /// every guest TLB invalidation by address flush the whole software TLB.
+    pub stage2_blocks: bool,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -493,6 +497,13 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
         }
         b"testdev" => {
             args.test_device = match value {
+                b"on" => true,
+                b"off" => false,
+                _ => return Err(BadValue),
+            }
+        }
+        b"s2blocks" => {
+            args.stage2_blocks = match value {
                 b"on" => true,
                 b"off" => false,
                 _ => return Err(BadValue),
@@ -873,6 +884,13 @@ mod tests {
             (Some(4), Some(256), Some(LevelFilter::Warn), true)
         );
         assert_eq!(a.guest_bootargs, "console=ttyAMA0 rdinit=/init");
+        assert!(!a.stage2_blocks, "stage-2 blocks are off by default");
+        assert!(parse_hv_args("hv.s2blocks=on").unwrap().stage2_blocks);
+        assert!(!parse_hv_args("hv.s2blocks=off").unwrap().stage2_blocks);
+        assert_eq!(
+            parse_hv_args("hv.s2blocks=yes"),
+            Err(ConfigError::BadValue("hv.s2blocks=yes".into()))
+        );
         assert_eq!(
             parse_hv_args("hv.vcpu=4"),
             Err(ConfigError::UnknownOption("hv.vcpu=4".into()))

@@ -169,6 +169,8 @@ pub struct Stage2<M: TableMemory> {
     pa_bits: u32,
     allowed: [(u64, u64); MAX_ALLOWED],
     allowed_count: usize,
+    /// Whether [`Stage2::map`] may use 1 GiB and 2 MiB blocks.
+    blocks: bool,
 }
 
 impl<M: TableMemory> Stage2<M> {
@@ -194,6 +196,7 @@ impl<M: TableMemory> Stage2<M> {
             pa_bits,
             allowed: [(0, 0); MAX_ALLOWED],
             allowed_count: 0,
+            blocks: true,
         })
     }
 
@@ -290,6 +293,15 @@ impl<M: TableMemory> Stage2<M> {
         (first, last)
     }
 
+    /// Let later [`Stage2::map`] calls use blocks (the default) or only
+    /// 4 KiB pages. Pages cost table memory and TLB reach on hardware, but
+    /// under QEMU's TCG a guest page behind a stage-2 block is recorded as a
+    /// block-sized page, and every guest TLB invalidation by address inside
+    /// such a "large page" flushes the guest's whole software TLB.
+    pub fn set_block_mappings(&mut self, allowed: bool) {
+        self.blocks = allowed;
+    }
+
     /// Map `[ipa, ipa + size)` to `[pa, pa + size)`.
     ///
     /// The whole output range must lie in one allowed range, and nothing in
@@ -380,7 +392,8 @@ impl<M: TableMemory> Stage2<M> {
             let hi = end.min(entry_base + span);
             let out = lo.wrapping_add(delta);
             let whole_entry = lo == entry_base && hi == entry_base + span;
-            if level == 3 || (level >= 1 && whole_entry && out.is_multiple_of(span)) {
+            if level == 3 || (self.blocks && level >= 1 && whole_entry && out.is_multiple_of(span))
+            {
                 let kind = if level == 3 {
                     VALID | TABLE_OR_PAGE
                 } else {
@@ -693,6 +706,20 @@ mod tests {
         assert_eq!(s.vtcr() & (1 << 31), 1 << 31);
         let s = vm(39);
         assert_eq!((s.root_pages(), s.vtcr() & 0x3f), (1, 25));
+    }
+
+    #[test]
+    fn maps_pages_only_when_blocks_are_off() {
+        let mut s = vm(40);
+        s.set_block_mappings(false);
+        s.map(0x4000_0000, RAM_PA, 2 * MIB2, Perms::RWX, MemAttr::Normal)
+            .unwrap();
+        for ipa in [0x4000_0000, 0x401f_f000, 0x4020_0000, 0x403f_f123] {
+            let t = s.translate(ipa).unwrap();
+            assert_eq!(t.block_size, PAGE);
+            assert_eq!(t.pa, RAM_PA + (ipa - 0x4000_0000));
+        }
+        assert_eq!(s.translate(0x4040_0000), None);
     }
 
     #[test]

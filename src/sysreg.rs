@@ -162,8 +162,21 @@ const FIXED_BITS: [FixedBits; 11] = [
     },
 ];
 
+/// [`FIXED_BITS`]' registers as [`SysRegId::key`]s, in the same order.
+const FIXED_BITS_KEYS: [u16; FIXED_BITS.len()] = {
+    let mut keys = [0; FIXED_BITS.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = FIXED_BITS[i].id.key();
+        i += 1;
+    }
+    keys
+};
+
 fn fixed_bits(id: SysRegId) -> Option<&'static FixedBits> {
-    FIXED_BITS.iter().find(|f| f.id == id)
+    let key = id.key();
+    let index = FIXED_BITS_KEYS.iter().position(|&k| k == key)?;
+    FIXED_BITS.get(index)
 }
 
 /// Raw host values of the ID registers, read once by the hypervisor at boot.

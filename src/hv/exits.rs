@@ -6,7 +6,7 @@ use hv_arch::boot::GuestRegs;
 use hv_arch::{cpu, read_sysreg};
 use hvcore::esr::{
     decode_data_abort, decode_sysreg, decode_wfx, exception_class, mmio_load_value,
-    mmio_store_value, reg_value, set_reg, ExceptionClass, WfxKind,
+    mmio_store_value, reg_value, set_reg, DecodeError, ExceptionClass, MmioAccess, WfxKind,
 };
 use hvcore::exit_stats::ExitCause;
 use hvcore::log_limit::Cause;
@@ -15,12 +15,9 @@ use hvcore::sysreg::SysRegOutcome;
 use hvcore::trapped_insn::trapped_instruction_step;
 
 use super::el1_regs::HardwareEl1;
-use super::vcpu::{self, Vcpu, COUNTERS};
+use super::vcpu::{self, Vcpu};
+use super::vm::EmulatedDevice;
 use super::{hypercall, inject, irq};
-
-fn count(cause: ExitCause) {
-    COUNTERS[cpu::current_index()].record(cause);
-}
 
 /// Synchronous exception from the guest (EL1/EL0).
 ///
@@ -28,55 +25,23 @@ fn count(cause: ExitCause) {
 /// interrupt state return without touching the list registers or the vGIC
 /// lock. Exits that can (WFI, MMIO, SGIs, PSCI) bring the vGIC model up to
 /// date first and refill the list registers before returning.
+///
+/// Each exception class has its own out-of-line handler, so this dispatch
+/// needs no stack frame and a hypercall does not pay for saving the
+/// registers the MMIO path needs.
 #[no_mangle]
 extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
     let esr = read_sysreg!("ESR_EL2");
     match exception_class(esr) {
-        ExceptionClass::Hvc64 => {
-            count(ExitCause::Hvc);
-            // ELR_EL2 already points past the HVC.
-            if !hypercall::handle_fast(vcpu, regs) {
-                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
-            }
-        }
-        ExceptionClass::Smc64 => {
-            count(ExitCause::Smc);
-            // A trapped SMC returns to the SMC itself: step over it.
-            inject::skip_instruction();
-            if !hypercall::handle_fast(vcpu, regs) {
-                with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
-            }
-        }
+        ExceptionClass::Hvc64 => handle_hvc(vcpu, regs),
+        ExceptionClass::Smc64 => handle_smc(vcpu, regs),
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => {
-            if condition_failed(esr) {
-                return;
-            }
-            with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr))
-        }
+        ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
-        ExceptionClass::InstAbortLower => {
-            let far = read_sysreg!("FAR_EL2");
-            guest_warn!(
-                vcpu,
-                Cause::InstructionAbort,
-                "instruction fetch from unmapped IPA (VA {far:#x}): abort"
-            );
-            count(ExitCause::AbortInjected);
-            inject::instruction_abort(far);
-        }
-        _ if condition_failed(esr) => {}
-        other => {
-            guest_warn!(
-                vcpu,
-                Cause::UnhandledException,
-                "unhandled exit {other:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
-                read_sysreg!("ELR_EL2")
-            );
-            count(ExitCause::UndefInjected);
-            inject::undefined_instruction();
-        }
+        ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
+        _ if condition_failed(vcpu, esr) => {}
+        other => handle_unknown(vcpu, other, esr),
     }
 }
 
@@ -84,13 +49,63 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
 /// may trap all the same (IMPLEMENTATION DEFINED): step over it without
 /// effect and say so. Only the classes that AArch32 code can cause and that
 /// report a condition need asking; AArch64 instructions never fail here.
-fn condition_failed(esr: u64) -> bool {
+fn condition_failed(vcpu: &mut Vcpu, esr: u64) -> bool {
     if !trapped_instruction_step(esr, read_sysreg!("SPSR_EL2")).condition_failed {
         return false;
     }
-    count(ExitCause::Other);
+    vcpu.count(ExitCause::Other);
     inject::skip_instruction();
     true
+}
+
+#[inline(never)]
+fn handle_hvc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    vcpu.count(ExitCause::Hvc);
+    // ELR_EL2 already points past the HVC.
+    if !hypercall::handle_fast(vcpu, regs) {
+        handle_psci(vcpu, regs);
+    }
+}
+
+#[inline(never)]
+fn handle_smc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    vcpu.count(ExitCause::Smc);
+    // A trapped SMC returns to the SMC itself: step over it.
+    inject::skip_instruction();
+    if !hypercall::handle_fast(vcpu, regs) {
+        handle_psci(vcpu, regs);
+    }
+}
+
+#[inline(never)]
+fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+}
+
+#[cold]
+#[inline(never)]
+fn handle_instruction_abort(vcpu: &mut Vcpu) {
+    let far = read_sysreg!("FAR_EL2");
+    guest_warn!(
+        vcpu,
+        Cause::InstructionAbort,
+        "instruction fetch from unmapped IPA (VA {far:#x}): abort"
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::instruction_abort(far);
+}
+
+#[cold]
+#[inline(never)]
+fn handle_unknown(vcpu: &mut Vcpu, class: ExceptionClass, esr: u64) {
+    guest_warn!(
+        vcpu,
+        Cause::UnhandledException,
+        "unhandled exit {class:?} (ESR {esr:#x}) at {:#x}: undefined instruction",
+        read_sysreg!("ELR_EL2")
+    );
+    vcpu.count(ExitCause::UndefInjected);
+    inject::undefined_instruction();
 }
 
 /// Run `handler` with the vGIC model in step with this vCPU's list
@@ -101,8 +116,9 @@ fn with_vgic_synced(vcpu: &mut Vcpu, handler: impl FnOnce(&mut Vcpu)) {
     irq::flush_list_registers(vcpu);
 }
 
+#[inline(never)]
 fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
-    count(ExitCause::SysRegTrap);
+    vcpu.count(ExitCause::SysRegTrap);
     let Ok(access) = decode_sysreg(esr) else {
         inject::undefined_instruction();
         return;
@@ -120,7 +136,7 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
                 access.id,
                 read_sysreg!("ELR_EL2")
             );
-            count(ExitCause::UndefInjected);
+            vcpu.count(ExitCause::UndefInjected);
             inject::undefined_instruction();
             return;
         }
@@ -140,10 +156,18 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     inject::skip_instruction();
 }
 
+#[inline(never)]
+fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
+    if condition_failed(vcpu, esr) {
+        return;
+    }
+    with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
+}
+
 fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
     match decode_wfx(esr) {
         WfxKind::Wfi | WfxKind::Wfit => {
-            count(ExitCause::Wfi);
+            vcpu.count(ExitCause::Wfi);
             // An idle guest shows its unfinished console line (a prompt).
             super::console::flush_guest(vcpu.vm.vmid);
             // Block until something could wake the vCPU: a physical interrupt
@@ -152,82 +176,110 @@ fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
                 cpu::wfi();
             }
         }
-        WfxKind::Wfe | WfxKind::Wfet => count(ExitCause::Wfe),
+        WfxKind::Wfe | WfxKind::Wfet => vcpu.count(ExitCause::Wfe),
     }
     inject::skip_instruction();
 }
 
+#[inline(never)]
 fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     let far = read_sysreg!("FAR_EL2");
     let hpfar = read_sysreg!("HPFAR_EL2");
-    let write = esr & (1 << 6) != 0;
     let access = match decode_data_abort(esr, far, hpfar) {
         Ok(access) => access,
-        Err(error) => {
-            guest_warn!(
-                vcpu,
-                Cause::DataAbortNotEmulated,
-                "data abort at VA {far:#x} not emulated ({error:?}): external abort"
-            );
-            count(ExitCause::AbortInjected);
-            inject::data_abort(write, far);
-            return;
-        }
+        Err(error) => return data_abort_not_decoded(vcpu, esr, far, error),
+    };
+    let Some(device) = vcpu.vm.device_at(access.ipa) else {
+        return data_abort_refused(vcpu, &access, far, None);
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
-    // Only the virtual GIC's registers touch interrupt state.
-    let outcome = if vcpu.vm.is_vgic_ipa(access.ipa) {
-        let mut outcome = None;
-        with_vgic_synced(vcpu, |vcpu| {
-            outcome = vcpu
-                .vm
-                .mmio_access(vcpu.index, access.ipa, access.size, access.write, store);
-            vcpu.vm.apply_hw_enable_changes();
-        });
-        outcome
+    let outcome = if device.needs_lr_sync(access.write) {
+        gic_access_synced(vcpu, device, &access, store)
     } else {
         vcpu.vm
-            .mmio_access(vcpu.index, access.ipa, access.size, access.write, store)
+            .mmio_access(vcpu.index, device, access.size, access.write, store)
     };
     match outcome {
-        Some(MmioOutcome::Read(raw)) => {
-            count(ExitCause::MmioEmulated);
+        MmioOutcome::Read(raw) => {
+            vcpu.count(ExitCause::MmioEmulated);
             set_reg(&mut regs.x, access.reg, mmio_load_value(&access, raw));
             inject::skip_instruction();
         }
-        Some(MmioOutcome::Written) => {
-            count(ExitCause::MmioEmulated);
+        MmioOutcome::Written => {
+            vcpu.count(ExitCause::MmioEmulated);
             inject::skip_instruction();
         }
-        outcome => {
-            let cause = match outcome {
-                Some(_) => Cause::MmioRejected,
-                None => Cause::MmioUnmapped,
-            };
-            guest_warn!(
-                vcpu,
-                cause,
-                "{}-byte {} at IPA {:#x} {}: external abort",
-                access.size,
-                if access.write { "write" } else { "read" },
-                access.ipa,
-                match outcome {
-                    Some(_) => "rejected by the device",
-                    None if vcpu.vm.is_mapped(access.ipa) => "not permitted by stage 2",
-                    None => "hits no device or memory",
-                }
-            );
-            count(ExitCause::AbortInjected);
-            inject::data_abort(access.write, far);
-        }
+        outcome => data_abort_refused(vcpu, &access, far, Some(outcome)),
     }
+}
+
+/// A GIC register access that reads or changes list-register state: the
+/// model is synced first and the list registers refilled afterwards.
+#[inline(never)]
+fn gic_access_synced(
+    vcpu: &mut Vcpu,
+    device: EmulatedDevice,
+    access: &MmioAccess,
+    store: u64,
+) -> MmioOutcome {
+    let mut outcome = MmioOutcome::Abort;
+    with_vgic_synced(vcpu, |vcpu| {
+        outcome = vcpu
+            .vm
+            .mmio_access(vcpu.index, device, access.size, access.write, store);
+        if access.write {
+            vcpu.vm.apply_hw_enable_changes();
+        }
+    });
+    outcome
+}
+
+#[cold]
+#[inline(never)]
+fn data_abort_not_decoded(vcpu: &mut Vcpu, esr: u64, far: u64, error: DecodeError) {
+    guest_warn!(
+        vcpu,
+        Cause::DataAbortNotEmulated,
+        "data abort at VA {far:#x} not emulated ({error:?}): external abort"
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::data_abort(esr & (1 << 6) != 0, far);
+}
+
+#[cold]
+#[inline(never)]
+fn data_abort_refused(
+    vcpu: &mut Vcpu,
+    access: &MmioAccess,
+    far: u64,
+    outcome: Option<MmioOutcome>,
+) {
+    let cause = match outcome {
+        Some(_) => Cause::MmioRejected,
+        None => Cause::MmioUnmapped,
+    };
+    guest_warn!(
+        vcpu,
+        cause,
+        "{}-byte {} at IPA {:#x} {}: external abort",
+        access.size,
+        if access.write { "write" } else { "read" },
+        access.ipa,
+        match outcome {
+            Some(_) => "rejected by the device",
+            None if vcpu.vm.is_mapped(access.ipa) => "not permitted by stage 2",
+            None => "hits no device or memory",
+        }
+    );
+    vcpu.count(ExitCause::AbortInjected);
+    inject::data_abort(access.write, far);
 }
 
 /// A physical IRQ (or FIQ) arrived while the guest ran.
 #[no_mangle]
 extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
-    count(ExitCause::Irq);
     let vcpu = vcpu::current();
+    vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
     irq::handle_physical(vcpu);
     irq::flush_list_registers(vcpu);
@@ -237,8 +289,8 @@ extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
 /// need RAS support we do not model; log and carry on.
 #[no_mangle]
 extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
-    count(ExitCause::Other);
     let vcpu = vcpu::current();
+    vcpu.count(ExitCause::Other);
     guest_warn!(
         vcpu,
         Cause::SError,
@@ -252,8 +304,8 @@ extern "C" fn hv_lower_serror(_regs: &mut GuestRegs) {
 /// arrive at [`hv_lower_sync`].
 #[no_mangle]
 extern "C" fn hv_lower_aarch32(_regs: &mut GuestRegs) {
-    count(ExitCause::UndefInjected);
     let vcpu = vcpu::current();
+    vcpu.count(ExitCause::UndefInjected);
     guest_warn!(
         vcpu,
         Cause::AArch32,

@@ -25,10 +25,15 @@ const NOT_SUPPORTED: u64 = psci::NOT_SUPPORTED as u64;
 /// Answer the calls that touch no shared state (the hypervisor's own
 /// vendor calls, and function IDs nobody implements); `false` means the
 /// call needs [`handle_psci`].
-#[inline]
+#[inline(always)]
 pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
     match regs.x[0] & 0xffff_ffff {
-        HV_CALL_PING | HV_CALL_EXIT_COUNT | HV_CALL_TEST_PANIC => {
+        HV_CALL_PING => {
+            regs.x[0] = 0;
+            regs.x[1] = HV_PING_MAGIC;
+            true
+        }
+        HV_CALL_EXIT_COUNT | HV_CALL_TEST_PANIC => {
             handle_vendor(vcpu, regs);
             true
         }
@@ -60,10 +65,6 @@ fn handle_unknown(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
 fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let function = regs.x[0] & 0xffff_ffff;
     match function {
-        HV_CALL_PING => {
-            regs.x[0] = 0;
-            regs.x[1] = HV_PING_MAGIC;
-        }
         HV_CALL_EXIT_COUNT => match ExitCause::from_index(regs.x[1]) {
             Some(cause) => {
                 let cpus = &COUNTERS[vcpu.vm.first_cpu..vcpu.vm.first_cpu + vcpu.vm.num_vcpus];

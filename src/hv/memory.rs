@@ -35,9 +35,18 @@ pub struct FrameTableMemory;
 
 impl TableMemory for FrameTableMemory {
     fn alloc_table(&mut self, pages: usize) -> Option<u64> {
-        frames()
-            .lock()
-            .alloc_contiguous_zeroed(pages, pages as u64 * FRAME_SIZE, &mut HostScrubber)
+        let mut frames = frames().lock();
+        // One frame (every table below the root): the word-at-a-time search,
+        // not the frame-by-frame first fit (page-granular guest RAM needs a
+        // table per 2 MiB). Zeroed with the allocator unlocked.
+        let pa = if pages == 1 {
+            frames.alloc()?
+        } else {
+            frames.alloc_contiguous(pages, pages as u64 * FRAME_SIZE)?
+        };
+        drop(frames);
+        HostScrubber.zero(pa, pages as u64 * FRAME_SIZE);
+        Some(pa)
     }
 
     fn free_table(&mut self, pa: u64, pages: usize) {
@@ -68,8 +77,7 @@ impl TableMemory for FrameTableMemory {
 pub fn copy_to_guest(dst_pa: u64, src_pa: u64, len: u64) {
     // SAFETY: the caller passes ranges inside host RAM that do not overlap
     // (source blobs are reserved and never part of a VM's RAM).
-    unsafe { core::ptr::copy_nonoverlapping(src_pa as *const u8, dst_pa as *mut u8, len as usize) };
-    hv_arch::cache::clean_dcache_range(dst_pa as usize, len as usize);
+    unsafe { hv_arch::cache::copy_and_clean(dst_pa as usize, src_pa as usize, len as usize) };
 }
 
 /// Copy a byte slice into guest memory at physical `dst_pa`.

@@ -55,6 +55,7 @@ extern "C" fn hv_primary_main(dtb_pa: u64) -> ! {
     mmu::build_identity_map(RAM_WINDOW_START, RAM_WINDOW_END);
     mmu::enable();
     vectors::install();
+    vcpu::clear_current();
     heap::init();
     logger::init(LevelFilter::Info);
     info!(
@@ -148,6 +149,7 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
 extern "C" fn hv_secondary_main(cpu_index: usize) -> ! {
     mmu::enable();
     vectors::install();
+    vcpu::clear_current();
     let region = REDIST_REGION.load(Ordering::Relaxed);
     let size = REDIST_REGION_SIZE.load(Ordering::Relaxed);
     if !gic::init_cpu(region, size) {

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hv_arch::boot::{enter_guest, guest_regs};
 use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
-use hvcore::exit_stats::ExitCounters;
+use hvcore::exit_stats::{ExitCause, ExitCounters};
 use hvcore::sysreg::{IdRegisters, VcpuSysRegs};
 use spin::Once;
 
@@ -21,6 +21,16 @@ pub struct Vcpu {
     pub sysregs: VcpuSysRegs,
     pub lrs: [u64; 16],
     pub num_lrs: usize,
+    /// This physical CPU's exit counters.
+    pub counters: &'static ExitCounters,
+}
+
+impl Vcpu {
+    /// Count one exit.
+    #[inline(always)]
+    pub fn count(&self, cause: ExitCause) {
+        self.counters.record(cause);
+    }
 }
 
 static CURRENT: PerCpu<Option<Vcpu>> = PerCpu::new([const { UnsafeCell::new(None) }; MAX_CPUS]);
@@ -49,12 +59,29 @@ static CPU_STARTED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; 
 static VM_OF_CPU: [Once<&'static Vm>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
 
 /// The vCPU running here. Only called from exit handlers, which exist only
-/// while a vCPU runs.
+/// while a vCPU runs. TPIDR_EL2 holds its address (set by [`run`], cleared
+/// by [`stop_current`]), so the exit path finds it with one register read.
+#[inline(always)]
 pub fn current() -> &'static mut Vcpu {
-    match CURRENT.current() {
-        Some(vcpu) => vcpu,
-        None => panic!("VM exit on a CPU without a vCPU"),
+    let vcpu = read_sysreg!("TPIDR_EL2") as *mut Vcpu;
+    if vcpu.is_null() {
+        no_vcpu();
     }
+    // SAFETY: a non-zero TPIDR_EL2 points at this CPU's `CURRENT` slot, a
+    // static holding `Some(Vcpu)` from `run` until `stop_current` clears
+    // both; only this CPU uses it, and its handlers never nest.
+    unsafe { &mut *vcpu }
+}
+
+/// No vCPU runs on this CPU yet (TPIDR_EL2 resets to an UNKNOWN value).
+pub fn clear_current() {
+    write_sysreg!("TPIDR_EL2", 0);
+}
+
+#[cold]
+#[inline(never)]
+fn no_vcpu() -> ! {
+    panic!("VM exit on a CPU without a vCPU")
 }
 
 /// Mark the boot CPU as running (it never needs a PSCI CPU_ON).
@@ -169,7 +196,11 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
         sysregs: VcpuSysRegs::new(ids),
         lrs: [0; 16],
         num_lrs: gic::list_register_count().min(16),
+        counters: &COUNTERS[pcpu % MAX_CPUS],
     });
+    if let Some(vcpu) = CURRENT.current().as_mut() {
+        write_sysreg!("TPIDR_EL2", vcpu as *mut Vcpu as u64);
+    }
 
     write_sysreg!("HCR_EL2", GUEST_HCR);
     write_sysreg!("VTCR_EL2", vm.vtcr);
@@ -199,8 +230,11 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     gic::enable_private(irq::HYP_TIMER_INTID);
 
     vm.power.lock().mark_on(index);
+    // Time since reset: under QEMU -icount the hypervisor's start-up cost
+    // in instructions (tools/bench reports it for vCPU 0).
+    let since_reset_us = read_sysreg!("CNTPCT_EL0") * 1_000_000 / read_sysreg!("CNTFRQ_EL0").max(1);
     log::info!(
-        "vm{} vcpu{index} starting on cpu{pcpu} at {entry:#x}",
+        "vm{} vcpu{index} starting on cpu{pcpu} at {entry:#x}, {since_reset_us} us after reset",
         vm.vmid
     );
 
@@ -226,6 +260,7 @@ pub fn stop_current() -> ! {
     for lr in 0..vcpu.num_lrs {
         gic::write_lr(lr, 0);
     }
+    clear_current();
     *CURRENT.current() = None;
     wait_for_start()
 }

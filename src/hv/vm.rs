@@ -130,6 +130,8 @@ impl Vm {
 
         let mut stage2 = Stage2::new(FrameTableMemory, IPA_BITS, IPA_BITS)
             .map_err(|e| alloc::format!("stage-2: {e:?}"))?;
+        // Pages unless asked for blocks: see HvArgs::stage2_blocks.
+        stage2.set_block_mappings(args.stage2_blocks);
         stage2
             .allow(ram_pa, ram_size)
             .map_err(|e| alloc::format!("{e:?}"))?;
@@ -259,17 +261,17 @@ impl Vm {
         self.stage2_tables.lock().translate(ipa).is_some()
     }
 
-    /// Whether `ipa` is in the virtual GIC's distributor or redistributors.
-    pub fn is_vgic_ipa(&self, ipa: u64) -> bool {
-        (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa)
-            || (GICR_IPA..GICR_IPA + GICR_FRAME_SIZE * self.num_vcpus as u64).contains(&ipa)
-    }
-
     /// Follow the guest enabling or disabling an interrupt that is backed
     /// by a physical one: the physical SPI is enabled only while the guest
     /// wants it (private interrupts stay enabled on their own CPU).
     pub fn apply_hw_enable_changes(&self) {
-        let changes = self.vgic.lock().take_hw_enable_changes();
+        let changes = {
+            let mut vgic = self.vgic.lock();
+            if !vgic.has_hw_enable_changes() {
+                return;
+            }
+            vgic.take_hw_enable_changes()
+        };
         for (pintid, enabled, target) in changes.into_iter().flatten() {
             if pintid >= 32 && self.assigned_spis.contains(&pintid) {
                 if enabled {
@@ -300,68 +302,143 @@ impl Vm {
         }
     }
 
-    /// Emulate one MMIO access at `ipa` by vCPU `vcpu`; `None` if no emulated
-    /// device lives there.
+    /// The emulated device at `ipa`, if any, and the offset in its window.
+    #[inline]
+    pub fn device_at(&self, ipa: u64) -> Option<EmulatedDevice> {
+        if self.uart.is_some() && ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE {
+            return Some(EmulatedDevice::Uart(ipa - self.uart_ipa));
+        }
+        if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|o| *o < GICD_SIZE) {
+            return Some(EmulatedDevice::GicDist(offset));
+        }
+        let redist_size = GICR_FRAME_SIZE * self.num_vcpus as u64;
+        if let Some(offset) = ipa.checked_sub(GICR_IPA).filter(|o| *o < redist_size) {
+            return Some(EmulatedDevice::GicRedist(offset));
+        }
+        if let Some(offset) = ipa.checked_sub(VIRTIO_IPA).filter(|o| *o < VIRTIO_SIZE) {
+            return self
+                .virtio
+                .is_some()
+                .then_some(EmulatedDevice::Virtio(offset));
+        }
+        if let Some(offset) = ipa.checked_sub(SCRATCH_IPA).filter(|o| *o < SCRATCH_SIZE) {
+            return self
+                .scratch
+                .is_some()
+                .then_some(EmulatedDevice::Scratch(offset));
+        }
+        None
+    }
+
+    /// Emulate one MMIO access by vCPU `vcpu` on `device` (from [`Vm::device_at`]).
+    /// The caller keeps the list registers in step for GIC accesses that need it.
+    /// Each device has its own out-of-line path, so a simple one does not pay
+    /// for the registers a complex one saves.
+    #[inline(always)]
     pub fn mmio_access(
         &self,
         vcpu: usize,
-        ipa: u64,
+        device: EmulatedDevice,
         size: u8,
         write: bool,
         value: u64,
-    ) -> Option<MmioOutcome> {
-        if let Some(uart) = &self.uart {
-            if ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE {
-                return Some(self.uart_access(uart, vcpu, ipa - self.uart_ipa, size, write, value));
+    ) -> MmioOutcome {
+        match device {
+            EmulatedDevice::GicDist(_) | EmulatedDevice::GicRedist(_) => {
+                self.vgic_access(vcpu, device, size, write, value)
             }
+            EmulatedDevice::Scratch(offset) => self.scratch_access(offset, size, write, value),
+            EmulatedDevice::Virtio(offset) => self.virtio_access(vcpu, offset, size, write, value),
+            EmulatedDevice::Uart(offset) => match &self.uart {
+                Some(uart) => self.uart_access(uart, vcpu, offset, size, write, value),
+                None => MmioOutcome::Abort,
+            },
         }
-        let from_vgic = |r: MmioResult| match r {
+    }
+
+    #[inline(never)]
+    fn vgic_access(
+        &self,
+        vcpu: usize,
+        device: EmulatedDevice,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioOutcome {
+        let result = match device {
+            EmulatedDevice::GicDist(offset) => self
+                .vgic
+                .lock()
+                .dist_access(vcpu, offset, size, write, value),
+            EmulatedDevice::GicRedist(offset) => {
+                self.vgic.lock().redist_access(offset, size, write, value)
+            }
+            _ => MmioResult::BadAccess,
+        };
+        match result {
             MmioResult::Read(v) => MmioOutcome::Read(v),
             MmioResult::Written => MmioOutcome::Written,
             MmioResult::BadAccess => MmioOutcome::Abort,
+        }
+    }
+
+    #[inline(never)]
+    fn scratch_access(&self, offset: u64, size: u8, write: bool, value: u64) -> MmioOutcome {
+        match &self.scratch {
+            Some(scratch) => scratch.lock().access(offset, size, write, value),
+            None => MmioOutcome::Abort,
+        }
+    }
+
+    #[inline(never)]
+    fn virtio_access(
+        &self,
+        vcpu: usize,
+        offset: u64,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioOutcome {
+        let Some(virtio) = &self.virtio else {
+            return MmioOutcome::Abort;
         };
-        if (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa) {
-            return Some(from_vgic(self.vgic.lock().dist_access(
-                vcpu,
-                ipa - GICD_IPA,
-                size,
-                write,
-                value,
-            )));
-        }
-        let redist_end = GICR_IPA + GICR_FRAME_SIZE * self.num_vcpus as u64;
-        if (GICR_IPA..redist_end).contains(&ipa) {
-            return Some(from_vgic(self.vgic.lock().redist_access(
-                ipa - GICR_IPA,
-                size,
-                write,
-                value,
-            )));
-        }
-        if let Some(virtio) = &self.virtio {
-            if (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa) {
-                let mut ram = self.ram;
-                let (outcome, effects) =
-                    virtio
-                        .lock()
-                        .access(ipa - VIRTIO_IPA, size, write, value, &mut ram);
-                if let Some(level) = effects.interrupt {
-                    let target = self.vgic.lock().set_level(VIRTIO_INTID, vcpu, level);
-                    // Kick even this CPU: its list registers are refreshed on
-                    // the interrupt exit that follows at once.
-                    if let Some(target) = target {
-                        hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
-                    }
-                }
-                return Some(outcome);
+        let mut ram = self.ram;
+        let (outcome, effects) = virtio.lock().access(offset, size, write, value, &mut ram);
+        if let Some(level) = effects.interrupt {
+            let target = self.vgic.lock().set_level(VIRTIO_INTID, vcpu, level);
+            // Kick even this CPU: its list registers are refreshed on
+            // the interrupt exit that follows at once.
+            if let Some(target) = target {
+                hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
             }
         }
-        if let Some(scratch) = &self.scratch {
-            if (SCRATCH_IPA..SCRATCH_IPA + SCRATCH_SIZE).contains(&ipa) {
-                return Some(scratch.lock().access(ipa - SCRATCH_IPA, size, write, value));
+        outcome
+    }
+}
+
+/// An emulated device window and the offset of an access in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmulatedDevice {
+    GicDist(u64),
+    GicRedist(u64),
+    Virtio(u64),
+    Scratch(u64),
+    /// The guest's emulated PL011.
+    Uart(u64),
+}
+
+impl EmulatedDevice {
+    /// Whether an access here must see, or may change, interrupt state that
+    /// lives in the list registers (so they are synced before and refilled
+    /// after). Reads of constant or configuration registers need neither.
+    pub fn needs_lr_sync(self, write: bool) -> bool {
+        match self {
+            EmulatedDevice::GicDist(offset) => hvcore::vgic::dist_needs_lr_sync(offset, write),
+            EmulatedDevice::GicRedist(offset) => hvcore::vgic::redist_needs_lr_sync(offset, write),
+            EmulatedDevice::Virtio(_) | EmulatedDevice::Scratch(_) | EmulatedDevice::Uart(_) => {
+                false
             }
         }
-        None
     }
 }
 

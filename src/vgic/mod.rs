@@ -33,7 +33,7 @@ mod lrs;
 mod regs;
 
 pub use lrs::{maintenance_asserted, ICH_HCR_EN, ICH_HCR_UIE};
-pub use regs::MmioResult;
+pub use regs::{dist_needs_lr_sync, redist_needs_lr_sync, MmioResult};
 
 /// Most vCPUs a VM may have.
 pub const MAX_VCPUS: usize = 8;
@@ -554,3 +554,6 @@ mod tests;
 
 #[cfg(any(test, kani))]
 mod proofs;
+
+#[cfg(test)]
+mod regs_tests;

@@ -285,6 +285,26 @@ fn banked_access<const V: usize, const S: usize, const L: usize>(
     None
 }
 
+/// The pending and active arrays (ISPENDR..ICACTIVER), whose state lives
+/// partly in the list registers.
+fn is_pending_or_active(offset: u64) -> bool {
+    (GICD_ISPENDR..GICD_IPRIORITYR).contains(&offset)
+}
+
+/// Whether a distributor access at `offset` reads state the list registers
+/// hold or writes anything (which may make interrupts deliverable), so the
+/// caller must sync the list registers before it and refill them after.
+/// Other reads return the same value either way.
+pub fn dist_needs_lr_sync(offset: u64, write: bool) -> bool {
+    write || is_pending_or_active(offset)
+}
+
+/// As [`dist_needs_lr_sync`], for an access at `offset` in the redistributor region.
+pub fn redist_needs_lr_sync(offset: u64, write: bool) -> bool {
+    let offset = offset % GICR_FRAME;
+    write || (offset >= SGI_FRAME && is_pending_or_active(offset - SGI_FRAME))
+}
+
 fn aligned(offset: u64, size: u8) -> bool {
     matches!(size, 1 | 2 | 4 | 8) && offset.is_multiple_of(u64::from(size))
 }
