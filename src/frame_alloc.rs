@@ -409,54 +409,54 @@ mod proofs {
     }
 
     proof! {
-        /// Under any sequence of zeroed allocations, owners writing their frames, and frees,
-        /// every frame handed to a new owner reads as zero, and zeroing never touches a frame
-        /// that another owner holds.
+        /// Whatever RAM held and whichever frames other owners hold, a frame handed to a new
+        /// owner (through either zeroing path) reads zero and zeroing touches no other frame;
+        /// a frame its owner dirtied and freed is zero again when it is handed over anew.
         #[unwind(6)]
         fn frames_change_owner_zeroed(src) {
-            let mut a = FrameAllocator::new(BASE, HANDOVER_FRAMES as u64 * FRAME_SIZE).unwrap();
-            // Whatever was in RAM before the allocator existed.
+            let n = HANDOVER_FRAMES;
+            let mut a = FrameAllocator::new(BASE, n as u64 * FRAME_SIZE).unwrap();
+            // Whatever was in RAM before, and the frames other owners hold.
             let mut ram = ModelRam(src.any());
-            let mut owner = [0u8; HANDOVER_FRAMES];
-            for round in 1..=5u8 {
-                match src.below(3) {
-                    0 => {
-                        let count = 1 + src.below(3) as usize;
-                        let before = ram.0;
-                        let pa = if src.any() {
-                            a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram)
-                        } else {
-                            a.alloc_for_owner(count, FRAME_SIZE).map(|frames| frames.zero(&mut ram))
-                        };
-                        if let Some(pa) = pa {
-                            let first = ((pa - BASE) / FRAME_SIZE) as usize;
-                            for i in 0..HANDOVER_FRAMES {
-                                if (first..first + count).contains(&i) {
-                                    assert_eq!(ram.0[i], 0, "frame handed over dirty");
-                                    owner[i] = round;
-                                } else {
-                                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
-                                }
-                            }
-                            cover!(before[first] != 0, "a dirty frame was scrubbed");
-                        }
-                    }
-                    1 => {
-                        // Every owner scribbles over its frames.
-                        for (cell, who) in ram.0.iter_mut().zip(owner) {
-                            if who != 0 {
-                                *cell = who;
-                            }
-                        }
-                    }
-                    _ => {
-                        let i = src.below(HANDOVER_FRAMES as u64) as usize;
-                        if owner[i] != 0 {
-                            a.free(BASE + i as u64 * FRAME_SIZE).unwrap();
-                            owner[i] = 0;
-                        }
-                    }
+            let others: [bool; HANDOVER_FRAMES] = src.any();
+            for (i, taken) in others.iter().enumerate() {
+                if *taken {
+                    a.reserve(BASE + i as u64 * FRAME_SIZE, FRAME_SIZE).unwrap();
                 }
+            }
+            let count = 1 + src.below(2) as usize;
+            let before = ram.0;
+            let pa = if src.any() {
+                a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram)
+            } else {
+                a.alloc_for_owner(count, FRAME_SIZE).map(|frames| frames.zero(&mut ram))
+            };
+            let Some(pa) = pa else { return };
+            let first = ((pa - BASE) / FRAME_SIZE) as usize;
+            for i in 0..n {
+                if (first..first + count).contains(&i) {
+                    assert!(!others[i], "a frame of another owner handed out");
+                    assert_eq!(ram.0[i], 0, "frame handed over dirty");
+                } else {
+                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
+                }
+            }
+            cover!(before[first] != 0, "a dirty frame was scrubbed");
+
+            // The owner scribbles over its frames and frees one; the next owner gets it zeroed.
+            for cell in &mut ram.0[first..first + count] {
+                *cell = 0xee;
+            }
+            let freed = first + src.below(count as u64) as usize;
+            a.free(BASE + freed as u64 * FRAME_SIZE).unwrap();
+            let before = ram.0;
+            if let Some(pa) = a.alloc_contiguous_zeroed(1, FRAME_SIZE, &mut ram) {
+                let again = ((pa - BASE) / FRAME_SIZE) as usize;
+                assert_eq!(ram.0[again], 0, "frame handed over dirty");
+                for i in (0..n).filter(|&i| i != again) {
+                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
+                }
+                cover!(again == freed, "a freed dirty frame was handed over again, zeroed");
             }
         }
     }
