@@ -274,109 +274,150 @@ mod proofs {
         (((1u16 << count) - 1) << first) as u8
     }
 
+    /// An allocator over `FRAMES` frames in any state (every subset of frames is reachable by
+    /// reserve), and the model: bit i set when frame i is allocated or reserved.
+    fn any_state(src: &mut crate::verify::Source) -> (FrameAllocator, u8) {
+        let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
+        let model: u8 = src.any();
+        a.used[0] = u64::from(model);
+        a.free = FRAMES as usize - model.count_ones() as usize;
+        (a, model)
+    }
+
+    /// The allocator agrees with the model, frame by frame and in its free count.
+    fn agrees(a: &FrameAllocator, model: u8) {
+        assert_eq!(
+            a.free_count(),
+            FRAMES as usize - model.count_ones() as usize
+        );
+        for i in 0..FRAMES {
+            assert_eq!(a.is_allocated(frame(i)), model & run(i, 1) != 0);
+        }
+    }
+
     proof! {
-        /// From any state (each frame allocated or free), one alloc, alloc_contiguous, reserve,
-        /// free or free_contiguous does exactly what the model says: no frame is handed out
-        /// twice or while reserved, a contiguous run is aligned, free and found whenever one
-        /// exists, reserve marks exactly the frames it touches, a frame handed out can be freed,
-        /// and a bad free is refused without changing anything. (One step from every state covers
-        /// every sequence of steps.)
-        #[unwind(10)]
+        /// From any state, alloc hands out a free frame, aligned and in range, so no frame is
+        /// handed out twice or while reserved; it fails only when every frame is taken. (One step
+        /// from every state covers every sequence of steps.)
+        #[unwind(9)]
         fn frames_never_handed_out_twice(src) {
-            let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
-            // Every subset of frames is reachable (by reserve), so start from any of them.
-            let mut model: u8 = src.any();
-            a.used[0] = u64::from(model);
-            a.free = FRAMES as usize - model.count_ones() as usize;
-            match src.below(5) {
-                0 => match a.alloc() {
-                    Some(pa) => {
-                        cover!(true, "a frame is allocated");
-                        assert!(pa % FRAME_SIZE == 0 && a.contains(pa));
-                        let bit = run((pa - BASE) / FRAME_SIZE, 1);
-                        assert!(model & bit == 0, "frame handed out twice");
-                        model |= bit;
-                    }
-                    None => {
-                        cover!(true, "memory is exhausted");
-                        assert_eq!(model, u8::MAX);
-                    }
-                },
-                1 => {
-                    let count = 1 + src.below(3);
-                    let align = FRAME_SIZE << src.below(3);
-                    let step = align / FRAME_SIZE;
-                    let fits = |m: u8, first: u64| first + count <= FRAMES && m & run(first, count) == 0;
-                    let exists = (0..FRAMES).any(|first| first % step == 0 && fits(model, first));
-                    match a.alloc_contiguous(count as usize, align) {
-                        Some(pa) => {
-                            cover!(count > 1 && align > FRAME_SIZE, "an aligned run of frames is allocated");
-                            assert_eq!(pa % align, 0);
-                            let first = (pa - BASE) / FRAME_SIZE;
-                            assert!(pa >= BASE && fits(model, first), "run not free or not in range");
-                            model |= run(first, count);
-                        }
-                        None => {
-                            cover!(model != u8::MAX, "no aligned run among free frames");
-                            assert!(!exists, "a free aligned run was missed");
-                        }
-                    }
+            let (mut a, mut model) = any_state(src);
+            match a.alloc() {
+                Some(pa) => {
+                    cover!(true, "a frame is allocated");
+                    assert!(pa % FRAME_SIZE == 0 && a.contains(pa));
+                    let bit = run((pa - BASE) / FRAME_SIZE, 1);
+                    assert!(model & bit == 0, "frame handed out twice");
+                    model |= bit;
                 }
-                2 => {
-                    // Possibly unaligned, possibly hanging over either end of the range.
-                    let start = BASE - FRAME_SIZE + src.below((FRAMES + 2) * 8) * (FRAME_SIZE / 8);
-                    let size = src.below(3 * FRAME_SIZE);
-                    let end = start + size;
-                    if a.reserve(start, size).is_ok() {
-                        cover!(!start.is_multiple_of(FRAME_SIZE), "a reservation starting inside a frame");
-                        for i in 0..FRAMES {
-                            if frame(i) < end && frame(i) + FRAME_SIZE > start {
-                                model |= run(i, 1);
-                            }
-                        }
-                    } else {
-                        cover!(size > 0, "a reservation outside the range is refused");
-                        assert!(size == 0 || end <= BASE || start >= frame(FRAMES));
-                    }
-                }
-                3 => {
-                    let i = src.below(FRAMES + 1);
-                    let aligned = src.any();
-                    let pa = frame(i) + if aligned { 0 } else { 8 };
-                    let held = i < FRAMES && model & run(i, 1) != 0;
-                    match a.free(pa) {
-                        Ok(()) => {
-                            cover!(true, "a frame is freed");
-                            assert!(aligned && held);
-                            model &= !run(i, 1);
-                        }
-                        Err(e) => {
-                            cover!(e == FrameError::NotAllocated, "a double free is refused");
-                            assert!(!(aligned && held), "an allocated frame could not be freed");
-                        }
-                    }
-                }
-                _ => {
-                    let first = src.below(FRAMES);
-                    let count = src.below(4);
-                    let held = count > 0 && first + count <= FRAMES && model & run(first, count) == run(first, count);
-                    match a.free_contiguous(frame(first), count as usize) {
-                        Ok(()) => {
-                            cover!(count > 1, "a run of frames is freed");
-                            assert!(held);
-                            model &= !run(first, count);
-                        }
-                        Err(_) => {
-                            cover!(count > 0 && first + count <= FRAMES, "freeing a run not all allocated is refused");
-                            assert!(!held);
-                        }
-                    }
+                None => {
+                    cover!(true, "memory is exhausted");
+                    assert_eq!(model, u8::MAX);
                 }
             }
-            assert_eq!(a.free_count(), FRAMES as usize - model.count_ones() as usize);
-            for i in 0..FRAMES {
-                assert_eq!(a.is_allocated(frame(i)), model & run(i, 1) != 0);
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, alloc_contiguous hands out an aligned run of free frames, and finds one
+        /// whenever one exists.
+        #[unwind(9)]
+        fn contiguous_runs_are_free_aligned_and_found(src) {
+            let (mut a, mut model) = any_state(src);
+            let count = 1 + src.below(3);
+            let align = FRAME_SIZE << src.below(3);
+            let step = align / FRAME_SIZE;
+            let fits = |m: u8, first: u64| first + count <= FRAMES && m & run(first, count) == 0;
+            let exists = (0..FRAMES).any(|first| first % step == 0 && fits(model, first));
+            match a.alloc_contiguous(count as usize, align) {
+                Some(pa) => {
+                    cover!(count > 1 && align > FRAME_SIZE, "an aligned run of frames is allocated");
+                    assert_eq!(pa % align, 0);
+                    let first = (pa - BASE) / FRAME_SIZE;
+                    assert!(pa >= BASE && fits(model, first), "run not free or not in range");
+                    model |= run(first, count);
+                }
+                None => {
+                    cover!(model != u8::MAX, "no aligned run among free frames");
+                    assert!(!exists, "a free aligned run was missed");
+                }
             }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, reserve marks exactly the frames its range touches, and refuses only
+        /// empty ranges and ranges outside the managed memory.
+        #[unwind(9)]
+        fn reserve_marks_exactly_the_touched_frames(src) {
+            let (mut a, mut model) = any_state(src);
+            // Possibly unaligned, possibly hanging over either end of the range.
+            let start = BASE - FRAME_SIZE + src.below((FRAMES + 2) * 8) * (FRAME_SIZE / 8);
+            let size = src.below(3 * FRAME_SIZE);
+            let end = start + size;
+            if a.reserve(start, size).is_ok() {
+                cover!(!start.is_multiple_of(FRAME_SIZE), "a reservation starting inside a frame");
+                for i in 0..FRAMES {
+                    if frame(i) < end && frame(i) + FRAME_SIZE > start {
+                        model |= run(i, 1);
+                    }
+                }
+            } else {
+                cover!(size > 0, "a reservation outside the range is refused");
+                assert!(size == 0 || end <= BASE || start >= frame(FRAMES));
+            }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, free returns exactly an allocated frame; a double free, a misaligned or
+        /// out-of-range address is refused without changing anything.
+        #[unwind(9)]
+        fn free_returns_only_allocated_frames(src) {
+            let (mut a, mut model) = any_state(src);
+            let i = src.below(FRAMES + 1);
+            let aligned = src.any();
+            let pa = frame(i) + if aligned { 0 } else { 8 };
+            let held = i < FRAMES && model & run(i, 1) != 0;
+            match a.free(pa) {
+                Ok(()) => {
+                    cover!(true, "a frame is freed");
+                    assert!(aligned && held);
+                    model &= !run(i, 1);
+                }
+                Err(e) => {
+                    cover!(e == FrameError::NotAllocated, "a double free is refused");
+                    assert!(!(aligned && held), "an allocated frame could not be freed");
+                }
+            }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, free_contiguous returns a run all or nothing: a run not entirely
+        /// allocated is refused without changing anything.
+        #[unwind(9)]
+        fn free_contiguous_is_all_or_nothing(src) {
+            let (mut a, mut model) = any_state(src);
+            let first = src.below(FRAMES);
+            let count = src.below(4);
+            let held = count > 0 && first + count <= FRAMES && model & run(first, count) == run(first, count);
+            match a.free_contiguous(frame(first), count as usize) {
+                Ok(()) => {
+                    cover!(count > 1, "a run of frames is freed");
+                    assert!(held);
+                    model &= !run(first, count);
+                }
+                Err(_) => {
+                    cover!(count > 0 && first + count <= FRAMES, "freeing a run not all allocated is refused");
+                    assert!(!held);
+                }
+            }
+            agrees(&a, model);
         }
     }
 }
