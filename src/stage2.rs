@@ -303,8 +303,11 @@ impl<M: TableMemory> Stage2<M> {
         } else {
             Self::ENTRIES
         };
-        let first = (start.max(table_base) - table_base) / span;
-        let last = ((end - table_base).div_ceil(span)).min(count);
+        // Spans and counts are powers of two: shifts and masks, not divisions (which a
+        // model checker would have to encode as 64-bit dividers).
+        let shift = Self::level_shift(level);
+        let first = (start.max(table_base) - table_base) >> shift;
+        let last = ((end - table_base + (span - 1)) >> shift).min(count);
         (first, last)
     }
 
@@ -398,7 +401,7 @@ impl<M: TableMemory> Stage2<M> {
             let hi = end.min(entry_base + span);
             let out = lo.wrapping_add(delta);
             let whole_entry = lo == entry_base && hi == entry_base + span;
-            if level == 3 || (level >= 1 && whole_entry && out.is_multiple_of(span)) {
+            if level == 3 || (level >= 1 && whole_entry && out & (span - 1) == 0) {
                 let kind = if level == 3 {
                     VALID | TABLE_OR_PAGE
                 } else {
@@ -470,20 +473,20 @@ impl<M: TableMemory> Stage2<M> {
         let mut level = self.start_level;
         loop {
             let span = Self::level_size(level);
-            let index = ((boundary >> Self::level_shift(level))
-                % if level == self.start_level {
-                    self.root_entries()
-                } else {
-                    Self::ENTRIES
-                }) as usize;
+            let count = if level == self.start_level {
+                self.root_entries()
+            } else {
+                Self::ENTRIES
+            };
+            let index = ((boundary >> Self::level_shift(level)) & (count - 1)) as usize;
             let entry_base = boundary & !(span - 1);
             match classify(self.mem.read_entry(table, index), level) {
                 Entry::Invalid => return Ok(()),
-                Entry::Leaf(_) if boundary.is_multiple_of(span) || level == 3 => return Ok(()),
+                Entry::Leaf(_) if boundary & (span - 1) == 0 || level == 3 => return Ok(()),
                 Entry::Leaf(_) => table = self.split_block(table, index, level, entry_base)?,
                 Entry::Table(next) => table = next,
             }
-            if boundary.is_multiple_of(span) {
+            if boundary & (span - 1) == 0 {
                 return Ok(());
             }
             level += 1;
@@ -588,7 +591,7 @@ impl<M: TableMemory> Stage2<M> {
             } else {
                 Self::ENTRIES
             };
-            let index = ((ipa >> Self::level_shift(level)) % count) as usize;
+            let index = ((ipa >> Self::level_shift(level)) & (count - 1)) as usize;
             match classify(self.mem.read_entry(table, index), level) {
                 Entry::Invalid => return None,
                 Entry::Table(next) => {
