@@ -620,13 +620,16 @@ impl<M: TableMemory> Stage2<M> {
 
 /// Table memory in host RAM, for tests and proofs: up to [`ARENA_PAGES`]
 /// tables of `N` entries (512 as on hardware, or fewer for proofs), one per
-/// 4 KiB page from an address far from any guest range. A fixed array found
-/// by index, not a growing list searched: a proof then neither unrolls a
-/// lookup loop nor tracks reallocated buffers.
+/// 4 KiB page from an address far from any guest range. Plain arrays found
+/// by index, not a growing list searched or a heap buffer: a proof then
+/// neither unrolls a lookup loop nor rewrites a heap object byte by byte on
+/// every entry written.
 #[cfg(any(test, kani))]
 pub struct TableArena<const N: usize> {
-    /// Page `k` is at `BASE + k * 4 KiB`; `None` when never handed out or freed.
-    pages: alloc::boxed::Box<[Option<[u64; N]>; ARENA_PAGES]>,
+    /// Page `k` is at `BASE + k * 4 KiB`.
+    pages: [[u64; N]; ARENA_PAGES],
+    /// Whether page `k` is handed out and not freed.
+    in_use: [bool; ARENA_PAGES],
     /// Pages handed out so far (freed pages are not reused).
     used: usize,
     live: usize,
@@ -649,7 +652,8 @@ impl<const N: usize> TableArena<N> {
 
     pub fn new() -> Self {
         TableArena {
-            pages: alloc::boxed::Box::new([None; ARENA_PAGES]),
+            pages: [[0; N]; ARENA_PAGES],
+            in_use: [false; ARENA_PAGES],
             used: 0,
             live: 0,
             limit: usize::MAX,
@@ -657,11 +661,14 @@ impl<const N: usize> TableArena<N> {
         }
     }
 
-    fn slot(pa: u64) -> Option<usize> {
-        let offset = pa.checked_sub(Self::BASE)?;
-        offset
-            .is_multiple_of(PAGE)
-            .then_some((offset / PAGE) as usize)
+    /// Page and entry of `index` in the table at `table_pa`, if that page is in use.
+    fn locate(&self, table_pa: u64, index: usize) -> Option<(usize, usize)> {
+        let offset = table_pa.checked_sub(Self::BASE)?;
+        if !offset.is_multiple_of(PAGE) {
+            return None;
+        }
+        let page = (offset / PAGE) as usize + index / N;
+        (page < ARENA_PAGES && self.in_use[page]).then_some((page, index % N))
     }
 }
 
@@ -682,8 +689,9 @@ impl<const N: usize> TableMemory for TableArena<N> {
         if self.live + pages > self.limit || first + pages > ARENA_PAGES {
             return None;
         }
-        for page in &mut self.pages[first..first + pages] {
-            *page = Some([0; N]);
+        for k in first..first + pages {
+            self.pages[k] = [0; N];
+            self.in_use[k] = true;
         }
         self.used = first + pages;
         self.live += pages;
@@ -692,25 +700,22 @@ impl<const N: usize> TableMemory for TableArena<N> {
 
     fn free_table(&mut self, pa: u64, pages: usize) {
         self.freed += pages;
-        let Some(first) = Self::slot(pa) else { return };
-        for k in first..(first + pages).min(ARENA_PAGES) {
-            if self.pages[k].take().is_some() {
+        for k in 0..pages {
+            if let Some((page, _)) = self.locate(pa, k * N) {
+                self.in_use[page] = false;
                 self.live -= 1;
             }
         }
     }
 
     fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
-        Self::slot(table_pa)
-            .and_then(|k| self.pages.get(k + index / N))
-            .and_then(|page| page.as_ref())
-            .map_or(0, |t| t[index % N])
+        self.locate(table_pa, index)
+            .map_or(0, |(page, i)| self.pages[page][i])
     }
 
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
-        if let Some(Some(t)) = Self::slot(table_pa).and_then(|k| self.pages.get_mut(k + index / N))
-        {
-            t[index % N] = value;
+        if let Some((page, i)) = self.locate(table_pa, index) {
+            self.pages[page][i] = value;
         }
     }
 }
