@@ -279,7 +279,12 @@ mod proofs {
             let kernel = size(src, 64 << 20);
             let initrd = size(src, 64 << 20);
             let dtb = 1 + src.below(DTB_MAX);
-            if let Ok(l) = plan_layout(ram_base, ram_size, &header, kernel, initrd, dtb) {
+            let plan = plan_layout(ram_base, ram_size, &header, kernel, initrd, dtb);
+            cover!(plan.is_err(), "a layout is refused");
+            cover!(plan.is_ok() && initrd > 0, "a layout with an initramfs");
+            cover!(plan.is_ok() && initrd == 0, "a layout without an initramfs");
+            cover!(plan.is_ok() && header.image_size == 0, "a kernel whose header has no image_size");
+            if let Ok(l) = plan {
                 let ram_end = ram_base + ram_size;
                 // Kernel: text_offset from a 2 MiB-aligned base, room for image_size and the file.
                 assert_eq!(l.kernel_ipa - header.text_offset, ram_base);
@@ -289,7 +294,8 @@ mod proofs {
                 // DTB: 8-byte aligned (2 MiB in fact), after the kernel, within 512 MiB of it.
                 assert!(l.kernel_ipa + l.kernel_footprint <= l.dtb_ipa);
                 assert_eq!(l.dtb_ipa % 8, 0);
-                assert!(l.dtb_ipa + dtb <= l.kernel_ipa + DTB_WINDOW);
+                // (Stated as a difference: the kernel may sit within 512 MiB of 2^64.)
+                assert!(l.dtb_ipa + dtb - l.kernel_ipa <= DTB_WINDOW);
                 assert!(l.dtb_ipa + dtb <= ram_end);
                 // Initramfs: page aligned, after the DTB, inside RAM; present iff non-empty.
                 assert_eq!(l.initrd_ipa.is_some(), initrd > 0);

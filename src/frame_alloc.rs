@@ -177,24 +177,31 @@ impl FrameAllocator {
         if count == 0 || !align.is_power_of_two() || align < FRAME_SIZE || count > self.free {
             return None;
         }
-        let mut start = self.base.checked_add(align - 1)? & !(align - 1);
-        while let Ok(first) = self.index(start) {
-            let run = (first..first + count)
-                .take_while(|&i| i < self.frames && !self.is_used(i))
-                .count();
+        // One pass: a run starts at an aligned free frame and a used frame ends it.
+        // (A single loop, so a proof unrolls it once per frame, not per start and frame.)
+        let mut first = 0;
+        let mut run = 0;
+        for i in 0..self.frames {
+            if run == 0 {
+                // (A mask, not `%`: align is a power of two, and a model checker would
+                // encode `%` by a variable as a 64-bit divider.)
+                if (self.base + i as u64 * FRAME_SIZE) & (align - 1) != 0 {
+                    continue;
+                }
+                first = i;
+            }
+            if self.is_used(i) {
+                run = 0;
+                continue;
+            }
+            run += 1;
             if run == count {
-                for i in first..first + count {
-                    self.set_used(i, true);
+                for k in first..first + count {
+                    self.set_used(k, true);
                 }
                 self.free -= count;
-                return Some(start);
+                return Some(self.base + first as u64 * FRAME_SIZE);
             }
-            if first + run >= self.frames {
-                return None;
-            }
-            // Skip past the used frame, to the next aligned start.
-            let blocked = self.base + (first + run) as u64 * FRAME_SIZE;
-            start = blocked.checked_add(align)? & !(align - 1);
         }
         None
     }
@@ -317,77 +324,163 @@ mod proofs {
     use super::*;
 
     const BASE: u64 = 0x8000;
+    /// Eight frames: the allocator takes the frame count as a parameter; eight fill part of
+    /// one bitmap word, so the unused tail bits of the last word are exercised too.
     const FRAMES: u64 = 8;
 
+    fn frame(i: u64) -> u64 {
+        BASE + i * FRAME_SIZE
+    }
+
+    /// Mask of the frames `[first, first + count)`.
+    fn run(first: u64, count: u64) -> u8 {
+        (((1u16 << count) - 1) << first) as u8
+    }
+
+    /// An allocator over `FRAMES` frames in any state (every subset of frames is reachable by
+    /// reserve), and the model: bit i set when frame i is allocated or reserved.
+    fn any_state(src: &mut crate::verify::Source) -> (FrameAllocator, u8) {
+        let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
+        let model: u8 = src.any();
+        a.used[0] = u64::from(model);
+        a.free = FRAMES as usize - model.count_ones() as usize;
+        (a, model)
+    }
+
+    /// The allocator agrees with the model, frame by frame and in its free count.
+    fn agrees(a: &FrameAllocator, model: u8) {
+        assert_eq!(
+            a.free_count(),
+            FRAMES as usize - model.count_ones() as usize
+        );
+        for i in 0..FRAMES {
+            assert_eq!(a.is_allocated(frame(i)), model & run(i, 1) != 0);
+        }
+    }
+
     proof! {
-        /// Under any sequence of alloc/alloc_contiguous/reserve/free, no frame is handed out twice
-        /// or while reserved, every frame handed out is aligned and in range, reserve marks exactly
-        /// the frames it touches, a freed frame can be handed out again, and a bad free is refused
-        /// without changing anything.
-        #[unwind(10)]
+        /// From any state, alloc hands out a free frame, aligned and in range, so no frame is
+        /// handed out twice or while reserved; it fails only when every frame is taken. (One step
+        /// from every state covers every sequence of steps.)
+        #[unwind(9)]
         fn frames_never_handed_out_twice(src) {
-            let mut a = FrameAllocator::new(BASE, FRAMES * FRAME_SIZE).unwrap();
-            let mut owned = [false; FRAMES as usize];
-            for _ in 0..6 {
-                match src.below(4) {
-                    0 => {
-                        if let Some(pa) = a.alloc() {
-                            assert!(pa % FRAME_SIZE == 0 && a.contains(pa));
-                            let i = ((pa - BASE) / FRAME_SIZE) as usize;
-                            assert!(!owned[i], "frame handed out twice");
-                            owned[i] = true;
-                        } else {
-                            assert!(owned.iter().all(|o| *o));
-                        }
-                    }
-                    1 => {
-                        let count = 1 + src.below(3) as usize;
-                        let align = FRAME_SIZE << src.below(2);
-                        if let Some(pa) = a.alloc_contiguous(count, align) {
-                            assert_eq!(pa % align, 0);
-                            for k in 0..count {
-                                let i = ((pa - BASE) / FRAME_SIZE) as usize + k;
-                                assert!(i < FRAMES as usize && !owned[i]);
-                                owned[i] = true;
-                            }
-                        }
-                    }
-                    2 => {
-                        // Possibly unaligned, possibly hanging over either end of the range.
-                        let start = BASE - FRAME_SIZE + src.below((FRAMES + 2) * 8) * (FRAME_SIZE / 8);
-                        let size = src.below(3 * FRAME_SIZE);
-                        let end = start + size;
-                        let limit = BASE + FRAMES * FRAME_SIZE;
-                        if a.reserve(start, size).is_ok() {
-                            for (i, o) in owned.iter_mut().enumerate() {
-                                let frame = BASE + i as u64 * FRAME_SIZE;
-                                if frame < end && frame + FRAME_SIZE > start {
-                                    *o = true;
-                                }
-                            }
-                        } else {
-                            assert!(size == 0 || end <= BASE || start >= limit);
-                        }
-                    }
-                    _ => {
-                        let pa = BASE + src.below(FRAMES + 1) * FRAME_SIZE + if src.any() { 0 } else { 8 };
-                        let before = a.free_count();
-                        match a.free(pa) {
-                            Ok(()) => {
-                                let i = ((pa - BASE) / FRAME_SIZE) as usize;
-                                assert!(owned[i]);
-                                owned[i] = false;
-                                assert_eq!(a.free_count(), before + 1);
-                            }
-                            Err(_) => assert_eq!(a.free_count(), before),
-                        }
-                    }
+            let (mut a, mut model) = any_state(src);
+            match a.alloc() {
+                Some(pa) => {
+                    cover!(true, "a frame is allocated");
+                    assert!(pa % FRAME_SIZE == 0 && a.contains(pa));
+                    let bit = run((pa - BASE) / FRAME_SIZE, 1);
+                    assert!(model & bit == 0, "frame handed out twice");
+                    model |= bit;
                 }
-                assert_eq!(a.free_count(), owned.iter().filter(|o| !**o).count());
-                for (i, o) in owned.iter().enumerate() {
-                    assert_eq!(a.is_allocated(BASE + i as u64 * FRAME_SIZE), *o);
+                None => {
+                    cover!(true, "memory is exhausted");
+                    assert_eq!(model, u8::MAX);
                 }
             }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, alloc_contiguous hands out an aligned run of free frames, and finds one
+        /// whenever one exists.
+        #[unwind(9)]
+        fn contiguous_runs_are_free_aligned_and_found(src) {
+            let (mut a, mut model) = any_state(src);
+            let count = 1 + src.below(3);
+            let align = FRAME_SIZE << src.below(3);
+            let step = align / FRAME_SIZE;
+            let fits = |m: u8, first: u64| first + count <= FRAMES && m & run(first, count) == 0;
+            let exists = (0..FRAMES).any(|first| first & (step - 1) == 0 && fits(model, first));
+            match a.alloc_contiguous(count as usize, align) {
+                Some(pa) => {
+                    cover!(count > 1 && align > FRAME_SIZE, "an aligned run of frames is allocated");
+                    assert_eq!(pa & (align - 1), 0);
+                    let first = (pa - BASE) / FRAME_SIZE;
+                    assert!(pa >= BASE && fits(model, first), "run not free or not in range");
+                    model |= run(first, count);
+                }
+                None => {
+                    cover!(model != u8::MAX, "no aligned run among free frames");
+                    assert!(!exists, "a free aligned run was missed");
+                }
+            }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, reserve marks exactly the frames its range touches, and refuses only
+        /// empty ranges and ranges outside the managed memory.
+        #[unwind(9)]
+        fn reserve_marks_exactly_the_touched_frames(src) {
+            let (mut a, mut model) = any_state(src);
+            // Possibly unaligned, possibly hanging over either end of the range.
+            let start = BASE - FRAME_SIZE + src.below((FRAMES + 2) * 8) * (FRAME_SIZE / 8);
+            let size = src.below(3 * FRAME_SIZE);
+            let end = start + size;
+            if a.reserve(start, size).is_ok() {
+                cover!(!start.is_multiple_of(FRAME_SIZE), "a reservation starting inside a frame");
+                for i in 0..FRAMES {
+                    if frame(i) < end && frame(i) + FRAME_SIZE > start {
+                        model |= run(i, 1);
+                    }
+                }
+            } else {
+                cover!(size > 0, "a reservation outside the range is refused");
+                assert!(size == 0 || end <= BASE || start >= frame(FRAMES));
+            }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, free returns exactly an allocated frame; a double free, a misaligned or
+        /// out-of-range address is refused without changing anything.
+        #[unwind(9)]
+        fn free_returns_only_allocated_frames(src) {
+            let (mut a, mut model) = any_state(src);
+            let i = src.below(FRAMES + 1);
+            let aligned = src.any();
+            let pa = frame(i) + if aligned { 0 } else { 8 };
+            let held = i < FRAMES && model & run(i, 1) != 0;
+            match a.free(pa) {
+                Ok(()) => {
+                    cover!(true, "a frame is freed");
+                    assert!(aligned && held);
+                    model &= !run(i, 1);
+                }
+                Err(e) => {
+                    cover!(e == FrameError::NotAllocated, "a double free is refused");
+                    assert!(!(aligned && held), "an allocated frame could not be freed");
+                }
+            }
+            agrees(&a, model);
+        }
+    }
+
+    proof! {
+        /// From any state, free_contiguous returns a run all or nothing: a run not entirely
+        /// allocated is refused without changing anything.
+        #[unwind(9)]
+        fn free_contiguous_is_all_or_nothing(src) {
+            let (mut a, mut model) = any_state(src);
+            let first = src.below(FRAMES);
+            let count = src.below(4);
+            let held = count > 0 && first + count <= FRAMES && model & run(first, count) == run(first, count);
+            match a.free_contiguous(frame(first), count as usize) {
+                Ok(()) => {
+                    cover!(count > 1, "a run of frames is freed");
+                    assert!(held);
+                    model &= !run(first, count);
+                }
+                Err(_) => {
+                    cover!(count > 0 && first + count <= FRAMES, "freeing a run not all allocated is refused");
+                    assert!(!held);
+                }
+            }
+            agrees(&a, model);
         }
     }
 

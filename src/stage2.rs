@@ -10,6 +10,12 @@
 
 /// Memory holding translation tables.
 pub trait TableMemory {
+    /// Index bits each table level resolves: 9 (512 entries per 4 KiB table)
+    /// as the hardware walks them. The builder is written for any value, so
+    /// proofs run it on 4-entry tables (2 bits) with the same three levels
+    /// below the root, blocks, splits and concatenated roots, where
+    /// unrolling 512-entry loops would be out of reach.
+    const LEVEL_BITS: u32 = 9;
     /// `pages` contiguous zeroed 4 KiB pages aligned to `pages * 4 KiB`; their physical address.
     fn alloc_table(&mut self, pages: usize) -> Option<u64>;
     fn free_table(&mut self, pa: u64, pages: usize);
@@ -90,7 +96,6 @@ pub enum Stage2Error {
 }
 
 const PAGE: u64 = 4096;
-const ENTRIES: u64 = 512;
 const MAX_ALLOWED: usize = 16;
 
 const VALID: u64 = 1 << 0;
@@ -106,14 +111,6 @@ const SH_INNER: u64 = 0b11 << 8;
 const AF: u64 = 1 << 10;
 const XN: u64 = 1 << 54;
 const PERM_MASK: u64 = S2AP_READ | S2AP_WRITE | XN;
-
-fn level_shift(level: u32) -> u32 {
-    12 + 9 * (3 - level)
-}
-
-fn level_size(level: u32) -> u64 {
-    1 << level_shift(level)
-}
 
 fn perm_bits(perms: Perms) -> u64 {
     (if perms.read { S2AP_READ } else { 0 })
@@ -174,17 +171,38 @@ pub struct Stage2<M: TableMemory> {
 }
 
 impl<M: TableMemory> Stage2<M> {
+    /// Entries in one table.
+    const ENTRIES: u64 = 1 << M::LEVEL_BITS;
+    /// IPA bits one level-1 table covers (39 with 512-entry tables).
+    const LEVEL1_BITS: u32 = 12 + 3 * M::LEVEL_BITS;
+
+    fn level_shift(level: u32) -> u32 {
+        12 + M::LEVEL_BITS * (3 - level)
+    }
+
+    fn level_size(level: u32) -> u64 {
+        1 << Self::level_shift(level)
+    }
+
     /// Empty tables for an `ipa_bits`-bit IPA space (32..=48) on a machine with `pa_bits`-bit PAs.
+    /// (With smaller tables, from 7 bits below a level-1 table's reach, but
+    /// never less than a level-2 table's, to a level-0 table's.)
     pub fn new(mut mem: M, ipa_bits: u32, pa_bits: u32) -> Result<Self, Stage2Error> {
-        if !(32..=48).contains(&ipa_bits) || !matches!(pa_bits, 32 | 36 | 40 | 42 | 44 | 48) {
+        let min_bits = (Self::LEVEL1_BITS - 7).max(Self::LEVEL1_BITS - M::LEVEL_BITS + 1);
+        let max_bits = Self::LEVEL1_BITS + M::LEVEL_BITS;
+        if !(min_bits..=max_bits).contains(&ipa_bits)
+            || !matches!(pa_bits, 32 | 36 | 40 | 42 | 44 | 48)
+        {
             return Err(Stage2Error::UnsupportedIpaSize);
         }
         // Start at level 1 up to 42 bits, concatenating up to 8 level-1
         // tables above 39 bits (Arm ARM D8.2.x); level 0 beyond.
-        let (start_level, root_pages) = match ipa_bits {
-            32..=39 => (1, 1),
-            40..=42 => (1, 1usize << (ipa_bits - 39)),
-            _ => (0, 1),
+        let (start_level, root_pages) = if ipa_bits <= Self::LEVEL1_BITS {
+            (1, 1)
+        } else if ipa_bits <= Self::LEVEL1_BITS + 3 {
+            (1, 1usize << (ipa_bits - Self::LEVEL1_BITS))
+        } else {
+            (0, 1)
         };
         let root = mem.alloc_table(root_pages).ok_or(Stage2Error::NoMemory)?;
         Ok(Stage2 {
@@ -277,19 +295,22 @@ impl<M: TableMemory> Stage2<M> {
     }
 
     fn root_entries(&self) -> u64 {
-        (1u64 << self.ipa_bits) >> level_shift(self.start_level)
+        (1u64 << self.ipa_bits) >> Self::level_shift(self.start_level)
     }
 
     /// Entry range of table (at `level`, covering IPAs from `table_base`) that overlaps `[start, end)`.
     fn entries_in(&self, level: u32, table_base: u64, start: u64, end: u64) -> (u64, u64) {
-        let span = level_size(level);
+        let span = Self::level_size(level);
         let count = if level == self.start_level {
             self.root_entries()
         } else {
-            ENTRIES
+            Self::ENTRIES
         };
-        let first = (start.max(table_base) - table_base) / span;
-        let last = ((end - table_base).div_ceil(span)).min(count);
+        // Spans and counts are powers of two: shifts and masks, not divisions (which a
+        // model checker would have to encode as 64-bit dividers).
+        let shift = Self::level_shift(level);
+        let first = (start.max(table_base) - table_base) >> shift;
+        let last = ((end - table_base + (span - 1)) >> shift).min(count);
         (first, last)
     }
 
@@ -350,7 +371,7 @@ impl<M: TableMemory> Stage2<M> {
     fn any_mapped(&self, table: u64, level: u32, base: u64, start: u64, end: u64) -> bool {
         let (first, last) = self.entries_in(level, base, start, end);
         (first..last).any(|i| {
-            let entry_base = base + i * level_size(level);
+            let entry_base = base + i * Self::level_size(level);
             match classify(self.mem.read_entry(table, i as usize), level) {
                 Entry::Invalid => false,
                 Entry::Leaf(_) => true,
@@ -362,7 +383,7 @@ impl<M: TableMemory> Stage2<M> {
     fn all_mapped(&self, table: u64, level: u32, base: u64, start: u64, end: u64) -> bool {
         let (first, last) = self.entries_in(level, base, start, end);
         (first..last).all(|i| {
-            let entry_base = base + i * level_size(level);
+            let entry_base = base + i * Self::level_size(level);
             match classify(self.mem.read_entry(table, i as usize), level) {
                 Entry::Invalid => false,
                 Entry::Leaf(_) => true,
@@ -384,7 +405,7 @@ impl<M: TableMemory> Stage2<M> {
         attrs: u64,
         done: &mut u64,
     ) -> Result<(), Stage2Error> {
-        let span = level_size(level);
+        let span = Self::level_size(level);
         let (first, last) = self.entries_in(level, base, start, end);
         for i in first..last {
             let entry_base = base + i * span;
@@ -392,8 +413,7 @@ impl<M: TableMemory> Stage2<M> {
             let hi = end.min(entry_base + span);
             let out = lo.wrapping_add(delta);
             let whole_entry = lo == entry_base && hi == entry_base + span;
-            if level == 3 || (self.blocks && level >= 1 && whole_entry && out.is_multiple_of(span))
-            {
+            if level == 3 || (self.blocks && level >= 1 && whole_entry && out & (span - 1) == 0) {
                 let kind = if level == 3 {
                     VALID | TABLE_OR_PAGE
                 } else {
@@ -438,14 +458,14 @@ impl<M: TableMemory> Stage2<M> {
     ) -> Result<u64, Stage2Error> {
         let desc = self.mem.read_entry(table, i);
         let next = self.mem.alloc_table(1).ok_or(Stage2Error::NoMemory)?;
-        let child_span = level_size(level + 1);
+        let child_span = Self::level_size(level + 1);
         let kind = if level + 1 == 3 {
             VALID | TABLE_OR_PAGE
         } else {
             VALID
         };
         let attrs = desc & !OA_MASK & !(VALID | TABLE_OR_PAGE);
-        for k in 0..ENTRIES {
+        for k in 0..Self::ENTRIES {
             let out = (desc & OA_MASK) + k * child_span;
             self.mem.write_entry(next, k as usize, out | attrs | kind);
         }
@@ -464,21 +484,21 @@ impl<M: TableMemory> Stage2<M> {
         let mut table = self.root;
         let mut level = self.start_level;
         loop {
-            let span = level_size(level);
-            let index = ((boundary >> level_shift(level))
-                % if level == self.start_level {
-                    self.root_entries()
-                } else {
-                    ENTRIES
-                }) as usize;
+            let span = Self::level_size(level);
+            let count = if level == self.start_level {
+                self.root_entries()
+            } else {
+                Self::ENTRIES
+            };
+            let index = ((boundary >> Self::level_shift(level)) & (count - 1)) as usize;
             let entry_base = boundary & !(span - 1);
             match classify(self.mem.read_entry(table, index), level) {
                 Entry::Invalid => return Ok(()),
-                Entry::Leaf(_) if boundary.is_multiple_of(span) || level == 3 => return Ok(()),
+                Entry::Leaf(_) if boundary & (span - 1) == 0 || level == 3 => return Ok(()),
                 Entry::Leaf(_) => table = self.split_block(table, index, level, entry_base)?,
                 Entry::Table(next) => table = next,
             }
-            if boundary.is_multiple_of(span) {
+            if boundary & (span - 1) == 0 {
                 return Ok(());
             }
             level += 1;
@@ -488,7 +508,7 @@ impl<M: TableMemory> Stage2<M> {
     /// Invalidate every leaf inside `[start, end)` (no block may straddle
     /// its ends: see [`Self::split_at`]) and free tables it covers whole.
     fn clear_in(&mut self, table: u64, level: u32, base: u64, start: u64, end: u64) {
-        let span = level_size(level);
+        let span = Self::level_size(level);
         let (first, last) = self.entries_in(level, base, start, end);
         for i in first..last {
             let entry_base = base + i * span;
@@ -515,7 +535,7 @@ impl<M: TableMemory> Stage2<M> {
 
     fn free_tree(&mut self, table: u64, level: u32) {
         if level < 3 {
-            for i in 0..ENTRIES as usize {
+            for i in 0..Self::ENTRIES as usize {
                 if let Entry::Table(next) = classify(self.mem.read_entry(table, i), level) {
                     self.free_tree(next, level + 1);
                 }
@@ -525,7 +545,7 @@ impl<M: TableMemory> Stage2<M> {
     }
 
     fn set_perms_in(&mut self, table: u64, level: u32, base: u64, start: u64, end: u64, bits: u64) {
-        let span = level_size(level);
+        let span = Self::level_size(level);
         let (first, last) = self.entries_in(level, base, start, end);
         for i in first..last {
             let entry_base = base + i * span;
@@ -581,9 +601,9 @@ impl<M: TableMemory> Stage2<M> {
             let count = if level == self.start_level {
                 self.root_entries()
             } else {
-                ENTRIES
+                Self::ENTRIES
             };
-            let index = ((ipa >> level_shift(level)) % count) as usize;
+            let index = ((ipa >> Self::level_shift(level)) & (count - 1)) as usize;
             match classify(self.mem.read_entry(table, index), level) {
                 Entry::Invalid => return None,
                 Entry::Table(next) => {
@@ -591,7 +611,7 @@ impl<M: TableMemory> Stage2<M> {
                     level += 1;
                 }
                 Entry::Leaf(desc) => {
-                    let span = level_size(level);
+                    let span = Self::level_size(level);
                     let (perms, attr) = decode_leaf(desc);
                     return Some(Translation {
                         pa: (desc & OA_MASK & !(span - 1)) | (ipa & (span - 1)),
@@ -610,73 +630,104 @@ impl<M: TableMemory> Stage2<M> {
     }
 }
 
-/// Table memory in host RAM, for tests and proofs: pages handed out from
-/// an address far from any guest range.
+/// Table memory in host RAM, for tests and proofs: up to [`ARENA_PAGES`]
+/// tables of `N` entries (512 as on hardware, or fewer for proofs), one per
+/// 4 KiB page from an address far from any guest range. Plain arrays found
+/// by index, not a growing list searched or a heap buffer: a proof then
+/// neither unrolls a lookup loop nor rewrites a heap object byte by byte on
+/// every entry written.
 #[cfg(any(test, kani))]
-pub struct TestTableMemory {
-    pages: alloc::vec::Vec<(u64, alloc::boxed::Box<[u64; 512]>)>,
-    next: u64,
-    /// Fail allocations once this many pages were handed out.
+pub struct TableArena<const N: usize> {
+    /// Page `k` is at `BASE + k * 4 KiB`.
+    pages: [[u64; N]; ARENA_PAGES],
+    /// Whether page `k` is handed out and not freed.
+    in_use: [bool; ARENA_PAGES],
+    /// Pages handed out so far (freed pages are not reused).
+    used: usize,
+    live: usize,
+    /// Fail allocations once this many pages are in use.
     pub limit: usize,
     pub freed: usize,
 }
 
+/// Pages a [`TableArena`] can hand out.
 #[cfg(any(test, kani))]
-impl TestTableMemory {
+pub const ARENA_PAGES: usize = 16;
+
+/// Table memory with hardware-sized tables.
+#[cfg(any(test, kani))]
+pub type TestTableMemory = TableArena<512>;
+
+#[cfg(any(test, kani))]
+impl<const N: usize> TableArena<N> {
     pub const BASE: u64 = 0x7f_0000_0000;
 
     pub fn new() -> Self {
-        TestTableMemory {
-            pages: alloc::vec::Vec::new(),
-            next: Self::BASE,
+        TableArena {
+            pages: [[0; N]; ARENA_PAGES],
+            in_use: [false; ARENA_PAGES],
+            used: 0,
+            live: 0,
             limit: usize::MAX,
             freed: 0,
         }
     }
 
-    fn page(&self, pa: u64) -> Option<&[u64; 512]> {
-        self.pages.iter().find(|(p, _)| *p == pa).map(|(_, t)| &**t)
+    /// Page and entry of `index` in the table at `table_pa`, if that page is in use.
+    fn locate(&self, table_pa: u64, index: usize) -> Option<(usize, usize)> {
+        let offset = table_pa.checked_sub(Self::BASE)?;
+        if !offset.is_multiple_of(PAGE) {
+            return None;
+        }
+        let page = (offset / PAGE) as usize + index / N;
+        (page < ARENA_PAGES && self.in_use[page]).then_some((page, index % N))
     }
 }
 
 #[cfg(any(test, kani))]
-impl Default for TestTableMemory {
+impl<const N: usize> Default for TableArena<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(any(test, kani))]
-impl TableMemory for TestTableMemory {
+impl<const N: usize> TableMemory for TableArena<N> {
+    const LEVEL_BITS: u32 = N.trailing_zeros();
+
     fn alloc_table(&mut self, pages: usize) -> Option<u64> {
-        if self.pages.len() + pages > self.limit {
+        // BASE is aligned far beyond any root size: aligning the index aligns the address.
+        let first = self.used.div_ceil(pages) * pages;
+        if self.live + pages > self.limit || first + pages > ARENA_PAGES {
             return None;
         }
-        let align = pages as u64 * PAGE;
-        let pa = self.next.div_ceil(align) * align;
-        for k in 0..pages as u64 {
-            self.pages
-                .push((pa + k * PAGE, alloc::boxed::Box::new([0; 512])));
+        for k in first..first + pages {
+            self.pages[k] = [0; N];
+            self.in_use[k] = true;
         }
-        self.next = pa + align;
-        Some(pa)
+        self.used = first + pages;
+        self.live += pages;
+        Some(Self::BASE + first as u64 * PAGE)
     }
 
     fn free_table(&mut self, pa: u64, pages: usize) {
         self.freed += pages;
-        self.pages
-            .retain(|(p, _)| *p < pa || *p >= pa + pages as u64 * PAGE);
+        for k in 0..pages {
+            if let Some((page, _)) = self.locate(pa, k * N) {
+                self.in_use[page] = false;
+                self.live -= 1;
+            }
+        }
     }
 
     fn read_entry(&self, table_pa: u64, index: usize) -> u64 {
-        let page = table_pa + (index as u64 / ENTRIES) * PAGE;
-        self.page(page).map_or(0, |t| t[index % 512])
+        self.locate(table_pa, index)
+            .map_or(0, |(page, i)| self.pages[page][i])
     }
 
     fn write_entry(&mut self, table_pa: u64, index: usize, value: u64) {
-        let page = table_pa + (index as u64 / ENTRIES) * PAGE;
-        if let Some((_, t)) = self.pages.iter_mut().find(|(p, _)| *p == page) {
-            t[index % 512] = value;
+        if let Some((page, i)) = self.locate(table_pa, index) {
+            self.pages[page][i] = value;
         }
     }
 }
@@ -891,47 +942,150 @@ mod tests {
 
 #[cfg(any(test, kani))]
 mod proofs {
+    //! The harnesses run on tables of `N` entries: `N = 2` under Kani (so a
+    //! level-1 block is 16 KiB, a level-2 block 8 KiB, pages 4 KiB, and a
+    //! 16-bit IPA space has two concatenated root tables, like the 40-bit one
+    //! the hypervisor uses; no range spans more than two entries of a table,
+    //! so every loop runs at most twice and `unwind(3)` bounds them all), and
+    //! both `N = 2` and `N = 512` as property tests. Every size below is
+    //! derived from `N`, so both instances exercise level-1 blocks, level-2
+    //! blocks, pages, and splits of each.
     use super::*;
 
-    const RAM_PA: u64 = 0x20_0000;
-    const RAM_SIZE: u64 = 0x40_0000; // 4 MiB: 2 MiB blocks possible
-    const HV_PA: u64 = 0x100_0000; // the "hypervisor": never allowed
+    struct Geometry {
+        l1: u64,
+        l2: u64,
+        ram_pa: u64,
+        ram_size: u64,
+        /// Never allowed: stands for the hypervisor's memory.
+        hv_pa: u64,
+    }
 
-    fn small_vm() -> Stage2<TestTableMemory> {
-        let mut s = Stage2::new(TestTableMemory::new(), 32, 40).unwrap();
-        s.allow(RAM_PA, RAM_SIZE).unwrap();
+    fn geometry<const N: usize>() -> Geometry {
+        let l2 = PAGE * N as u64;
+        let l1 = l2 * N as u64;
+        Geometry {
+            l1,
+            l2,
+            ram_pa: l1,
+            ram_size: 2 * l1,
+            hv_pa: 4 * l1,
+        }
+    }
+
+    fn small_vm<const N: usize>() -> Stage2<TableArena<N>> {
+        let g = geometry::<N>();
+        // One bit above a level-1 table's reach: two concatenated root tables.
+        let ipa_bits = 13 + 3 * N.trailing_zeros();
+        let mut s = Stage2::new(TableArena::<N>::new(), ipa_bits, 40).unwrap();
+        assert_eq!(s.root_pages(), 2);
+        s.allow(g.ram_pa, g.ram_size).unwrap();
         s
     }
 
-    fn pick_range(src: &mut crate::verify::Source) -> (u64, u64, u64) {
-        let ipa = src.below(4) * 0x20_0000 + src.below(4) * PAGE;
-        let pa = if src.any() {
-            RAM_PA + src.below(4) * 0x10_0000
-        } else {
-            HV_PA + src.below(2) * PAGE
+    /// A range to map: level-1, level-2 or page sized, at block-aligned or offset addresses,
+    /// its output in the VM's RAM (block aligned or half a level-2 block off) or outside it.
+    fn pick_range<const N: usize>(src: &mut crate::verify::Source) -> (u64, u64, u64) {
+        let g = geometry::<N>();
+        let ipa = src.below(2) * g.l1 + src.below(2) * g.l2 + src.below(2) * PAGE;
+        let size = match src.below(3) {
+            0 => g.l1,
+            1 => g.l2,
+            _ => (1 + src.below(3)) * PAGE,
         };
-        let size = if src.any() {
-            0x20_0000
+        let pa = if !src.any::<bool>() {
+            g.hv_pa + src.below(2) * PAGE
+        } else if size == g.l1 {
+            g.ram_pa + src.below(2) * g.l2
         } else {
-            (1 + src.below(3)) * PAGE
+            g.ram_pa + src.below(4) * (g.l2 / 2)
         };
         (ipa, pa, size)
+    }
+
+    fn map_then_translate_on<const N: usize>(src: &mut crate::verify::Source) {
+        let g = geometry::<N>();
+        let mut s = small_vm::<N>();
+        let (ipa, pa, size) = pick_range::<N>(src);
+        let perms = Perms {
+            read: src.any(),
+            write: src.any(),
+            exec: src.any(),
+        };
+        let attr = if src.any() {
+            MemAttr::Normal
+        } else {
+            MemAttr::Device
+        };
+        let result = s.map(ipa, pa, size, perms, attr);
+        cover!(
+            result == Err(Stage2Error::OutsideAllowedMemory),
+            "a map outside the VM's memory is refused"
+        );
+        if result.is_ok() {
+            let offset = src.below(size);
+            let t = s
+                .translate(ipa + offset)
+                .expect("mapped address translates");
+            cover!(t.block_size == g.l1, "a level-1 block is mapped");
+            cover!(t.block_size == g.l2, "a level-2 block is mapped");
+            cover!(
+                t.block_size == PAGE && size >= g.l2,
+                "a block-sized range misaligned in PA is mapped with pages"
+            );
+            assert_eq!(t.pa, pa + offset);
+            assert_eq!((t.perms, t.attr), (perms, attr));
+        }
     }
 
     proof! {
         /// Mapping a range then translating any address in it gives pa + offset with the requested
         /// permissions and memory type.
-        #[unwind(513)]
+        #[unwind(3)]
         fn map_then_translate(src) {
-            let mut s = small_vm();
-            let (ipa, pa, size) = pick_range(src);
-            let perms = Perms { read: src.any(), write: src.any(), exec: src.any() };
-            let attr = if src.any() { MemAttr::Normal } else { MemAttr::Device };
-            if s.map(ipa, pa, size, perms, attr).is_ok() {
-                let offset = src.below(size);
-                let t = s.translate(ipa + offset).expect("mapped address translates");
-                assert_eq!(t.pa, pa + offset);
-                assert_eq!((t.perms, t.attr), (perms, attr));
+            map_then_translate_on::<2>(src);
+            #[cfg(not(kani))]
+            map_then_translate_on::<512>(src);
+        }
+    }
+
+    fn unmap_removes_exactly_the_range_on<const N: usize>(src: &mut crate::verify::Source) {
+        let g = geometry::<N>();
+        let mut s = small_vm::<N>();
+        // All of RAM, as two level-1 blocks.
+        s.map(0, g.ram_pa, g.ram_size, Perms::RW, MemAttr::Normal)
+            .unwrap();
+        // Half the ranges end near a block boundary, where splitting matters.
+        let boundary = if src.any() { g.l1 } else { g.l2 };
+        let start = if src.any() {
+            boundary - src.below(3) * PAGE
+        } else {
+            src.below(g.ram_size / PAGE) * PAGE
+        };
+        let size = (1 + src.below(3)) * PAGE;
+        let probe = if src.any() {
+            start + src.below(size)
+        } else {
+            src.below(g.ram_size)
+        };
+        // Splitting a block changes the block size, never where an address goes.
+        let view = |t: Option<Translation>| t.map(|t| (t.pa, t.perms, t.attr));
+        let before = view(s.translate(probe));
+        let result = s.unmap(start, size);
+        cover!(
+            result == Err(Stage2Error::NotMapped),
+            "unmapping beyond the mapping is refused"
+        );
+        if result.is_ok() {
+            if probe >= start && probe < start + size {
+                assert_eq!(s.translate(probe), None);
+            } else {
+                let after = s.translate(probe);
+                cover!(
+                    after.is_some_and(|t| t.block_size == PAGE),
+                    "a block was split down to pages"
+                );
+                assert_eq!(view(after), before);
             }
         }
     }
@@ -939,55 +1093,63 @@ mod proofs {
     proof! {
         /// Unmapping removes exactly the range: its addresses no longer translate, and addresses
         /// outside it translate as before.
-        #[unwind(513)]
+        #[unwind(3)]
         fn unmap_removes_exactly_the_range(src) {
-            let mut s = small_vm();
-            s.map(0, RAM_PA, RAM_SIZE, Perms::RW, MemAttr::Normal).unwrap();
-            // Half the ranges end near a 2 MiB block boundary, where splitting matters.
-            let start = if src.any() { 0x20_0000 - src.below(3) * PAGE } else { src.below(RAM_SIZE / PAGE) * PAGE };
-            let size = (1 + src.below(3)) * PAGE;
-            let probe = if src.any() { start + src.below(size) } else { src.below(RAM_SIZE) };
-            // Splitting a block changes the block size, never where an address goes.
-            let view = |t: Option<Translation>| t.map(|t| (t.pa, t.perms, t.attr));
-            let before = view(s.translate(probe));
-            if s.unmap(start, size).is_ok() {
-                if probe >= start && probe < start + size {
-                    assert_eq!(s.translate(probe), None);
-                } else {
-                    assert_eq!(view(s.translate(probe)), before);
+            unmap_removes_exactly_the_range_on::<2>(src);
+            #[cfg(not(kani))]
+            unmap_removes_exactly_the_range_on::<512>(src);
+        }
+    }
+
+    fn translations_stay_inside_allowed_memory_on<const N: usize>(src: &mut crate::verify::Source) {
+        let g = geometry::<N>();
+        let mut s = small_vm::<N>();
+        // A map, then any call: every translation a call creates comes from a map, and the
+        // second call meets tables holding blocks, pages, or both.
+        for step in 0..2 {
+            let (ipa, pa, size) = pick_range::<N>(src);
+            let probe = ipa + src.below(size);
+            let before = s.translate(probe);
+            match if step == 0 { 0 } else { src.below(3) } {
+                0 => {
+                    let result = s.map(ipa, pa, size, Perms::RW, MemAttr::Normal);
+                    // An address already mapped makes the map fail and stay as it was.
+                    if before.is_some() {
+                        cover!(true, "a map over a mapped address");
+                        assert!(result.is_err(), "overlapping map accepted");
+                        assert_eq!(s.translate(probe), before);
+                    }
+                }
+                1 => {
+                    let result = s.unmap(ipa, size);
+                    cover!(result.is_ok(), "a range is unmapped");
+                }
+                _ => {
+                    let result = s.set_perms(ipa, size, Perms::RO);
+                    cover!(result.is_ok(), "a range's permissions are changed");
                 }
             }
+            // (Three calls, not a loop over three probes: loops here run at most twice.)
+            let inside = |t: Option<Translation>| {
+                t.is_none_or(|t| t.pa >= g.ram_pa && t.pa < g.ram_pa + g.ram_size)
+            };
+            assert!(inside(s.translate(ipa)), "translation outside the VM");
+            assert!(
+                inside(s.translate(ipa + size - 1)),
+                "translation outside the VM"
+            );
+            assert!(inside(s.translate(probe)), "translation outside the VM");
         }
     }
 
     proof! {
-        /// No sequence of map/unmap/set_perms calls creates a translation outside the VM's allowed
+        /// No map/unmap/set_perms call after a map creates a translation outside the VM's allowed
         /// memory, and an overlapping map is refused without changing any translation.
-        #[unwind(513)]
+        #[unwind(3)]
         fn translations_stay_inside_allowed_memory(src) {
-            let mut s = small_vm();
-            for _ in 0..3 {
-                let (ipa, pa, size) = pick_range(src);
-                let probe = ipa + src.below(size);
-                let before = s.translate(probe);
-                match src.below(3) {
-                    0 => {
-                        let result = s.map(ipa, pa, size, Perms::RW, MemAttr::Normal);
-                        // An address already mapped makes the map fail and stay as it was.
-                        if before.is_some() {
-                            assert!(result.is_err(), "overlapping map accepted");
-                            assert_eq!(s.translate(probe), before);
-                        }
-                    }
-                    1 => { let _ = s.unmap(ipa, size); }
-                    _ => { let _ = s.set_perms(ipa, size, Perms::RO); }
-                }
-                for probe in [ipa, ipa + size - 1, probe] {
-                    if let Some(t) = s.translate(probe) {
-                        assert!(t.pa >= RAM_PA && t.pa < RAM_PA + RAM_SIZE, "translation outside the VM");
-                    }
-                }
-            }
+            translations_stay_inside_allowed_memory_on::<2>(src);
+            #[cfg(not(kani))]
+            translations_stay_inside_allowed_memory_on::<512>(src);
         }
     }
 }

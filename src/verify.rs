@@ -119,9 +119,19 @@ impl Arbitrary for bool {
     }
 }
 
+#[cfg(not(kani))]
 impl<T: Arbitrary, const N: usize> Arbitrary for [T; N] {
     fn any(src: &mut Source) -> Self {
         core::array::from_fn(|_| T::any(src))
+    }
+}
+
+/// Under Kani a whole array is one symbolic value: no loop to unwind, so a
+/// harness can draw a buffer of any length under a small `unwind` bound.
+#[cfg(kani)]
+impl<T: Arbitrary + kani::Arbitrary, const N: usize> Arbitrary for [T; N] {
+    fn any(_src: &mut Source) -> Self {
+        kani::any()
     }
 }
 
@@ -210,13 +220,17 @@ pub fn check_covers(property: &str) {
 ///     }
 /// }
 /// ```
+///
+/// Attributes `#[kani::...]` after `#[unwind(..)]` (a solver, stubs) are
+/// passed to the Kani harness only: `#[kani::solver(bin = "cadical")]`.
 #[macro_export]
 macro_rules! proof {
-    ($(#[doc = $doc:literal])* #[unwind($n:literal)] fn $name:ident($src:ident) $body:block) => {
+    ($(#[doc = $doc:literal])* #[unwind($n:literal)] $(#[kani::$($kani_attr:tt)+])* fn $name:ident($src:ident) $body:block) => {
         $(#[doc = $doc])*
         #[cfg(kani)]
         #[kani::proof]
         #[kani::unwind($n)]
+        $(#[kani::$($kani_attr)+])*
         #[allow(dead_code)] // called by the Kani driver, not by Rust code
         fn $name() {
             fn property($src: &mut $crate::verify::Source) $body

@@ -463,51 +463,138 @@ mod proofs {
     use super::*;
 
     const BASE: u64 = 0x1000;
-    const SIZE: u16 = 4;
+    /// A 2-entry ring: the parser takes the size as a parameter (up to 32768), and two
+    /// descriptors already reach every case of the walk (a chain, a loop, an indirect table of
+    /// two, a chain longer than the queue), in at most 5 steps of its loop.
+    const SIZE: u16 = 2;
     /// Descriptors, then the available ring, then the used ring, then data.
-    const MEM_LEN: usize = 16 * 4 + 16 + 40 + 64;
+    const AVAIL_AT: usize = 16 * SIZE as usize;
+    const USED_AT: usize = AVAIL_AT + 16;
+    const MEM_LEN: usize = USED_AT + 24 + 32;
 
+    #[cfg(not(kani))]
+    fn put<const N: usize>(bytes: &mut [u8], at: usize, value: [u8; N]) {
+        bytes[at..at + N].copy_from_slice(&value);
+    }
+
+    /// Under test: a flat memory with random contents, steered towards valid chains.
+    #[cfg(not(kani))]
     fn symbolic_memory(src: &mut crate::verify::Source) -> FlatMemory {
-        let mut bytes = alloc::vec![0u8; MEM_LEN];
-        for b in bytes.iter_mut() {
-            *b = src.any();
+        // One symbolic array (no loop for Kani to unwind), then the fields that decide the
+        // walk are steered towards values that make chains valid often enough.
+        let mut bytes: [u8; MEM_LEN] = src.any();
+        let size = u64::from(SIZE);
+        for d in 0..usize::from(SIZE) {
+            let addr = if src.any() {
+                BASE + 16 * src.below(MEM_LEN as u64 / 16 + 2)
+            } else {
+                BASE + src.below(MEM_LEN as u64 + 32)
+            };
+            put(&mut bytes, d * 16, addr.to_le_bytes());
+            let len = if src.any() {
+                16 * src.below(size + 1)
+            } else {
+                src.below(48)
+            } as u32;
+            put(&mut bytes, d * 16 + 8, len.to_le_bytes());
+            put(&mut bytes, d * 16 + 12, (src.below(8) as u16).to_le_bytes());
+            put(
+                &mut bytes,
+                d * 16 + 14,
+                (src.below(size + 2) as u16).to_le_bytes(),
+            );
         }
-        // Keep guest-chosen addresses near the memory so some chains are valid.
-        for d in 0..4usize {
-            let addr = BASE + src.below(MEM_LEN as u64 + 32);
-            bytes[d * 16..d * 16 + 8].copy_from_slice(&addr.to_le_bytes());
-            let len = src.below(48) as u32;
-            bytes[d * 16 + 8..d * 16 + 12].copy_from_slice(&len.to_le_bytes());
-            let flags = src.below(8) as u16;
-            bytes[d * 16 + 12..d * 16 + 14].copy_from_slice(&flags.to_le_bytes());
-            let next = src.below(6) as u16;
-            bytes[d * 16 + 14..d * 16 + 16].copy_from_slice(&next.to_le_bytes());
+        // Available ring: a small index and heads mostly in range.
+        put(
+            &mut bytes,
+            AVAIL_AT + 2,
+            (src.below(3) as u16).to_le_bytes(),
+        );
+        for slot in 0..usize::from(SIZE) {
+            put(
+                &mut bytes,
+                AVAIL_AT + 4 + 2 * slot,
+                (src.below(size + 1) as u16).to_le_bytes(),
+            );
         }
-        // Available ring (at +64): a small index and heads mostly in range.
-        let idx = src.below(3) as u16;
-        bytes[66..68].copy_from_slice(&idx.to_le_bytes());
-        for slot in 0..4usize {
-            let head = src.below(5) as u16;
-            bytes[68 + 2 * slot..70 + 2 * slot].copy_from_slice(&head.to_le_bytes());
+        FlatMemory {
+            base: BASE,
+            bytes: bytes.to_vec(),
         }
-        FlatMemory { base: BASE, bytes }
+    }
+
+    /// Under Kani: guest memory whose every read returns fresh arbitrary bytes, as if the guest
+    /// rewrote its rings between any two reads (it may: it runs on other CPUs). Its bounds are
+    /// fixed. The properties must hold for any contents, so this covers every memory
+    /// [`FlatMemory`] could hold, without an array for the checker to track.
+    #[cfg(kani)]
+    struct ChaoticMemory {
+        /// Set once a descriptor was read outside the queue's own table (an indirect table).
+        read_indirect: core::cell::Cell<bool>,
+    }
+
+    #[cfg(kani)]
+    impl GuestMemory for ChaoticMemory {
+        fn contains(&self, addr: u64, len: u64) -> bool {
+            addr >= BASE
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|end| end <= BASE + MEM_LEN as u64)
+        }
+        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+            if !self.contains(addr, buf.len() as u64) || buf.len() > 16 {
+                return false;
+            }
+            if buf.len() == 16 && addr >= BASE + AVAIL_AT as u64 {
+                self.read_indirect.set(true);
+            }
+            let bytes: [u8; 16] = kani::any();
+            buf.copy_from_slice(&bytes[..buf.len()]);
+            true
+        }
+        fn write(&mut self, addr: u64, data: &[u8]) -> bool {
+            self.contains(addr, data.len() as u64)
+        }
     }
 
     proof! {
         /// For any ring and descriptor contents, pop terminates, never panics, yields at most
-        /// queue-size buffers per chain, and every buffer lies inside guest memory.
+        /// queue-size buffers per chain, every buffer lies inside guest memory, and readable
+        /// buffers come before writable ones.
         #[unwind(6)]
         fn pop_yields_only_buffers_inside_guest_memory(src) {
+            #[cfg(kani)]
+            let mem = ChaoticMemory { read_indirect: core::cell::Cell::new(false) };
+            #[cfg(not(kani))]
             let mem = symbolic_memory(src);
-            let config = QueueConfig { size: SIZE, desc_table: BASE, avail_ring: BASE + 64, used_ring: BASE + 80 };
+            let config = QueueConfig {
+                size: SIZE,
+                desc_table: BASE,
+                avail_ring: BASE + AVAIL_AT as u64,
+                used_ring: BASE + USED_AT as u64,
+            };
             let Ok(mut queue) = SplitQueue::new(config, &mem) else { return };
-            if let Ok(Some(chain)) = queue.pop(&mem) {
-                assert!(chain.buffers().len() <= usize::from(SIZE));
-                for b in chain.buffers() {
+            let popped = queue.pop(&mem);
+            // (matches!, not ==: comparing chains would compare 64 buffers, a loop to unroll.)
+            cover!(matches!(popped, Ok(None)), "an empty queue");
+            cover!(matches!(popped, Err(QueueError::ChainTooLong)), "a looping chain refused");
+            cover!(matches!(popped, Err(QueueError::BufferOutsideMemory)), "a buffer outside memory refused");
+            cover!(matches!(popped, Err(QueueError::BadIndirect)), "a bad indirect table refused");
+            if let Ok(Some(chain)) = popped {
+                let buffers = chain.buffers();
+                cover!(buffers.len() >= 2, "a chain of several buffers popped");
+                cover!(buffers.iter().any(|b| b.writable), "a chain with a device-writable buffer");
+                #[cfg(kani)]
+                let indirect = mem.read_indirect.get();
+                #[cfg(not(kani))]
+                let indirect = mem.bytes[usize::from(chain.head) * 16 + 12] & DESC_F_INDIRECT as u8 != 0;
+                cover!(indirect, "a chain through an indirect table popped");
+                assert!(buffers.len() <= usize::from(SIZE));
+                for b in buffers {
                     assert!(mem.contains(b.addr, u64::from(b.len)));
                 }
-                let first_writable = chain.buffers().iter().position(|b| b.writable).unwrap_or(chain.buffers().len());
-                assert!(chain.buffers()[first_writable..].iter().all(|b| b.writable));
+                let first_writable = buffers.iter().position(|b| b.writable).unwrap_or(buffers.len());
+                assert!(buffers[first_writable..].iter().all(|b| b.writable));
             }
         }
     }
