@@ -71,6 +71,15 @@ pub enum PsciCall {
     Unknown(u64),
 }
 
+/// Whether `function`'s owning entity (bits [29:24] of the SMCCC function
+/// ID) is one whose calls this hypervisor may answer: the Arm architecture
+/// service (SMCCC_VERSION, ...), the standard secure service (PSCI) or the
+/// hypervisor vendor service. A call of any other owner is NOT_SUPPORTED
+/// without decoding, which keeps the common guest probe as cheap as a null call.
+pub fn owner_is_served(function: u32) -> bool {
+    matches!((function >> 24) & 0x3f, 0 | 4 | 6)
+}
+
 /// Decode x0..x3 of an HVC/SMC. The function ID is w0: the upper half of x0
 /// is ignored, and the SMC32 variants only use the low 32 bits of arguments.
 pub fn decode(x: &[u64; 4]) -> PsciCall {
@@ -422,6 +431,21 @@ mod proofs {
                     }
                 }
             }
+        }
+    }
+
+    proof! {
+        /// Calls whose owner [`owner_is_served`] rejects all decode as Unknown, so
+        /// answering them NOT_SUPPORTED before decoding changes no answer.
+        #[unwind(2)]
+        fn unserved_owners_decode_as_unknown(src) {
+            let x = [src.any::<u64>(), src.any::<u64>(), src.any::<u64>(), src.any::<u64>()];
+            let served = owner_is_served(x[0] as u32);
+            if !served {
+                assert!(matches!(decode(&x), PsciCall::Unknown(_)));
+            }
+            cover!(!served, "a call of an unserved owner");
+            cover!(served, "a call of a served owner");
         }
     }
 

@@ -29,10 +29,10 @@ pub fn new_limiter() -> LogLimiter {
 /// Guest events by cause, one set per physical CPU.
 pub static EVENTS: [EventCounters; MAX_CPUS] = [const { EventCounters::new() }; MAX_CPUS];
 
-/// Count one event of `cause` (every event, whatever the log level).
+/// Count one event of `cause` by `vcpu` (every event, whatever the log level).
 #[inline(always)]
-pub fn count(cause: Cause) {
-    EVENTS[hv_arch::cpu::current_index() % MAX_CPUS].record(cause);
+pub fn count(vcpu: &Vcpu, cause: Cause) {
+    vcpu.events.record(cause);
 }
 
 /// Log an event of `cause` by `vcpu` at `level` if the VM's budget for
@@ -58,7 +58,7 @@ pub fn event(vcpu: &Vcpu, level: Level, cause: Cause, args: Arguments) {
 macro_rules! guest_log {
     ($vcpu:expr, $level:expr, $cause:expr, $($arg:tt)+) => {{
         let (level, cause) = ($level, $cause);
-        $crate::hv::guest_log::count(cause);
+        $crate::hv::guest_log::count(&*$vcpu, cause);
         // The message is only formatted when it may be printed.
         if level <= log::max_level() {
             $crate::hv::guest_log::event(&*$vcpu, level, cause, format_args!($($arg)+));

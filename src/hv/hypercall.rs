@@ -37,8 +37,26 @@ pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
             handle_vendor(vcpu, regs);
             true
         }
+        id if !psci::owner_is_served(id as u32) => {
+            not_supported(vcpu, regs, id);
+            true
+        }
         _ => handle_unknown(vcpu, regs),
     }
+}
+
+/// Answer NOT_SUPPORTED to a call nobody implements. Guests probe for
+/// services (Linux asks for several at boot): an ordinary event, counted,
+/// logged only at debug level.
+#[inline(always)]
+fn not_supported(vcpu: &mut Vcpu, regs: &mut GuestRegs, id: u64) {
+    guest_log!(
+        vcpu,
+        Level::Debug,
+        Cause::UnknownSmccc,
+        "unknown SMCCC function {id:#x}: NOT_SUPPORTED"
+    );
+    regs.x[0] = NOT_SUPPORTED;
 }
 
 /// Answer a function ID nobody implements with NOT_SUPPORTED; `false` for
@@ -50,15 +68,7 @@ fn handle_unknown(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
     let PsciCall::Unknown(id) = psci::decode(&args) else {
         return false;
     };
-    // Guests probe for services (Linux asks for several at boot): an
-    // ordinary event, counted, logged only at debug level.
-    guest_log!(
-        vcpu,
-        Level::Debug,
-        Cause::UnknownSmccc,
-        "unknown SMCCC function {id:#x}: NOT_SUPPORTED"
-    );
-    regs.x[0] = NOT_SUPPORTED;
+    not_supported(vcpu, regs, id);
     true
 }
 

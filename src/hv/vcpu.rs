@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hv_arch::boot::{enter_guest, guest_regs};
 use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
-use hvcore::exit_stats::{ExitCause, ExitCounters};
+use hvcore::exit_stats::{EventCounters, ExitCause, ExitCounters};
 use hvcore::sysreg::{IdRegisters, VcpuSysRegs};
 use spin::Once;
 
@@ -23,6 +23,8 @@ pub struct Vcpu {
     pub num_lrs: usize,
     /// This physical CPU's exit counters.
     pub counters: &'static ExitCounters,
+    /// This physical CPU's guest-event counters (found without reading MPIDR).
+    pub events: &'static EventCounters,
 }
 
 impl Vcpu {
@@ -197,6 +199,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
         lrs: [0; 16],
         num_lrs: gic::list_register_count().min(16),
         counters: &COUNTERS[pcpu % MAX_CPUS],
+        events: &super::guest_log::EVENTS[pcpu % MAX_CPUS],
     });
     if let Some(vcpu) = CURRENT.current().as_mut() {
         write_sysreg!("TPIDR_EL2", vcpu as *mut Vcpu as u64);
