@@ -40,7 +40,6 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
         ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
-        _ if condition_failed(vcpu, esr) => {}
         other => handle_unknown(vcpu, other, esr),
     }
 }
@@ -98,6 +97,11 @@ fn handle_instruction_abort(vcpu: &mut Vcpu) {
 #[cold]
 #[inline(never)]
 fn handle_unknown(vcpu: &mut Vcpu, class: ExceptionClass, esr: u64) {
+    // Checked here, out of the dispatch, so the common exits do not pay for
+    // a stack frame.
+    if condition_failed(vcpu, esr) {
+        return;
+    }
     guest_warn!(
         vcpu,
         Cause::UnhandledException,

@@ -38,11 +38,27 @@ pub fn handle_fast(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
             true
         }
         id if !psci::owner_is_served(id as u32) => {
-            not_supported(vcpu, regs, id);
+            // The common probe: counted inline, logged (debug) out of line.
+            regs.x[0] = NOT_SUPPORTED;
+            vcpu.events.record(Cause::UnknownSmccc);
+            if Level::Debug <= log::max_level() {
+                log_unknown(vcpu, id);
+            }
             true
         }
         _ => handle_unknown(vcpu, regs),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn log_unknown(vcpu: &Vcpu, id: u64) {
+    super::guest_log::event(
+        vcpu,
+        Level::Debug,
+        Cause::UnknownSmccc,
+        format_args!("unknown SMCCC function {id:#x}: NOT_SUPPORTED"),
+    );
 }
 
 /// Answer NOT_SUPPORTED to a call nobody implements. Guests probe for
