@@ -122,6 +122,13 @@ fn trapped_condition(esr: u64, spsr: u64) -> u8 {
     }
 }
 
+/// Whether the trapped code ran in AArch32 (SPSR_EL2.M[4]); AArch64 code
+/// always resumes 4 bytes on with PSTATE unchanged.
+#[inline(always)]
+pub fn is_aarch32(spsr: u64) -> bool {
+    spsr & SPSR_AARCH32 != 0
+}
+
 /// How to finish the instruction that trapped with syndrome `esr` from a
 /// guest whose PSTATE was `spsr`.
 ///
@@ -134,7 +141,7 @@ fn trapped_condition(esr: u64, spsr: u64) -> u8 {
 /// bit test; the AArch32 work stays out of line.
 #[inline(always)]
 pub fn trapped_instruction_step(esr: u64, spsr: u64) -> TrapStep {
-    if spsr & SPSR_AARCH32 == 0 {
+    if !is_aarch32(spsr) {
         return TrapStep {
             advance: 4,
             spsr,

@@ -56,8 +56,13 @@ pub fn instruction_abort(far: u64) {
 #[inline]
 pub fn skip_instruction() {
     let spsr = read_sysreg!("SPSR_EL2");
-    let step = trapped_instruction_step(read_sysreg!("ESR_EL2"), spsr);
     let elr = read_sysreg!("ELR_EL2");
+    if !hvcore::trapped_insn::is_aarch32(spsr) {
+        // Every AArch64 instruction is 4 bytes: no need to read ESR_EL2.
+        write_sysreg!("ELR_EL2", elr.wrapping_add(4));
+        return;
+    }
+    let step = trapped_instruction_step(read_sysreg!("ESR_EL2"), spsr);
     write_sysreg!("ELR_EL2", elr.wrapping_add(step.advance));
     if step.spsr != spsr {
         write_sysreg!("SPSR_EL2", step.spsr);
