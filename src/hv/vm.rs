@@ -405,12 +405,7 @@ impl Vm {
         let mut ram = self.ram;
         let (outcome, effects) = virtio.lock().access(offset, size, write, value, &mut ram);
         if let Some(level) = effects.interrupt {
-            let target = self.vgic.lock().set_level(VIRTIO_INTID, vcpu, level);
-            // Kick even this CPU: its list registers are refreshed on
-            // the interrupt exit that follows at once.
-            if let Some(target) = target {
-                hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
-            }
+            self.set_device_level(VIRTIO_INTID, vcpu, level);
         }
         outcome
     }
@@ -489,13 +484,17 @@ impl Vm {
         outcome
     }
 
-    /// Drive the emulated UART's interrupt line; kick the vCPU that should
-    /// see it (even this one: its list registers are refreshed on the
-    /// interrupt exit that follows at once).
+    /// Drive the emulated UART's interrupt line.
     pub fn set_uart_level(&self, vcpu: usize, level: bool) {
-        let Some(intid) = self.uart_intid else {
-            return;
-        };
+        if let Some(intid) = self.uart_intid {
+            self.set_device_level(intid, vcpu, level);
+        }
+    }
+
+    /// Drive the interrupt line `intid` of an emulated device (as seen from
+    /// `vcpu`) and kick the vCPU that should now take it: even this one, as
+    /// its list registers are refreshed on the interrupt exit that follows.
+    fn set_device_level(&self, intid: u32, vcpu: usize, level: bool) {
         if let Some(target) = self.vgic.lock().set_level(intid, vcpu, level) {
             hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
         }
