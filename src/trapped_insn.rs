@@ -340,6 +340,8 @@ mod proofs {
                 steps += 1;
                 assert!(steps <= 4);
             }
+            cover!(steps == 4, "an IT block of four instructions");
+            cover!(steps == 0, "no IT block");
         }
     }
 }
