@@ -127,14 +127,30 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             }
             return MmioResult::Read(word);
         }
+        // Writing 0 to a set/clear register changes nothing: only the bits
+        // written as 1 are visited (IGROUPR stores every bit).
+        let mut bits = match field {
+            BitField::Group => u32::MAX,
+            _ => value as u32,
+        };
+        let mut changed = 0u32;
         let mut enable_changed = 0u32;
         let mut hw_touched = 0u32;
-        for (bit, irq) in irqs.iter_mut().enumerate() {
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            bits &= bits - 1;
+            // Past the last INTID of the word there is nothing more to visit.
+            let Some(irq) = irqs.get_mut(bit as usize) else {
+                break;
+            };
             let on = value & (1 << bit) != 0;
-            let was_enabled = irq.enabled;
+            let before = *irq;
             bit_set(irq, field, on);
+            if *irq != before {
+                changed |= 1 << bit;
+            }
             if irq.hw.is_some() {
-                if was_enabled != irq.enabled {
+                if before.enabled != irq.enabled {
                     enable_changed |= 1 << bit;
                 }
                 if on {
@@ -142,6 +158,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 }
             }
         }
+        self.note_written(vcpu, first, changed);
         if first >= 32 {
             // The glue follows enable changes of HW-backed SPIs.
             self.hw_changed |= u128::from(enable_changed) << (first % 128);
@@ -183,16 +200,22 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             return MmioResult::BadAccess;
         }
         let mut word = 0u64;
+        let mut changed = 0u32;
         for byte in 0..u32::from(size) {
             if write {
                 if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    irq.priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+                    let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+                    if irq.priority != priority {
+                        irq.priority = priority;
+                        changed |= 1 << byte;
+                    }
                 }
             } else if let Some(irq) = self.irq(vcpu, first + byte) {
                 word |= u64::from(irq.priority) << (8 * byte);
             }
         }
         if write {
+            self.note_written(vcpu, first, changed);
             MmioResult::Written
         } else {
             MmioResult::Read(word)
@@ -202,12 +225,17 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
     fn config_access(&mut self, vcpu: usize, first: u32, write: bool, value: u64) -> MmioResult {
         let mut word = 0u64;
+        let mut changed = 0u32;
         for k in 0..16 {
             let intid = first + k;
             if write {
                 if intid >= 16 {
                     if let Some(irq) = self.irq_mut(vcpu, intid) {
-                        irq.edge = value & (2 << (2 * k)) != 0;
+                        let edge = value & (2 << (2 * k)) != 0;
+                        if irq.edge != edge {
+                            irq.edge = edge;
+                            changed |= 1 << k;
+                        }
                     }
                 }
             } else if self.irq(vcpu, intid).is_some_and(|i| i.edge) {
@@ -215,6 +243,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             }
         }
         if write {
+            // A level interrupt turned edge (or back) changes what is pending.
+            self.note_written(vcpu, first, changed);
             MmioResult::Written
         } else {
             MmioResult::Read(word)
@@ -343,7 +373,12 @@ pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
     match offset {
         GICD_CTLR => {
             if write {
-                v.ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                let ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                if ctlr != v.ctlr {
+                    // A group enable can make any interrupt deliverable.
+                    v.ctlr = ctlr;
+                    v.mark_scan_all();
+                }
                 MmioResult::Written
             } else {
                 // RWP (bit 31) reads 0: writes take effect at once.
@@ -392,6 +427,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if irq.target != old_target {
             // The glue moves the physical SPI along with the virtual one.
             self.note_hw_change(intid);
+            self.note_written(0, intid, 1);
         }
         MmioResult::Written
     }
