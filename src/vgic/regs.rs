@@ -29,6 +29,8 @@ const GICD_ISACTIVER: u64 = 0x0300;
 const GICD_ICACTIVER: u64 = 0x0380;
 const GICD_IPRIORITYR: u64 = 0x0400;
 const GICD_ICFGR: u64 = 0x0c00;
+/// End of the ICFGR array for the most INTIDs a GICv3 distributor has.
+const GICD_ICFGR_END: u64 = 0x0d00;
 const GICD_IROUTER: u64 = 0x6000;
 const PIDR2: u64 = 0xffe8;
 /// Arm as implementer (JEP106 0x43b).
@@ -69,13 +71,12 @@ enum BitField {
     ClearActive,
 }
 
-fn bit_get(irq: &Irq, field: BitField) -> bool {
-    match field {
-        BitField::Group => irq.group1,
-        BitField::SetEnable | BitField::ClearEnable => irq.enabled,
-        BitField::SetPending | BitField::ClearPending => irq.pending_anywhere(),
-        BitField::SetActive | BitField::ClearActive => irq.active,
-    }
+/// The 1-bit fields `get` of `irqs` as a register word.
+fn collect_bits(irqs: &[Irq], get: impl Fn(&Irq) -> bool) -> u64 {
+    irqs.iter()
+        .take(32)
+        .enumerate()
+        .fold(0, |word, (bit, irq)| word | u64::from(get(irq)) << bit)
 }
 
 fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
@@ -119,12 +120,17 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         // from it, not a new lookup (cheaper here and far cheaper to prove).
         let irqs = self.word_irqs_mut(vcpu, first);
         if !write {
-            let mut word = 0u64;
-            for (bit, irq) in irqs.iter().enumerate() {
-                if bit_get(irq, field) {
-                    word |= 1 << bit;
+            // One loop per field, so the field is not decided 32 times.
+            let word = match field {
+                BitField::Group => collect_bits(irqs, |irq| irq.group1),
+                BitField::SetEnable | BitField::ClearEnable => {
+                    collect_bits(irqs, |irq| irq.enabled)
                 }
-            }
+                BitField::SetPending | BitField::ClearPending => {
+                    collect_bits(irqs, Irq::pending_anywhere)
+                }
+                BitField::SetActive | BitField::ClearActive => collect_bits(irqs, |irq| irq.active),
+            };
             return MmioResult::Read(word);
         }
         // Writing 0 to a set/clear register changes nothing: only the bits
@@ -199,27 +205,28 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if !matches!(size, 1 | 4) {
             return MmioResult::BadAccess;
         }
-        let mut word = 0u64;
+        // One slice for the bytes, as in `bits_access` (they never cross a
+        // 32-INTID word: accesses are aligned to their size).
+        let offset = first % 32;
+        let irqs = self.word_irqs_mut(vcpu, first - offset);
+        let irqs = irqs.get_mut(offset as usize..).unwrap_or_default();
+        let irqs = irqs.iter_mut().take(usize::from(size)).enumerate();
+        if !write {
+            let word = irqs.fold(0u64, |word, (byte, irq)| {
+                word | u64::from(irq.priority) << (8 * byte)
+            });
+            return MmioResult::Read(word);
+        }
         let mut changed = 0u32;
-        for byte in 0..u32::from(size) {
-            if write {
-                if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
-                    if irq.priority != priority {
-                        irq.priority = priority;
-                        changed |= 1 << byte;
-                    }
-                }
-            } else if let Some(irq) = self.irq(vcpu, first + byte) {
-                word |= u64::from(irq.priority) << (8 * byte);
+        for (byte, irq) in irqs {
+            let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+            if irq.priority != priority {
+                irq.priority = priority;
+                changed |= 1 << byte;
             }
         }
-        if write {
-            self.note_written(vcpu, first, changed);
-            MmioResult::Written
-        } else {
-            MmioResult::Read(word)
-        }
+        self.note_written(vcpu, first, changed);
+        MmioResult::Written
     }
 
     /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
@@ -269,27 +276,26 @@ fn banked_access<const V: usize, const S: usize, const L: usize>(
     } else {
         1
     };
-    let bit_regs = [
-        (GICD_IGROUPR, BitField::Group),
-        (GICD_ISENABLER, BitField::SetEnable),
-        (GICD_ICENABLER, BitField::ClearEnable),
-        (GICD_ISPENDR, BitField::SetPending),
-        (GICD_ICPENDR, BitField::ClearPending),
-        (GICD_ISACTIVER, BitField::SetActive),
-        (GICD_ICACTIVER, BitField::ClearActive),
-    ];
-    for (base, field) in bit_regs {
-        if in_words(base, words) {
-            if size != 4 {
-                return Some(MmioResult::BadAccess);
-            }
-            let first = (word_of(base) * 32) as u32;
-            // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
-            if spis && first < 32 {
-                return Some(read_only(write, 0));
-            }
-            return Some(v.bits_access(vcpu, first, field, write, value));
+    // The seven bit arrays are 0x80 apart, IGROUPR first.
+    if (GICD_IGROUPR..GICD_ICACTIVER + 0x80).contains(&offset) && (offset % 0x80) / 4 < words {
+        let field = match offset & !0x7f {
+            GICD_IGROUPR => BitField::Group,
+            GICD_ISENABLER => BitField::SetEnable,
+            GICD_ICENABLER => BitField::ClearEnable,
+            GICD_ISPENDR => BitField::SetPending,
+            GICD_ICPENDR => BitField::ClearPending,
+            GICD_ISACTIVER => BitField::SetActive,
+            _ => BitField::ClearActive,
+        };
+        if size != 4 {
+            return Some(MmioResult::BadAccess);
         }
+        let first = ((offset % 0x80) / 4 * 32) as u32;
+        // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
+        if spis && first < 32 {
+            return Some(read_only(write, 0));
+        }
+        return Some(v.bits_access(vcpu, first, field, write, value));
     }
     if in_words(GICD_IPRIORITYR, words * 8) {
         let first = (offset - GICD_IPRIORITYR) as u32;
@@ -359,8 +365,12 @@ pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
     if !aligned(offset, size) || offset >= 0x1_0000 {
         return MmioResult::BadAccess;
     }
-    if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
-        return result;
+    // Only the per-interrupt arrays are worth the call (the constant
+    // registers below are read often).
+    if (GICD_IGROUPR..GICD_ICFGR_END).contains(&offset) {
+        if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
+            return result;
+        }
     }
     let router_end = GICD_IROUTER + 8 * u64::from(Vgic::<V, S, L>::INTIDS);
     if (GICD_IROUTER + 8 * 32..router_end).contains(&offset) {
