@@ -79,30 +79,37 @@ fn collect_bits(irqs: &[Irq], get: impl Fn(&Irq) -> bool) -> u64 {
         .fold(0, |word, (bit, irq)| word | u64::from(get(irq)) << bit)
 }
 
-fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
+/// Apply one bit written to `field`; whether the interrupt changed.
+fn bit_set(irq: &mut Irq, field: BitField, on: bool) -> bool {
     match field {
-        BitField::Group => irq.group1 = on,
-        BitField::SetEnable if on => irq.enabled = true,
-        BitField::ClearEnable if on => irq.enabled = false,
-        BitField::SetPending if on => irq.latch = true,
+        BitField::Group => core::mem::replace(&mut irq.group1, on) != on,
+        BitField::SetEnable if on => !core::mem::replace(&mut irq.enabled, true),
+        BitField::ClearEnable if on => core::mem::replace(&mut irq.enabled, false),
+        BitField::SetPending if on => !core::mem::replace(&mut irq.latch, true),
         BitField::ClearPending if on => {
             // The line of a level-sensitive interrupt keeps it pending. A
             // HW-backed one forgets its line: the physical twin is
             // deactivated and fires again if the line is still high.
+            let forgets_line = irq.hw.is_some() && irq.level;
+            let changed = irq.latch || irq.lr_latched || forgets_line;
             irq.latch = false;
             irq.lr_latched = false;
-            if irq.hw.is_some() {
+            if forgets_line {
                 irq.level = false;
             }
+            changed
         }
-        BitField::SetActive if on => irq.active = true,
+        BitField::SetActive if on => !core::mem::replace(&mut irq.active, true),
         BitField::ClearActive if on => {
+            let forgets_line = irq.hw.is_some() && irq.level;
+            let changed = irq.active || forgets_line;
             irq.active = false;
-            if irq.hw.is_some() {
+            if forgets_line {
                 irq.level = false;
             }
+            changed
         }
-        _ => {}
+        _ => false,
     }
 }
 
@@ -150,13 +157,12 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 break;
             };
             let on = value & (1 << bit) != 0;
-            let before = *irq;
-            bit_set(irq, field, on);
-            if *irq != before {
+            let was_enabled = irq.enabled;
+            if bit_set(irq, field, on) {
                 changed |= 1 << bit;
             }
             if irq.hw.is_some() {
-                if before.enabled != irq.enabled {
+                if was_enabled != irq.enabled {
                     enable_changed |= 1 << bit;
                 }
                 if on {
