@@ -292,7 +292,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     }
 
     /// The next interrupt to load: the best of the hinted ones, or of all
-    /// after a register write.
+    /// after a group enable or a restart.
     fn next_candidate(&self, vcpu: usize) -> Option<u32> {
         if self.full_scan[vcpu] {
             return self.best_candidate(vcpu);

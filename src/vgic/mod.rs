@@ -159,8 +159,8 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     /// flush loaded everything it could (a pending edge or level, a list
     /// register freed). Lets a flush look at a few interrupts, not all 128.
     hint: [u128; V],
-    /// Per vCPU: a register write may have made anything deliverable, so the
-    /// next flush looks at every interrupt.
+    /// Per vCPU: anything may have become deliverable (a group enabled, the
+    /// vCPU restarted), so the next flush looks at every interrupt.
     full_scan: [bool; V],
     /// HW-backed interrupts whose physical active state must change (bit =
     /// INTID): per vCPU for SGIs/PPIs, one mask for SPIs.
@@ -211,7 +211,24 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         }
     }
 
-    /// Note that anything may have become deliverable anywhere (register writes).
+    /// A register write changed the interrupts `first + i` for each bit `i`
+    /// of `mask` (as seen from `vcpu`): they may have become deliverable to
+    /// that vCPU (SGIs/PPIs) or, for SPIs, to any. `mask` never spans private
+    /// interrupts and SPIs (register words cover 32-aligned INTID ranges).
+    fn note_written(&mut self, vcpu: usize, first: u32, mask: u32) {
+        let bits = u128::from(mask) << (first % 128);
+        if first < 32 {
+            if let Some(hint) = self.hint.get_mut(vcpu) {
+                *hint |= bits;
+            }
+        } else {
+            for hint in self.hint.iter_mut().take(self.num_vcpus) {
+                *hint |= bits;
+            }
+        }
+    }
+
+    /// Note that anything may have become deliverable anywhere (a group enabled).
     fn mark_scan_all(&mut self) {
         self.full_scan = [true; V];
     }
@@ -529,11 +546,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         write: bool,
         value: u64,
     ) -> MmioResult {
-        let result = regs::dist_access(self, vcpu, offset, size, write, value);
-        if write && result == MmioResult::Written {
-            self.mark_scan_all();
-        }
-        result
+        // Writes hint what they changed (see `note_written`).
+        regs::dist_access(self, vcpu, offset, size, write, value)
     }
 
     /// GICR access at `offset` in the redistributor region: vCPU i owns
@@ -541,11 +555,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// frame. Beyond the last vCPU's frames there is no redistributor: the
     /// access is bad (the glue injects an external abort).
     pub fn redist_access(&mut self, offset: u64, size: u8, write: bool, value: u64) -> MmioResult {
-        let result = regs::redist_access(self, offset, size, write, value);
-        if write && result == MmioResult::Written {
-            self.mark_scan_all();
-        }
-        result
+        // Writes hint what they changed (see `note_written`).
+        regs::redist_access(self, offset, size, write, value)
     }
 }
 

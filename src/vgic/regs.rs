@@ -29,6 +29,8 @@ const GICD_ISACTIVER: u64 = 0x0300;
 const GICD_ICACTIVER: u64 = 0x0380;
 const GICD_IPRIORITYR: u64 = 0x0400;
 const GICD_ICFGR: u64 = 0x0c00;
+/// End of the ICFGR array for the most INTIDs a GICv3 distributor has.
+const GICD_ICFGR_END: u64 = 0x0d00;
 const GICD_IROUTER: u64 = 0x6000;
 const PIDR2: u64 = 0xffe8;
 /// Arm as implementer (JEP106 0x43b).
@@ -69,39 +71,45 @@ enum BitField {
     ClearActive,
 }
 
-fn bit_get(irq: &Irq, field: BitField) -> bool {
-    match field {
-        BitField::Group => irq.group1,
-        BitField::SetEnable | BitField::ClearEnable => irq.enabled,
-        BitField::SetPending | BitField::ClearPending => irq.pending_anywhere(),
-        BitField::SetActive | BitField::ClearActive => irq.active,
-    }
+/// The 1-bit fields `get` of `irqs` as a register word.
+fn collect_bits(irqs: &[Irq], get: impl Fn(&Irq) -> bool) -> u64 {
+    irqs.iter()
+        .take(32)
+        .enumerate()
+        .fold(0, |word, (bit, irq)| word | u64::from(get(irq)) << bit)
 }
 
-fn bit_set(irq: &mut Irq, field: BitField, on: bool) {
+/// Apply one bit written to `field`; whether the interrupt changed.
+fn bit_set(irq: &mut Irq, field: BitField, on: bool) -> bool {
     match field {
-        BitField::Group => irq.group1 = on,
-        BitField::SetEnable if on => irq.enabled = true,
-        BitField::ClearEnable if on => irq.enabled = false,
-        BitField::SetPending if on => irq.latch = true,
+        BitField::Group => core::mem::replace(&mut irq.group1, on) != on,
+        BitField::SetEnable if on => !core::mem::replace(&mut irq.enabled, true),
+        BitField::ClearEnable if on => core::mem::replace(&mut irq.enabled, false),
+        BitField::SetPending if on => !core::mem::replace(&mut irq.latch, true),
         BitField::ClearPending if on => {
             // The line of a level-sensitive interrupt keeps it pending. A
             // HW-backed one forgets its line: the physical twin is
             // deactivated and fires again if the line is still high.
+            let forgets_line = irq.hw.is_some() && irq.level;
+            let changed = irq.latch || irq.lr_latched || forgets_line;
             irq.latch = false;
             irq.lr_latched = false;
-            if irq.hw.is_some() {
+            if forgets_line {
                 irq.level = false;
             }
+            changed
         }
-        BitField::SetActive if on => irq.active = true,
+        BitField::SetActive if on => !core::mem::replace(&mut irq.active, true),
         BitField::ClearActive if on => {
+            let forgets_line = irq.hw.is_some() && irq.level;
+            let changed = irq.active || forgets_line;
             irq.active = false;
-            if irq.hw.is_some() {
+            if forgets_line {
                 irq.level = false;
             }
+            changed
         }
-        _ => {}
+        _ => false,
     }
 }
 
@@ -119,20 +127,40 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         // from it, not a new lookup (cheaper here and far cheaper to prove).
         let irqs = self.word_irqs_mut(vcpu, first);
         if !write {
-            let mut word = 0u64;
-            for (bit, irq) in irqs.iter().enumerate() {
-                if bit_get(irq, field) {
-                    word |= 1 << bit;
+            // One loop per field, so the field is not decided 32 times.
+            let word = match field {
+                BitField::Group => collect_bits(irqs, |irq| irq.group1),
+                BitField::SetEnable | BitField::ClearEnable => {
+                    collect_bits(irqs, |irq| irq.enabled)
                 }
-            }
+                BitField::SetPending | BitField::ClearPending => {
+                    collect_bits(irqs, Irq::pending_anywhere)
+                }
+                BitField::SetActive | BitField::ClearActive => collect_bits(irqs, |irq| irq.active),
+            };
             return MmioResult::Read(word);
         }
+        // Writing 0 to a set/clear register changes nothing: only the bits
+        // written as 1 are visited (IGROUPR stores every bit).
+        let mut bits = match field {
+            BitField::Group => u32::MAX,
+            _ => value as u32,
+        };
+        let mut changed = 0u32;
         let mut enable_changed = 0u32;
         let mut hw_touched = 0u32;
-        for (bit, irq) in irqs.iter_mut().enumerate() {
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            bits &= bits - 1;
+            // Past the last INTID of the word there is nothing more to visit.
+            let Some(irq) = irqs.get_mut(bit as usize) else {
+                break;
+            };
             let on = value & (1 << bit) != 0;
             let was_enabled = irq.enabled;
-            bit_set(irq, field, on);
+            if bit_set(irq, field, on) {
+                changed |= 1 << bit;
+            }
             if irq.hw.is_some() {
                 if was_enabled != irq.enabled {
                     enable_changed |= 1 << bit;
@@ -142,6 +170,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 }
             }
         }
+        self.note_written(vcpu, first, changed);
         if first >= 32 {
             // The glue follows enable changes of HW-backed SPIs.
             self.hw_changed |= u128::from(enable_changed) << (first % 128);
@@ -182,32 +211,44 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if !matches!(size, 1 | 4) {
             return MmioResult::BadAccess;
         }
-        let mut word = 0u64;
-        for byte in 0..u32::from(size) {
-            if write {
-                if let Some(irq) = self.irq_mut(vcpu, first + byte) {
-                    irq.priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
-                }
-            } else if let Some(irq) = self.irq(vcpu, first + byte) {
-                word |= u64::from(irq.priority) << (8 * byte);
+        // One slice for the bytes, as in `bits_access` (they never cross a
+        // 32-INTID word: accesses are aligned to their size).
+        let offset = first % 32;
+        let irqs = self.word_irqs_mut(vcpu, first - offset);
+        let irqs = irqs.get_mut(offset as usize..).unwrap_or_default();
+        let irqs = irqs.iter_mut().take(usize::from(size)).enumerate();
+        if !write {
+            let word = irqs.fold(0u64, |word, (byte, irq)| {
+                word | u64::from(irq.priority) << (8 * byte)
+            });
+            return MmioResult::Read(word);
+        }
+        let mut changed = 0u32;
+        for (byte, irq) in irqs {
+            let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+            if irq.priority != priority {
+                irq.priority = priority;
+                changed |= 1 << byte;
             }
         }
-        if write {
-            MmioResult::Written
-        } else {
-            MmioResult::Read(word)
-        }
+        self.note_written(vcpu, first, changed);
+        MmioResult::Written
     }
 
     /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
     fn config_access(&mut self, vcpu: usize, first: u32, write: bool, value: u64) -> MmioResult {
         let mut word = 0u64;
+        let mut changed = 0u32;
         for k in 0..16 {
             let intid = first + k;
             if write {
                 if intid >= 16 {
                     if let Some(irq) = self.irq_mut(vcpu, intid) {
-                        irq.edge = value & (2 << (2 * k)) != 0;
+                        let edge = value & (2 << (2 * k)) != 0;
+                        if irq.edge != edge {
+                            irq.edge = edge;
+                            changed |= 1 << k;
+                        }
                     }
                 }
             } else if self.irq(vcpu, intid).is_some_and(|i| i.edge) {
@@ -215,6 +256,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             }
         }
         if write {
+            // A level interrupt turned edge (or back) changes what is pending.
+            self.note_written(vcpu, first, changed);
             MmioResult::Written
         } else {
             MmioResult::Read(word)
@@ -239,27 +282,26 @@ fn banked_access<const V: usize, const S: usize, const L: usize>(
     } else {
         1
     };
-    let bit_regs = [
-        (GICD_IGROUPR, BitField::Group),
-        (GICD_ISENABLER, BitField::SetEnable),
-        (GICD_ICENABLER, BitField::ClearEnable),
-        (GICD_ISPENDR, BitField::SetPending),
-        (GICD_ICPENDR, BitField::ClearPending),
-        (GICD_ISACTIVER, BitField::SetActive),
-        (GICD_ICACTIVER, BitField::ClearActive),
-    ];
-    for (base, field) in bit_regs {
-        if in_words(base, words) {
-            if size != 4 {
-                return Some(MmioResult::BadAccess);
-            }
-            let first = (word_of(base) * 32) as u32;
-            // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
-            if spis && first < 32 {
-                return Some(read_only(write, 0));
-            }
-            return Some(v.bits_access(vcpu, first, field, write, value));
+    // The seven bit arrays are 0x80 apart, IGROUPR first.
+    if (GICD_IGROUPR..GICD_ICACTIVER + 0x80).contains(&offset) && (offset % 0x80) / 4 < words {
+        let field = match offset & !0x7f {
+            GICD_IGROUPR => BitField::Group,
+            GICD_ISENABLER => BitField::SetEnable,
+            GICD_ICENABLER => BitField::ClearEnable,
+            GICD_ISPENDR => BitField::SetPending,
+            GICD_ICPENDR => BitField::ClearPending,
+            GICD_ISACTIVER => BitField::SetActive,
+            _ => BitField::ClearActive,
+        };
+        if size != 4 {
+            return Some(MmioResult::BadAccess);
         }
+        let first = ((offset % 0x80) / 4 * 32) as u32;
+        // With affinity routing, the distributor's words for INTIDs 0-31 are RAZ/WI.
+        if spis && first < 32 {
+            return Some(read_only(write, 0));
+        }
+        return Some(v.bits_access(vcpu, first, field, write, value));
     }
     if in_words(GICD_IPRIORITYR, words * 8) {
         let first = (offset - GICD_IPRIORITYR) as u32;
@@ -329,8 +371,12 @@ pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
     if !aligned(offset, size) || offset >= 0x1_0000 {
         return MmioResult::BadAccess;
     }
-    if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
-        return result;
+    // Only the per-interrupt arrays are worth the call (the constant
+    // registers below are read often).
+    if (GICD_IGROUPR..GICD_ICFGR_END).contains(&offset) {
+        if let Some(result) = banked_access(v, vcpu, offset, size, write, value, true) {
+            return result;
+        }
     }
     let router_end = GICD_IROUTER + 8 * u64::from(Vgic::<V, S, L>::INTIDS);
     if (GICD_IROUTER + 8 * 32..router_end).contains(&offset) {
@@ -343,7 +389,12 @@ pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
     match offset {
         GICD_CTLR => {
             if write {
-                v.ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                let ctlr = (value as u32) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                if ctlr != v.ctlr {
+                    // A group enable can make any interrupt deliverable.
+                    v.ctlr = ctlr;
+                    v.mark_scan_all();
+                }
                 MmioResult::Written
             } else {
                 // RWP (bit 31) reads 0: writes take effect at once.
@@ -392,6 +443,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if irq.target != old_target {
             // The glue moves the physical SPI along with the virtual one.
             self.note_hw_change(intid);
+            self.note_written(0, intid, 1);
         }
         MmioResult::Written
     }

@@ -10,6 +10,7 @@ const ISENABLER: u64 = 0x100;
 const ISACTIVER: u64 = 0x300;
 const ICACTIVER: u64 = 0x380;
 const IPRIORITYR: u64 = 0x400;
+const ICFGR1: u64 = 0xc04;
 const GICD_IROUTER: u64 = 0x6000;
 
 fn redist_write(v: &mut Vgic, cpu: usize, offset: u64, value: u64) {
@@ -111,6 +112,150 @@ fn a_priority_write_reorders_what_waits() {
         loaded(&lrs[0], 4),
         "higher priority evicts a pending-only entry"
     );
+}
+
+#[test]
+fn a_pending_spi_rerouted_is_delivered_to_its_new_vcpu() {
+    let (mut v, mut lrs) = two_vcpus();
+    dist_write(&mut v, 0x104, 4, 1 << (40 - 32));
+    exit_and_enter(&mut v, 1, &mut lrs[1]);
+    v.set_pending(40, 0); // for vCPU 0, which does not exit before the move
+    dist_write(&mut v, GICD_IROUTER + 8 * 40, 8, 1);
+    exit_and_enter(&mut v, 1, &mut lrs[1]);
+    assert!(loaded(&lrs[1], 40));
+}
+
+#[test]
+fn a_high_line_is_delivered_once_its_interrupt_is_made_level_sensitive() {
+    let (mut v, mut lrs) = two_vcpus();
+    redist_write(&mut v, 0, ISENABLER, 1 << 20);
+    redist_write(&mut v, 0, ICFGR1, 2 << (2 * 4)); // PPI 20 edge
+    v.set_level(20, 0, true);
+    exit_and_enter(&mut v, 0, &mut lrs[0]);
+    assert!(
+        !loaded(&lrs[0], 20),
+        "an edge interrupt ignores its line level"
+    );
+    redist_write(&mut v, 0, ICFGR1, 0);
+    exit_and_enter(&mut v, 0, &mut lrs[0]);
+    assert!(
+        loaded(&lrs[0], 20),
+        "level-sensitive, the line high: pending"
+    );
+}
+
+/// A register write hints the interrupts it changed instead of asking every
+/// vCPU's next flush to rescan all 128; only a change of the group enables
+/// (which can make anything deliverable) does.
+#[test]
+fn only_a_group_enable_change_makes_the_next_flush_rescan_everything() {
+    let (mut v, _) = two_vcpus();
+    let writes: [(bool, u64, u64); 11] = [
+        (false, 0x80, 0x7fff_ffff),   // IGROUPR0
+        (false, ISENABLER, 1 << 5),   // ISENABLER0
+        (false, 0x180, 1 << 5),       // ICENABLER0
+        (false, 0x200, 1 << 6),       // ISPENDR0
+        (false, 0x280, 1 << 6),       // ICPENDR0
+        (false, ISACTIVER, 1 << 7),   // ISACTIVER0
+        (false, ICACTIVER, 1 << 7),   // ICACTIVER0
+        (false, IPRIORITYR, 0x80),    // IPRIORITYR0
+        (false, ICFGR1, 0xaaaa_aaaa), // ICFGR1
+        (true, 0x104, 1 << 8),        // GICD_ISENABLER1
+        (true, 0x0, 0b10),            // GICD_CTLR, unchanged
+    ];
+    for (dist, offset, value) in writes {
+        if dist {
+            dist_write(&mut v, offset, 4, value);
+        } else {
+            redist_write(&mut v, 1, offset, value);
+        }
+        assert_eq!(v.full_scan[..2], [false; 2], "write at {offset:#x}");
+    }
+    dist_write(&mut v, GICD_IROUTER + 8 * 40, 8, 1);
+    assert_eq!(v.full_scan[..2], [false; 2], "IROUTER write");
+    // Private writes hint their own vCPU, SPI writes every vCPU.
+    // IGROUPR bit 31, ISENABLER/ICENABLER 5, ISPENDR/ICPENDR 6,
+    // ISACTIVER/ICACTIVER 7, priority of 0, PPIs 16-31 turned edge.
+    assert_eq!(v.hint[1], (1 << 40) | 0xffff_00e1);
+    assert_eq!(v.hint[0], 1 << 40);
+    dist_write(&mut v, 0x0, 4, 0b11);
+    assert_eq!(v.full_scan[..2], [true; 2], "group 0 enabled");
+}
+
+/// Whatever register writes come in (any register, any vCPU, HW-backed
+/// interrupts among them), every flush still loads what is deliverable:
+/// nothing waits while a list register is free, as a full rescan would find.
+#[test]
+fn written_interrupts_are_delivered_as_by_a_full_rescan() {
+    // A few SGIs, a PPI and SPIs (one HW-backed of each), so that pending
+    // interrupts and the writes that free them meet often.
+    const INTIDS: [u32; 7] = [1, 2, 3, 17, 27, 40, 41];
+    fn property(src: &mut crate::verify::Source) {
+        let (mut v, mut lrs) = two_vcpus();
+        v.set_hw(27, 0, Some(27));
+        v.set_hw(41, 0, Some(73));
+        for _ in 0..8 {
+            let cpu = src.below(2) as usize;
+            let intid = INTIDS[src.below(INTIDS.len() as u64) as usize];
+            let spi = intid >= 32;
+            let bit = 1u64 << (intid % 32);
+            let word = u64::from(intid / 32) * 4;
+            let write = |v: &mut Vgic, offset: u64, size: u8, value: u64| {
+                if spi {
+                    dist_write(v, offset, size, value);
+                } else {
+                    let result =
+                        v.redist_access(cpu as u64 * GICR_STRIDE + SGI + offset, size, true, value);
+                    assert_eq!(result, MmioResult::Written);
+                }
+            };
+            match src.below(8) {
+                0 | 1 => {
+                    v.set_pending(intid, cpu);
+                }
+                2 => {
+                    v.set_level(intid, cpu, src.any());
+                }
+                // IGROUPR (a whole word) .. ICACTIVER: the bit, or all others.
+                3 => {
+                    let value = if src.any() { bit } else { !bit & 0xffff_ffff };
+                    write(&mut v, 0x80 * (1 + src.below(7)) + word, 4, value);
+                }
+                4 => write(&mut v, 0x100 + word, 4, bit), // ISENABLER: the common case
+                5 => write(&mut v, IPRIORITYR + u64::from(intid), 1, src.below(4) << 6),
+                6 => write(
+                    &mut v,
+                    0xc00 + u64::from(intid / 16) * 4,
+                    4,
+                    src.below(2) << (2 * (intid % 16) + 1),
+                ),
+                _ if spi => {
+                    dist_write(&mut v, GICD_IROUTER + 8 * u64::from(intid), 8, src.below(2))
+                }
+                _ => dist_write(&mut v, 0x0, 4, src.below(4)),
+            }
+            // Either vCPU exits (its guest may have acknowledged or
+            // completed anything) and re-enters.
+            let cpu = src.below(2) as usize;
+            for lr in lrs[cpu].iter_mut() {
+                *lr = (*lr & !(3 << 62)) | (src.below(4) << 62);
+            }
+            exit_and_enter(&mut v, cpu, &mut lrs[cpu]);
+            let waiting = v.best_candidate(cpu);
+            if let Some(waiting) = waiting {
+                assert!(
+                    lrs[cpu].iter().all(|lr| lr >> 62 != 0),
+                    "interrupt {waiting} waits while a list register of vCPU {cpu} is free"
+                );
+            }
+            cover!(waiting.is_some(), "list registers overflow");
+        }
+    }
+    crate::verify::reset_covers();
+    for case in 0..crate::verify::case_count() {
+        property(&mut crate::verify::Source::for_case(u64::from(case)));
+    }
+    crate::verify::check_covers("written_interrupts_are_delivered_as_by_a_full_rescan");
 }
 
 /// A register read for which `*_needs_lr_sync` asks for no sync returns the same value
