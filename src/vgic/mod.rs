@@ -301,9 +301,15 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         let irq = self.irq_mut(vcpu_for_private, intid)?;
         irq.latch = true;
         let irq = *irq;
+        self.became_pending(irq, intid, vcpu_for_private)
+    }
+
+    /// `irq` (INTID `intid`) just became pending: the vCPU to kick, if any.
+    /// Already in a list register, the holder's next entry shows it there
+    /// (pending, or pending and active); otherwise its target's next flush
+    /// is hinted to look at it.
+    fn became_pending(&mut self, irq: Irq, intid: u32, vcpu_for_private: usize) -> Option<usize> {
         if let Some((holder, _)) = irq.lr {
-            // Already in a list register: the holder's next entry shows the
-            // new edge there (pending, or pending and active).
             return (irq.enabled && self.group_enabled(&irq)).then_some(usize::from(holder));
         }
         let target = self.target_of(vcpu_for_private, intid);
@@ -353,12 +359,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         }
         irq.level = true;
         let irq = *irq;
-        if let Some((holder, _)) = irq.lr {
-            return (irq.enabled && self.group_enabled(&irq)).then_some(usize::from(holder));
-        }
-        let target = self.target_of(vcpu_for_private, intid);
-        self.hint_irq(target, intid);
-        self.deliverable(&irq).then_some(target)
+        self.became_pending(irq, intid, vcpu_for_private)
     }
 
     /// Keep a HW-backed interrupt's physical twin active exactly while the
