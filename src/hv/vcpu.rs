@@ -122,7 +122,17 @@ pub fn wait_for_start() -> ! {
     loop {
         if request.pending.swap(false, Ordering::AcqRel) {
             let vm = *VM_OF_CPU[pcpu].get().expect("start request names a VM");
-            let index = pcpu - vm.first_cpu;
+            if vm.stopped.load(Ordering::Acquire) {
+                // A CPU_ON that raced with its VM's SYSTEM_OFF.
+                continue;
+            }
+            let Some(index) = vm.vcpu_on(pcpu) else {
+                log::error!(
+                    "cpu{pcpu}: start request for a CPU {} does not own",
+                    vm.name
+                );
+                continue;
+            };
             run(
                 vm,
                 index,

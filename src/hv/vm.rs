@@ -5,6 +5,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicBool;
 
 use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FRAME_SIZE;
@@ -17,6 +18,7 @@ use hvcore::stage2::{MemAttr, Perms, Stage2};
 use hvcore::vgic::{MmioResult, Vgic};
 use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
 use hvcore::virtqueue::GuestMemory;
+use hvcore::vm_spec::{nth_set_bit, VmSpec};
 use log::info;
 use spin::Mutex;
 
@@ -49,9 +51,12 @@ const TWO_MIB: u64 = 2 << 20;
 /// One virtual machine.
 pub struct Vm {
     pub vmid: u16,
+    /// The configured name (`vm1` when the command line describes the VM).
+    pub name: String,
     pub num_vcpus: usize,
-    /// vCPU i runs on physical CPU `first_cpu + i`.
-    pub first_cpu: usize,
+    /// The physical CPUs the VM owns (bit n: CPU n); vCPU i runs on the
+    /// i-th of them.
+    pub cpus: u64,
     pub vttbr: u64,
     pub vtcr: u64,
     pub cntvoff: u64,
@@ -77,37 +82,28 @@ pub struct Vm {
     pub host_uart_irq: Option<u32>,
     /// Budget of guest-triggered log lines (see `guest_log`).
     pub log_limit: Mutex<LogLimiter>,
+    /// Powered off (PSCI SYSTEM_OFF): its vCPUs park at their next exit.
+    pub stopped: AtomicBool,
     /// The stage-2 tables VTTBR_EL2 points at: owned here so they live as
     /// long as the VM (ballooning and sharing will change them at run time).
     stage2_tables: Mutex<Stage2<FrameTableMemory>>,
 }
 
-/// Where the guest's kernel and initramfs wait in host memory.
-pub struct GuestBlobs {
-    pub kernel_pa: u64,
-    pub kernel_size: u64,
-    pub initrd: Option<(u64, u64)>,
-}
-
 impl Vm {
-    /// Build VM `vmid` from the host description and command line.
+    /// Build VM `vmid` from its validated specification (images in host
+    /// RAM, vCPUs, CPUs, memory), the host description and the command
+    /// line's hypervisor options.
     pub fn create(
         vmid: u16,
         host: &HostInfo,
         args: &HvArgs,
-        blobs: &GuestBlobs,
+        vm_spec: &VmSpec,
         cntvoff: u64,
     ) -> Result<Vm, String> {
-        let num_vcpus = args.guest_vcpus.unwrap_or(1);
-        if num_vcpus == 0 || num_vcpus > host.cpu_count.min(hvcore::psci::MAX_VCPUS) {
-            return Err(alloc::format!(
-                "{num_vcpus} vCPUs requested, {} physical CPUs",
-                host.cpu_count
-            ));
-        }
-        let ram_size = args.guest_mem_mib.unwrap_or(128) << 20;
+        let num_vcpus = vm_spec.vcpus;
+        let ram_size = vm_spec.mem_bytes;
         let ram_frames = (ram_size / FRAME_SIZE) as usize;
-        if args.test_device {
+        if vm_spec.test_device {
             leave_previous_owner_data(ram_frames);
         }
         // Zeroed: the frames may hold a previous owner's data (another VM's,
@@ -144,11 +140,11 @@ impl Vm {
         // keeps it and the guest gets an emulated one at the same address
         // and interrupt, so the guest cannot stop or forge the log.
         let assigned_spis = Vec::new();
-        let uart = host.uart.clone();
+        let uart = host.uart.clone().filter(|_| vm_spec.console);
 
         let mut extra_mmio = Vec::new();
         let mut virtio = Vec::new();
-        if args.test_device {
+        if vm_spec.test_device {
             virtio.push(Device {
                 name: String::from("virtio_mmio"),
                 base: VIRTIO_IPA,
@@ -166,26 +162,31 @@ impl Vm {
         }
 
         // SAFETY: the kernel blob is host RAM reserved at boot.
-        let header_bytes = unsafe { core::slice::from_raw_parts(blobs.kernel_pa as *const u8, 64) };
+        let header_bytes =
+            unsafe { core::slice::from_raw_parts(vm_spec.kernel.addr as *const u8, 64) };
         let header =
             parse_image_header(header_bytes).map_err(|e| alloc::format!("guest kernel: {e:?}"))?;
-        let initrd_size = blobs.initrd.map_or(0, |(_, size)| size);
+        let initrd_size = vm_spec.initrd.map_or(0, |m| m.size);
         let layout = plan_layout(
             RAM_IPA,
             ram_size,
             &header,
-            blobs.kernel_size,
+            vm_spec.kernel.size,
             initrd_size,
             DTB_MAX_SIZE,
         )
         .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
         let to_pa = |ipa: u64| ram_pa + (ipa - RAM_IPA);
 
-        copy_to_guest(to_pa(layout.kernel_ipa), blobs.kernel_pa, blobs.kernel_size);
+        copy_to_guest(
+            to_pa(layout.kernel_ipa),
+            vm_spec.kernel.addr,
+            vm_spec.kernel.size,
+        );
         let mut initrd_range = None;
-        if let (Some((initrd_pa, size)), Some(initrd_ipa)) = (blobs.initrd, layout.initrd_ipa) {
-            copy_to_guest(to_pa(initrd_ipa), initrd_pa, size);
-            initrd_range = Some((initrd_ipa, initrd_ipa + size));
+        if let (Some(initrd), Some(initrd_ipa)) = (vm_spec.initrd, layout.initrd_ipa) {
+            copy_to_guest(to_pa(initrd_ipa), initrd.addr, initrd.size);
+            initrd_range = Some((initrd_ipa, initrd_ipa + initrd.size));
         }
         let spec = GuestDtbSpec {
             ram_base: RAM_IPA,
@@ -197,7 +198,7 @@ impl Vm {
             uart: uart.clone(),
             virtio,
             extra_mmio,
-            bootargs: args.guest_bootargs.clone(),
+            bootargs: vm_spec.bootargs.clone(),
             initrd: initrd_range,
         };
         let dtb = build_guest_dtb(&spec).map_err(|e| alloc::format!("guest device tree: {e:?}"))?;
@@ -215,7 +216,9 @@ impl Vm {
         }
 
         info!(
-            "vm{vmid}: {num_vcpus} vCPU(s), {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
+            "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
+            vm_spec.name,
+            vm_spec.cpus,
             ram_size >> 20,
             layout.kernel_ipa,
             layout.dtb_ipa,
@@ -223,8 +226,9 @@ impl Vm {
         );
         Ok(Vm {
             vmid,
+            name: vm_spec.name.clone(),
             num_vcpus,
-            first_cpu: 0,
+            cpus: vm_spec.cpus,
             vttbr: stage2.root_pa() | (u64::from(vmid) << 48),
             vtcr: stage2.vtcr(),
             cntvoff,
@@ -232,8 +236,10 @@ impl Vm {
             dtb_ipa: layout.dtb_ipa,
             vgic: Mutex::new(vgic),
             power: Mutex::new(VcpuPower::new(num_vcpus)),
-            scratch: args.test_device.then(|| Mutex::new(ScratchDevice::new())),
-            virtio: args
+            scratch: vm_spec
+                .test_device
+                .then(|| Mutex::new(ScratchDevice::new())),
+            virtio: vm_spec
                 .test_device
                 .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
             ram: VmRam {
@@ -247,13 +253,23 @@ impl Vm {
             uart_intid: uart.as_ref().and_then(|u| u.irq),
             host_uart_irq: uart.as_ref().and_then(|u| u.irq),
             log_limit: Mutex::new(super::guest_log::new_limiter()),
+            stopped: AtomicBool::new(false),
             stage2_tables: Mutex::new(stage2),
         })
     }
 
     /// Physical CPU that runs vCPU `index`.
     pub fn cpu_of(&self, index: usize) -> usize {
-        self.first_cpu + index
+        nth_set_bit(self.cpus, index).unwrap_or(0)
+    }
+
+    /// The vCPU that runs on physical CPU `cpu`, if this VM owns it.
+    pub fn vcpu_on(&self, cpu: usize) -> Option<usize> {
+        if cpu >= 64 || self.cpus & (1 << cpu) == 0 {
+            return None;
+        }
+        let index = (self.cpus & ((1u64 << cpu) - 1)).count_ones() as usize;
+        (index < self.num_vcpus).then_some(index)
     }
 
     /// Whether stage 2 maps `ipa` (a fault there is a permission fault, not a hole).

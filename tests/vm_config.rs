@@ -1,0 +1,148 @@
+//! VM configuration files (issue 9): `tools/boot --config FILE` turns a TOML
+//! file into VM nodes under /chosen (Xen's dom0less binding); the hypervisor
+//! validates them, then runs every VM on its own physical CPUs. A VM's
+//! SYSTEM_OFF stops only that VM; the machine powers off after the last.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn config_file(name: &str, text: &str) -> PathBuf {
+    let dir = common::root().join("target/vm-configs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn two_vms_run_side_by_side_and_stop_one_at_a_time() {
+    common::build_images();
+    let config = common::root().join("configs/two-test-guests.toml");
+    let run = common::boot(
+        "config-two-test-guests",
+        &["--config", config.to_str().unwrap()],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_hv_line("VM 'alpha': 1 vCPU(s) on CPUs 0x1, 64 MiB");
+    run.assert_hv_line("VM 'beta': 1 vCPU(s) on CPUs 0x2, 64 MiB");
+    run.assert_hv_line("vm1 vcpu0 starting on cpu0");
+    run.assert_hv_line("vm2 vcpu0 starting on cpu1");
+    // Each VM ran the whole test guest on its own machine.
+    let passed = run
+        .output
+        .matches("test-guest: 16 passed, 0 failed")
+        .count();
+    assert_eq!(passed, 2, "both test guests pass\n{}", run.tail(80));
+    // The first VM to power off stops alone; the other finishes its run.
+    let stopped: Vec<&str> = run
+        .hv_lines()
+        .filter(|l| l.contains("stopped (SYSTEM_OFF)"))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{}", run.tail(60));
+    assert!(stopped[0].contains("1 VM(s) still running"), "{}", stopped[0]);
+    let at = run.output.find("stopped (SYSTEM_OFF)").unwrap();
+    assert!(
+        run.output[at..].contains("guest requested SYSTEM_OFF"),
+        "the second VM ran on after the first stopped, to power itself off\n{}",
+        run.tail(60)
+    );
+    // Every exit of both VMs is counted at the machine's power-off.
+    assert!(run.hv_counter("[hv] exits:", "hvc") >= 2 * 20, "{}", run.tail(20));
+}
+
+/// Each invalid configuration is refused with the VM and field named, and
+/// no VM starts.
+#[test]
+fn invalid_configurations_name_the_vm_and_field_and_start_nothing() {
+    common::build_images();
+    let vm = |name: &str, extra: &str| {
+        format!("[[vm]]\nname = \"{name}\"\nkernel = \"test-guest\"\nmemory = \"64M\"\n{extra}\n")
+    };
+    let cases = [
+        (
+            "cpu-clash",
+            format!(
+                "[machine]\ncpus = 2\n{}{}",
+                vm("one", "cpus = [0]"),
+                vm("two", "cpus = [0]")
+            ),
+            "VM 'two', cpus: CPU 0 already belongs to another VM ('one')",
+        ),
+        (
+            "no-such-cpu",
+            format!("[machine]\ncpus = 2\n{}", vm("one", "cpus = [1, 5]")),
+            "VM 'one', cpus: CPU 5 does not exist (the machine has 2)",
+        ),
+        (
+            "duplicate-name",
+            format!("[machine]\ncpus = 2\n{}{}", vm("same", ""), vm("same", "")),
+            "VM 'same', name: two VMs have this name",
+        ),
+        (
+            "too-much-memory",
+            format!(
+                "[machine]\ncpus = 2\nmemory = \"512M\"\n{}{}",
+                vm("small", ""),
+                vm("big", "").replace("64M", "480M")
+            ),
+            "VM 'big', memory: not enough host RAM",
+        ),
+        (
+            "too-many-vcpus",
+            format!("[machine]\ncpus = 2\n{}", vm("wide", "vcpus = 3\ncpus = [0, 1]")),
+            "VM 'wide', cpus: 3 vCPUs on 2 CPU(s) would need time-sharing",
+        ),
+        (
+            "tiny-memory",
+            format!("[machine]\ncpus = 1\n{}", vm("tiny", "").replace("64M", "8M")),
+            "VM 'tiny', memory: 8 MiB is too little",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = config_file(name, &text);
+        let run = common::boot(
+            &format!("config-{name}"),
+            &["--config", path.to_str().unwrap()],
+            TIMEOUT,
+        );
+        assert!(!run.timed_out, "{name}: refused at once\n{}", run.tail(20));
+        run.assert_hv_line(&format!("boot failed: configuration: {expected}"));
+        assert!(
+            !run.output.contains("starting on cpu") && !run.output.contains("test-guest:"),
+            "{name}: no VM may start\n{}",
+            run.tail(20)
+        );
+    }
+}
+
+/// What the host tool cannot encode it reports itself, naming the field.
+#[test]
+fn the_config_tool_names_unknown_fields_and_missing_files() {
+    common::build_images();
+    for (name, text, expected) in [
+        (
+            "unknown-field",
+            "[[vm]]\nname = \"a\"\nkernel = \"test-guest\"\nvcpu = 2\n",
+            "VM 'a': unknown field(s) vcpu",
+        ),
+        (
+            "missing-kernel-file",
+            "[[vm]]\nname = \"a\"\nkernel = \"no/such/Image\"\n",
+            "VM 'a', kernel: no such file",
+        ),
+    ] {
+        let path = config_file(name, text);
+        let run = common::boot(
+            &format!("config-{name}"),
+            &["--config", path.to_str().unwrap()],
+            TIMEOUT,
+        );
+        assert_ne!(run.exit_code, Some(0), "{name}\n{}", run.tail(10));
+        run.assert_line(expected);
+    }
+}
