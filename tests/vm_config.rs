@@ -44,7 +44,11 @@ fn two_vms_run_side_by_side_and_stop_one_at_a_time() {
         .filter(|l| l.contains("stopped (SYSTEM_OFF)"))
         .collect();
     assert_eq!(stopped.len(), 1, "{}", run.tail(60));
-    assert!(stopped[0].contains("1 VM(s) still running"), "{}", stopped[0]);
+    assert!(
+        stopped[0].contains("1 VM(s) still running"),
+        "{}",
+        stopped[0]
+    );
     let at = run.output.find("stopped (SYSTEM_OFF)").unwrap();
     assert!(
         run.output[at..].contains("guest requested SYSTEM_OFF"),
@@ -52,7 +56,11 @@ fn two_vms_run_side_by_side_and_stop_one_at_a_time() {
         run.tail(60)
     );
     // Every exit of both VMs is counted at the machine's power-off.
-    assert!(run.hv_counter("[hv] exits:", "hvc") >= 2 * 20, "{}", run.tail(20));
+    assert!(
+        run.hv_counter("[hv] exits:", "hvc") >= 2 * 20,
+        "{}",
+        run.tail(20)
+    );
 }
 
 /// Each invalid configuration is refused with the VM and field named, and
@@ -94,12 +102,18 @@ fn invalid_configurations_name_the_vm_and_field_and_start_nothing() {
         ),
         (
             "too-many-vcpus",
-            format!("[machine]\ncpus = 2\n{}", vm("wide", "vcpus = 3\ncpus = [0, 1]")),
+            format!(
+                "[machine]\ncpus = 2\n{}",
+                vm("wide", "vcpus = 3\ncpus = [0, 1]")
+            ),
             "VM 'wide', cpus: 3 vCPUs on 2 CPU(s) would need time-sharing",
         ),
         (
             "tiny-memory",
-            format!("[machine]\ncpus = 1\n{}", vm("tiny", "").replace("64M", "8M")),
+            format!(
+                "[machine]\ncpus = 1\n{}",
+                vm("tiny", "").replace("64M", "8M")
+            ),
             "VM 'tiny', memory: 8 MiB is too little",
         ),
     ];
