@@ -160,3 +160,64 @@ fn the_config_tool_names_unknown_fields_and_missing_files() {
         run.assert_line(expected);
     }
 }
+
+/// Two Linux VMs with 2 vCPUs each boot to their shells at the same time;
+/// console input goes to the focused VM; the hypervisor console (Ctrl-])
+/// lists the VMs, moves the focus and stops a VM while the other runs on.
+#[test]
+fn two_linux_vms_share_the_console_and_stop_independently() {
+    common::build_images();
+    common::fetch_linux();
+    let vm = |name: &str, cpus: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nkernel = \"debian\"\ninitramfs = \"debian\"\n\
+             cmdline = \"console=ttyAMA0 rdinit=/init panic=-1 hv.marker={name}-up\"\n\
+             vcpus = 2\nmemory = \"256M\"\ncpus = {cpus}\n"
+        )
+    };
+    let text = format!(
+        "[machine]\ncpus = 4\n{}{}",
+        vm("linux1", "[0, 1]"),
+        vm("linux2", "[2, 3]")
+    );
+    let path = config_file("two-linux-console", &text);
+    let escape = "\u{1d}";
+    let run = common::boot_with_input(
+        "config-two-linux-console",
+        &["--config", path.to_str().unwrap()],
+        &[
+            ("GUEST-MARKER linux1-up", ""),
+            (
+                "GUEST-MARKER linux2-up",
+                &format!("{escape}list\\nstop nosuch\\n"),
+            ),
+            (
+                "[hv] vm2 linux2 running",
+                &format!("focus linux2\\n{escape}poweroff -f\\n"),
+            ),
+            ("stopped (SYSTEM_OFF)", "echo still-$((40 + 2))\\n"),
+            ("still-42", &format!("{escape}stop linux1\\n")),
+        ],
+        Duration::from_secs(400),
+    );
+    run.assert_clean_exit();
+    for name in ["linux1", "linux2"] {
+        run.assert_line(&format!("GUEST-MARKER {name}-up"));
+    }
+    run.assert_hv_line("vm1 linux1 running vcpus=2 cpus=0x3 memory=256M");
+    run.assert_hv_line("vm2 linux2 running vcpus=2 cpus=0xc memory=256M");
+    run.assert_hv_line("console: no VM named 'nosuch'");
+    // Input typed after `focus linux2` powered linux2 off, and only linux2.
+    run.assert_hv_line("VM 'linux2' stopped (SYSTEM_OFF)");
+    run.assert_hv_line("1 VM(s) still running");
+    run.assert_hv_line("console input now goes to VM 'linux1'");
+    // linux1 ran on, answered input, and was stopped from the console last.
+    run.assert_line("still-42");
+    run.assert_hv_line("VM 'linux1' stopped (stop command) after");
+    run.assert_hv_line("0 VM(s) still running");
+    assert!(
+        run.hv_counter("[hv] exits:", "total") > 10_000,
+        "{}",
+        run.tail(20)
+    );
+}

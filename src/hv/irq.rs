@@ -104,10 +104,9 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
                 kick(vcpu.vm, vcpu.index, target);
             }
         } else if Some(intid) == vcpu.vm.host_uart_irq {
-            // Input for the guest's emulated UART.
-            if let Some(level) = super::console::receive_into(vcpu.vm) {
-                vcpu.vm.set_uart_level(vcpu.index, level);
-            }
+            // Input for the focused VM's emulated UART or the hypervisor
+            // console (whichever VM's CPU the interrupt is routed to).
+            super::console::receive_input();
             gic::deactivate(intid);
         } else if intid == MAINTENANCE_INTID {
             // A level signal from the list registers and ICH_HCR_EL2 (an

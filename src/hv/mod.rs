@@ -11,6 +11,7 @@ mod inject;
 mod irq;
 mod lifecycle;
 mod logger;
+mod management;
 mod memory;
 mod percpu;
 mod vcpu;
@@ -156,22 +157,16 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     let mut vms: alloc::vec::Vec<&'static Vm> = alloc::vec::Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let vmid = u16::try_from(i + 1).map_err(|_| "too many VMs")?;
-        let mut vm = Vm::create(vmid, &host, &args, spec, cntvoff)
+        let vm = Vm::create(vmid, &host, &args, spec, cntvoff)
             .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
-        if i > 0 {
-            // Console input goes to the first VM (a focus switch comes with
-            // the hypervisor console).
-            vm.host_uart_irq = None;
-        }
         vms.push(Box::leak(Box::new(vm)));
     }
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
-    // emulated one, fed from the physical receive interrupt.
+    // emulated one, fed from the physical receive interrupt, which goes to
+    // a CPU of a running VM (the first, until it stops).
     console::take_uart();
-    if let Some(irq) = vms[0].host_uart_irq {
-        gic::enable_spi(irq, vms[0].cpu_of(0) as u64);
-    }
+    lifecycle::route_console_input();
     // Each VM's first vCPU starts on its first CPU; the boot CPU runs its
     // own VM's, or waits for a vCPU to be started on it.
     let here = cpu::current_index();
