@@ -158,13 +158,10 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             super::lifecycle::stop_vm(vcpu, "SYSTEM_OFF")
         }
         PsciCall::SystemReset if super::lifecycle::vms().len() > 1 => {
-            // Restarting one VM of several is not built yet: stop it, so the
-            // others keep running (a machine reset would take them down).
-            log::warn!(
-                "vm{}: SYSTEM_RESET of one VM among several is not supported yet: stopping it",
-                vcpu.vm.vmid
-            );
-            super::lifecycle::stop_vm(vcpu, "SYSTEM_RESET")
+            // One VM of several restarts alone; the others keep running.
+            info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
+            super::lifecycle::request_restart(vcpu.vm, "SYSTEM_RESET");
+            vcpu::stop_current()
         }
         PsciCall::SystemReset => {
             info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);

@@ -74,7 +74,7 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
         vm.name,
         vm_exits(vm)
     );
-    if left == 0 {
+    if left == 0 && !vm.restart_requested.load(Ordering::Acquire) {
         super::print_exit_counters(vm);
         hv_arch::psci::system_off();
     }
@@ -92,6 +92,40 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
         }
     }
     true
+}
+
+/// Stop `vm` (if it runs) and start it again from its images once every
+/// one of its vCPUs has parked.
+pub fn request_restart(vm: &'static Vm, why: &str) {
+    vm.restart_requested.store(true, Ordering::Release);
+    request_stop(vm, why);
+    restart_if_parked(vm);
+}
+
+/// Start the stopped `vm` again (the console's `start`). False if it runs.
+pub fn start(vm: &'static Vm) -> bool {
+    if !vm.stopped.load(Ordering::Acquire) {
+        return false;
+    }
+    vm.restart_requested.store(true, Ordering::Release);
+    restart_if_parked(vm);
+    true
+}
+
+/// A vCPU of `vm` parked: if a restart waits for that, do it now. The
+/// last vCPU to park runs this, so RAM is never reset under a running one.
+pub fn restart_if_parked(vm: &'static Vm) {
+    if !vm.stopped.load(Ordering::Acquire) || !vm.all_vcpus_off() {
+        return;
+    }
+    if !vm.restart_requested.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    vm.reset();
+    RUNNING.fetch_add(1, Ordering::AcqRel);
+    vm.stopped.store(false, Ordering::Release);
+    info!("VM '{}' restarted from its images", vm.name);
+    vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);
 }
 
 /// The VM of `vcpu` powered itself off: stop it and park this vCPU.

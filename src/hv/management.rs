@@ -64,11 +64,16 @@ pub fn run(command: Result<Command, CommandError>) {
                 print_raw(format_args!("[hv] console: VM '{}' is not running\n", vm.name));
             }
         }
-        Command::Start(name) | Command::Reboot(name) => {
-            if named(&name).is_some() {
-                print_raw(format_args!(
-                    "[hv] console: restarting a VM is not supported yet\n"
-                ));
+        Command::Start(name) => {
+            if let Some(vm) = named(&name) {
+                if !lifecycle::start(vm) {
+                    print_raw(format_args!("[hv] console: VM '{}' is running\n", vm.name));
+                }
+            }
+        }
+        Command::Reboot(name) => {
+            if let Some(vm) = named(&name) {
+                lifecycle::request_restart(vm, "reboot command");
             }
         }
     }

@@ -124,6 +124,10 @@ pub fn wait_for_start() -> ! {
             let vm = *VM_OF_CPU[pcpu].get().expect("start request names a VM");
             if vm.stopped.load(Ordering::Acquire) {
                 // A CPU_ON that raced with its VM's SYSTEM_OFF.
+                if let Some(index) = vm.vcpu_on(pcpu) {
+                    vm.power.lock().cpu_off(index);
+                }
+                super::lifecycle::restart_if_parked(vm);
                 continue;
             }
             let Some(index) = vm.vcpu_on(pcpu) else {
@@ -273,7 +277,9 @@ pub fn stop_current() -> ! {
     for lr in 0..vcpu.num_lrs {
         gic::write_lr(lr, 0);
     }
+    let vm = vcpu.vm;
     clear_current();
     *CURRENT.current() = None;
+    super::lifecycle::restart_if_parked(vm);
     wait_for_start()
 }

@@ -8,17 +8,18 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicBool;
 
 use hvcore::boot_image::{parse_image_header, plan_layout};
+use hvcore::frame_alloc::FrameScrubber;
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
 use hvcore::log_limit::LogLimiter;
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
 use hvcore::pl011::{Pl011, PL011_SIZE};
-use hvcore::psci::VcpuPower;
+use hvcore::psci::{PowerState, VcpuPower};
 use hvcore::stage2::{MemAttr, Perms, Stage2};
 use hvcore::vgic::{MmioResult, Vgic};
 use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
 use hvcore::virtqueue::GuestMemory;
-use hvcore::vm_spec::{nth_set_bit, VmSpec};
+use hvcore::vm_spec::{nth_set_bit, Module, VmSpec};
 use log::info;
 use spin::Mutex;
 
@@ -84,6 +85,10 @@ pub struct Vm {
     pub log_limit: Mutex<LogLimiter>,
     /// Powered off (PSCI SYSTEM_OFF): its vCPUs park at their next exit.
     pub stopped: AtomicBool,
+    /// To be started again once every vCPU has parked (a reboot).
+    pub restart_requested: AtomicBool,
+    /// What a (re)start loads into RAM.
+    boot: BootImages,
     /// The stage-2 tables VTTBR_EL2 points at: owned here so they live as
     /// long as the VM (ballooning and sharing will change them at run time).
     stage2_tables: Mutex<Stage2<FrameTableMemory>>,
@@ -176,18 +181,10 @@ impl Vm {
             DTB_MAX_SIZE,
         )
         .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
-        let to_pa = |ipa: u64| ram_pa + (ipa - RAM_IPA);
-
-        copy_to_guest(
-            to_pa(layout.kernel_ipa),
-            vm_spec.kernel.addr,
-            vm_spec.kernel.size,
-        );
-        let mut initrd_range = None;
-        if let (Some(initrd), Some(initrd_ipa)) = (vm_spec.initrd, layout.initrd_ipa) {
-            copy_to_guest(to_pa(initrd_ipa), initrd.addr, initrd.size);
-            initrd_range = Some((initrd_ipa, initrd_ipa + initrd.size));
-        }
+        let initrd_range = vm_spec
+            .initrd
+            .zip(layout.initrd_ipa)
+            .map(|(initrd, ipa)| (ipa, ipa + initrd.size));
         let spec = GuestDtbSpec {
             ram_base: RAM_IPA,
             ram_size,
@@ -205,15 +202,20 @@ impl Vm {
         if dtb.len() as u64 > DTB_MAX_SIZE {
             return Err(String::from("guest device tree too large"));
         }
-        write_to_guest(to_pa(layout.dtb_ipa), &dtb);
-
-        let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
-        for vcpu in 0..num_vcpus {
-            vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
-        }
-        for &spi in &assigned_spis {
-            vgic.set_hw(spi, 0, Some(spi));
-        }
+        let boot = BootImages {
+            kernel: vm_spec.kernel,
+            kernel_ipa: layout.kernel_ipa,
+            initrd: vm_spec.initrd.zip(layout.initrd_ipa),
+            dtb,
+            dtb_ipa: layout.dtb_ipa,
+        };
+        let ram = VmRam {
+            ipa: RAM_IPA,
+            pa: ram_pa,
+            size: ram_size,
+        };
+        boot.load_into(&ram);
+        let vgic = fresh_vgic(num_vcpus, &assigned_spis);
 
         info!(
             "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
@@ -242,11 +244,7 @@ impl Vm {
             virtio: vm_spec
                 .test_device
                 .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
-            ram: VmRam {
-                ipa: RAM_IPA,
-                pa: ram_pa,
-                size: ram_size,
-            },
+            ram,
             assigned_spis,
             uart: uart.as_ref().map(|_| Mutex::new(Pl011::new())),
             uart_ipa: uart.as_ref().map_or(0, |u| u.base),
@@ -254,8 +252,35 @@ impl Vm {
             host_uart_irq: uart.as_ref().and_then(|u| u.irq),
             log_limit: Mutex::new(super::guest_log::new_limiter()),
             stopped: AtomicBool::new(false),
+            restart_requested: AtomicBool::new(false),
+            boot,
             stage2_tables: Mutex::new(stage2),
         })
+    }
+
+    /// Put the VM back in its state at creation, for a restart: RAM zeroed
+    /// and loaded again from its images, a fresh vGIC, power states and
+    /// devices. Only while every vCPU is parked (the caller checks).
+    pub fn reset(&self) {
+        HostScrubber.zero(self.ram.pa, self.ram.size);
+        self.boot.load_into(&self.ram);
+        *self.vgic.lock() = fresh_vgic(self.num_vcpus, &self.assigned_spis);
+        *self.power.lock() = VcpuPower::new(self.num_vcpus);
+        if let Some(uart) = &self.uart {
+            *uart.lock() = Pl011::new();
+        }
+        if let Some(scratch) = &self.scratch {
+            *scratch.lock() = ScratchDevice::new();
+        }
+        if let Some(virtio) = &self.virtio {
+            *virtio.lock() = VirtioMmio::new(NullBackend::default());
+        }
+    }
+
+    /// Whether every vCPU is off (parked), so the VM can be reset.
+    pub fn all_vcpus_off(&self) -> bool {
+        let power = self.power.lock();
+        (0..self.num_vcpus).all(|i| power.state(i) == PowerState::Off)
     }
 
     /// Physical CPU that runs vCPU `index`.
@@ -515,6 +540,39 @@ impl Vm {
             hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
         }
     }
+}
+
+/// The images a VM boots from: where they wait in host RAM and where they
+/// go in guest RAM. Kept for restarts.
+struct BootImages {
+    kernel: Module,
+    kernel_ipa: u64,
+    initrd: Option<(Module, u64)>,
+    dtb: Vec<u8>,
+    dtb_ipa: u64,
+}
+
+impl BootImages {
+    fn load_into(&self, ram: &VmRam) {
+        let to_pa = |ipa: u64| ram.pa + (ipa - ram.ipa);
+        copy_to_guest(to_pa(self.kernel_ipa), self.kernel.addr, self.kernel.size);
+        if let Some((initrd, ipa)) = self.initrd {
+            copy_to_guest(to_pa(ipa), initrd.addr, initrd.size);
+        }
+        write_to_guest(to_pa(self.dtb_ipa), &self.dtb);
+    }
+}
+
+/// A vGIC at reset, with the virtual timer and assigned SPIs forwarded.
+fn fresh_vgic(num_vcpus: usize, assigned_spis: &[u32]) -> Box<Vgic> {
+    let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
+    for vcpu in 0..num_vcpus {
+        vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
+    }
+    for &spi in assigned_spis {
+        vgic.set_hw(spi, 0, Some(spi));
+    }
+    vgic
 }
 
 /// A VM's RAM as devices see it: guest-physical addresses, checked against
