@@ -17,6 +17,11 @@
 //!   feed; shells redraw their line with it) the guest's next text counts as
 //!   starting a line, and anything else written after it starts a new line.
 //!   Every guest line ends in CR LF.
+//! - When several VMs share the console, the glue gives each a tag
+//!   ([`ConsoleMux::set_tag`]): every line, or part of a line, of that VM
+//!   then starts with `(name) ` (as Xen marks its guests' lines), so each
+//!   physical line holds one VM's text and says whose it is. A tag starts
+//!   with `(`, so a tagged line never starts with [`HV_PREFIX`] either.
 
 /// What every hypervisor line starts with, and no guest line can.
 pub const HV_PREFIX: &[u8] = b"[hv";
@@ -46,6 +51,23 @@ impl GuestLine {
     };
 }
 
+/// Longest tag: `(`, a VM name of up to 16 bytes, `) `.
+pub const TAG_MAX: usize = 20;
+
+/// What starts every line of one VM (empty: nothing).
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    bytes: [u8; TAG_MAX],
+    len: usize,
+}
+
+impl Tag {
+    const NONE: Tag = Tag {
+        bytes: [0; TAG_MAX],
+        len: 0,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
     /// At the start of a line.
@@ -62,6 +84,7 @@ enum Cursor {
 #[derive(Debug, Clone)]
 pub struct ConsoleMux<const VMS: usize> {
     lines: [GuestLine; VMS],
+    tags: [Tag; VMS],
     cursor: Cursor,
     /// Guest lines (or parts) written behind the escape prefix.
     pub escaped: u64,
@@ -77,9 +100,27 @@ impl<const VMS: usize> ConsoleMux<VMS> {
     pub const fn new() -> Self {
         ConsoleMux {
             lines: [GuestLine::EMPTY; VMS],
+            tags: [Tag::NONE; VMS],
             cursor: Cursor::LineStart,
             escaped: 0,
         }
+    }
+
+    /// Start every line of guest `vm` with `(name) ` from now on. Bytes of
+    /// `name` that are not printable, or a space, show as `?`; the name is
+    /// cut to fit [`TAG_MAX`].
+    pub fn set_tag(&mut self, vm: usize, name: &[u8]) {
+        let Some(tag) = self.tags.get_mut(vm) else {
+            return;
+        };
+        let name = &name[..name.len().min(TAG_MAX - 3)];
+        tag.bytes[0] = b'(';
+        for (slot, &b) in tag.bytes[1..].iter_mut().zip(name) {
+            *slot = if b.is_ascii_graphic() { b } else { b'?' };
+        }
+        tag.bytes[1 + name.len()] = b')';
+        tag.bytes[2 + name.len()] = b' ';
+        tag.len = name.len() + 3;
     }
 
     /// Guest `vm` wrote `byte` to its UART. Bytes for a VM slot that does
@@ -154,7 +195,10 @@ impl<const VMS: usize> ConsoleMux<VMS> {
                 out.write(b"\r\n");
             }
             // At column 0: the one place a forged hypervisor line could start.
-            if could_start_hv_prefix(bytes) {
+            let tag = self.tags[vm];
+            if tag.len > 0 {
+                out.write(&tag.bytes[..tag.len]);
+            } else if could_start_hv_prefix(bytes) {
                 write_escape(vm, out);
                 self.escaped += 1;
             }
@@ -222,6 +266,32 @@ mod tests {
             .lines()
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn tagged_vms_get_their_name_on_every_line_part() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        mux.set_tag(1, b"web");
+        mux.set_tag(2, b"a b\n");
+        guest(&mut mux, 1, "GET /\n[hv] forged\nhal", &mut out);
+        guest(&mut mux, 2, "x\n", &mut out);
+        guest(&mut mux, 1, "f\n", &mut out);
+        hv(&mut mux, "[hv] real\n", &mut out);
+        assert_eq!(
+            lines(&out),
+            [
+                "(web) GET /",
+                "(web) [hv] forged",
+                "(a?b?) x",
+                "(web) half",
+                "[hv] real"
+            ]
+        );
+        assert_eq!(mux.escaped, 0, "a tagged line needs no escape");
+        let long = [b'n'; 40];
+        mux.set_tag(3, &long);
+        assert_eq!(mux.tags[3].len, TAG_MAX);
+        mux.set_tag(9, b"nobody");
     }
 
     #[test]

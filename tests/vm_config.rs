@@ -32,22 +32,37 @@ fn two_vms_run_side_by_side_and_stop_one_at_a_time() {
     run.assert_hv_line("VM 'beta': 1 vCPU(s) on CPUs 0x2, 64 MiB");
     run.assert_hv_line("vm1 vcpu0 starting on cpu0");
     run.assert_hv_line("vm2 vcpu0 starting on cpu1");
-    // Each VM ran the whole test guest on its own machine.
-    let passed = run
+    // Each VM ran the whole test guest on its own machine; every line of
+    // its output is tagged with its name.
+    run.assert_line("(alpha) test-guest: 16 passed, 0 failed");
+    run.assert_line("(beta) test-guest: 16 passed, 0 failed");
+    let untagged = run
         .output
-        .matches("test-guest: 16 passed, 0 failed")
+        .lines()
+        .filter(|l| l.starts_with("CHECK") || l.starts_with("test-guest"))
         .count();
-    assert_eq!(passed, 2, "both test guests pass\n{}", run.tail(80));
-    // The first VM to power off stops alone; the other finishes its run.
+    assert_eq!(
+        untagged,
+        0,
+        "guest lines carry their VM's name\n{}",
+        run.tail(40)
+    );
+    // The first VM to power off stops alone; the other finishes its run,
+    // then powers the machine off.
     let stopped: Vec<&str> = run
         .hv_lines()
         .filter(|l| l.contains("stopped (SYSTEM_OFF)"))
         .collect();
-    assert_eq!(stopped.len(), 1, "{}", run.tail(60));
+    assert_eq!(stopped.len(), 2, "{}", run.tail(60));
     assert!(
         stopped[0].contains("1 VM(s) still running"),
         "{}",
         stopped[0]
+    );
+    assert!(
+        stopped[1].contains("0 VM(s) still running"),
+        "{}",
+        stopped[1]
     );
     let at = run.output.find("stopped (SYSTEM_OFF)").unwrap();
     assert!(
@@ -206,10 +221,8 @@ fn two_linux_vms_share_the_console_and_stop_or_restart_independently() {
     );
     run.assert_clean_exit();
     for name in ["linux1", "linux2"] {
-        let boots = run
-            .output
-            .matches(&format!("GUEST-MARKER {name}-up"))
-            .count();
+        let marker = format!("({name}) GUEST-MARKER {name}-up");
+        let boots = run.output.matches(&marker).count();
         assert_eq!(boots, 2, "{name} booted twice\n{}", run.tail(60));
     }
     run.assert_hv_line("vm1 linux1 running vcpus=2 cpus=0x3 memory=256M");
@@ -222,7 +235,7 @@ fn two_linux_vms_share_the_console_and_stop_or_restart_independently() {
     run.assert_hv_line("console input now goes to VM 'linux1'");
     // linux1 ran on, answered input, restarted alone on its own
     // SYSTEM_RESET, and was stopped from the console last.
-    run.assert_line("still-42");
+    run.assert_line("(linux1) still-42");
     run.assert_hv_line("VM 'linux1' stopped (SYSTEM_RESET)");
     run.assert_hv_line("VM 'linux1' stopped (stop command) after");
     run.assert_hv_line("0 VM(s) still running");

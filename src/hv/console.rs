@@ -13,7 +13,7 @@ use spin::Mutex;
 
 pub const PL011_BASE: usize = 0x0900_0000;
 /// Guest VM ids the console has line buffers for (VM ids are 1..).
-const VM_SLOTS: usize = 4;
+const VM_SLOTS: usize = hvcore::vm_spec::MAX_VMS + 1;
 
 /// The physical UART with bounded transmit waits.
 struct Uart {
@@ -104,6 +104,14 @@ pub fn take_uart() {
     console.uart.device.init();
     let ticks_per_microsecond = (read_sysreg!("CNTFRQ_EL0") / 1_000_000).max(1);
     console.uart.tx = BoundedTx::new(ticks_per_microsecond * TX_WAIT_MICROSECONDS);
+}
+
+/// Start every console line of VM `vmid` with `(name) ` (several VMs).
+pub fn set_tag(vmid: u16, name: &str) {
+    CONSOLE
+        .lock()
+        .mux
+        .set_tag(usize::from(vmid), name.as_bytes());
 }
 
 /// Guest `vmid` transmitted `byte` on its emulated UART.

@@ -161,6 +161,12 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
             .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
         vms.push(Box::leak(Box::new(vm)));
     }
+    if vms.len() > 1 {
+        // Several VMs share the console: each line says whose it is.
+        for vm in &vms {
+            console::set_tag(vm.vmid, &vm.name);
+        }
+    }
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
     // emulated one, fed from the physical receive interrupt, which goes to
