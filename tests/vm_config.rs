@@ -240,3 +240,56 @@ fn two_linux_vms_share_the_console_and_stop_or_restart_independently() {
     run.assert_hv_line("VM 'linux1' stopped (stop command) after");
     run.assert_hv_line("0 VM(s) still running");
 }
+
+/// Isolation between VMs: two hostile VMs probe the whole guest-physical
+/// space and reach only their own RAM (of different sizes) and their own
+/// emulated devices, while a third VM's timer interrupts keep arriving as
+/// they should during the flood of exits.
+#[test]
+fn hostile_vms_reach_only_their_own_memory_and_do_not_disturb_a_third() {
+    common::build_images();
+    let vm = |name: &str, memory: &str, scenario: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nkernel = \"hostile-guest\"\nmemory = \"{memory}\"\n\
+             cmdline = \"hostile={scenario}\"\n"
+        )
+    };
+    let text = format!(
+        "[machine]\ncpus = 3\n{}{}{}",
+        vm("alpha", "64M", "probe-ipa"),
+        vm("beta", "32M", "probe-ipa"),
+        vm("gamma", "32M", "vtimer-deassert")
+    );
+    let path = config_file("isolation", &text);
+    let run = common::boot(
+        "config-isolation",
+        &["--config", path.to_str().unwrap()],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    let devices = [0x0800_0000u64, 0x0900_0000, 0x0a00_0000, 0x0b00_0000];
+    for (name, ram_end) in [("alpha", 0x4400_0000u64), ("beta", 0x4200_0000)] {
+        let answered: Vec<&str> = run
+            .output
+            .lines()
+            .filter(|l| l.starts_with(&format!("({name}) probe-ipa: answered")))
+            .collect();
+        let mut expected: Vec<String> = devices
+            .iter()
+            .map(|d| format!("({name}) probe-ipa: answered {d:#x}-{:#x}", d + 0x20_0000))
+            .collect();
+        expected.push(format!(
+            "({name}) probe-ipa: answered 0x40000000-{ram_end:#x}"
+        ));
+        assert_eq!(answered, expected, "{}", run.tail(60));
+        run.assert_line(&format!(
+            "({name}) probe-ipa: 3068 probes, 0 writes answered where reads aborted"
+        ));
+    }
+    for case in ["disable", "mask", "future"] {
+        run.assert_line(&format!(
+            "(gamma) vtimer-deassert {case}: fired true, pending after false, delivered 1023"
+        ));
+    }
+    run.assert_line("(gamma) HOSTILE vtimer-deassert: done");
+}
