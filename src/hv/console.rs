@@ -156,11 +156,13 @@ pub fn receive_input() {
             match action {
                 InputAction::Echo(b) => console.uart.write(&[b]),
                 InputAction::Erase => console.uart.write(b"\x08 \x08"),
-                InputAction::Run(_) | InputAction::Opened => console.uart.write(b"\r\n"),
+                InputAction::Entered | InputAction::Opened => console.uart.write(b"\r\n"),
                 _ => {}
             }
-            action
+            let command = (action == InputAction::Entered).then(|| console.input.entered_command());
+            (action, command)
         };
+        let (action, command) = action;
         match action {
             InputAction::ToGuest(byte) => {
                 // A VM without a console, or none running: the byte is dropped.
@@ -173,7 +175,11 @@ pub fn receive_input() {
             }
             InputAction::Opened => super::management::opened(),
             InputAction::Closed => super::management::closed(),
-            InputAction::Run(command) => super::management::run(command),
+            InputAction::Entered => {
+                if let Some(command) = command {
+                    super::management::run(command);
+                }
+            }
             InputAction::Echo(_) | InputAction::Erase | InputAction::Ignore => {}
         }
     }
