@@ -146,6 +146,59 @@ impl LazilyZeroed {
         Some(self.pa + offset)
     }
 
+    /// Like [`LazilyZeroed::zero_range`], for a range the caller overwrites
+    /// whole at once (a kernel copied into guest RAM): of the chunks handed
+    /// out new, only the parts outside `[offset, offset + len)` are zeroed,
+    /// and `write(scrubber, pa)` must write every byte of the range at `pa`
+    /// before they count as handed out. Saves zeroing what is overwritten.
+    pub fn zero_range_around<S: FrameScrubber>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        scrubber: &mut S,
+        write: impl FnOnce(&mut S, u64),
+        mut newly_zeroed: impl FnMut(Chunk),
+    ) -> Option<u64> {
+        let end = offset.checked_add(len)?;
+        if len == 0 || end > self.size {
+            return None;
+        }
+        let first = (offset >> self.chunk_shift) as usize;
+        let last = ((end - 1) >> self.chunk_shift) as usize;
+        let (shift, size) = (self.chunk_shift, self.size);
+        let chunk_at = move |index: usize| {
+            let start = (index as u64) << shift;
+            (start, (start + (1 << shift)).min(size))
+        };
+        for index in first..=last {
+            if self.chunk_zeroed(index) {
+                continue;
+            }
+            let (start, stop) = chunk_at(index);
+            if start < offset {
+                scrubber.zero(self.pa + start, offset - start);
+            }
+            if end < stop {
+                scrubber.zero(self.pa + end, stop - end);
+            }
+        }
+        write(scrubber, self.pa + offset);
+        for index in first..=last {
+            if self.chunk_zeroed(index) {
+                continue;
+            }
+            let (start, stop) = chunk_at(index);
+            self.zeroed[index / 64] |= 1 << (index % 64);
+            self.zeroed_chunks += 1;
+            newly_zeroed(Chunk {
+                offset: start,
+                pa: self.pa + start,
+                len: stop - start,
+            });
+        }
+        Some(self.pa + offset)
+    }
+
     /// The host address of `[offset, offset + len)` if every chunk it meets
     /// is zeroed; `None` otherwise or when it leaves the RAM.
     pub fn host_address(&self, offset: u64, len: u64) -> Option<u64> {
@@ -268,49 +321,72 @@ mod proofs {
     }
 
     proof! {
-        /// Whatever RAM held, every host address handed out (by a range or
-        /// a lookup) lies in the VM's frames and reads zero unless the owner
-        /// wrote it; a chunk is zeroed once, and a zeroing touches only it.
+        /// Whatever RAM held, every frame of a chunk handed out (by a range,
+        /// a range the owner overwrites, or a lookup) reads zero unless the
+        /// owner wrote it; a chunk is zeroed once, zeroing touches nothing
+        /// already handed out, and addresses handed out lie in the VM's frames.
         #[unwind(6)]
         fn ram_is_handed_out_only_zeroed(src) {
             let mut a = FrameAllocator::new(BASE, FRAMES as u64 * FRAME_SIZE).unwrap();
             let mut ram = ModelRam(src.any());
             let chunk = FRAME_SIZE << src.below(2);
             let mut lazy = LazilyZeroed::new(a.alloc_for_owner(FRAMES, FRAME_SIZE).unwrap(), chunk).unwrap();
+            let mut handed = [false; FRAMES];
             let mut written = [false; FRAMES];
             for _ in 0..3 {
-                let offset = src.below(FRAMES as u64 * FRAME_SIZE + 2);
-                let len = src.below(2 * FRAME_SIZE + 1);
+                let op = src.below(3);
+                let (offset, len) = if op == 2 {
+                    // The overwriting form writes whole frames (the model's unit).
+                    (src.below(FRAMES as u64 + 1) * FRAME_SIZE, src.below(3) * FRAME_SIZE)
+                } else {
+                    (src.below(FRAMES as u64 * FRAME_SIZE + 2), src.below(2 * FRAME_SIZE + 1))
+                };
                 let before = ram.0;
                 let mut fresh = [false; FRAMES];
-                let pa = if src.any() {
-                    lazy.zero_range(offset, len, &mut ram, |c| {
-                        for f in (c.pa - BASE) / FRAME_SIZE..(c.pa - BASE + c.len) / FRAME_SIZE {
-                            fresh[f as usize] = true;
-                        }
-                    })
-                } else {
-                    lazy.host_address(offset, len)
+                let mut overwritten = [false; FRAMES];
+                let mut mark = |c: Chunk| {
+                    for f in (c.pa - BASE) / FRAME_SIZE..(c.pa - BASE + c.len) / FRAME_SIZE {
+                        fresh[f as usize] = true;
+                    }
+                };
+                let pa = match op {
+                    0 => lazy.zero_range(offset, len, &mut ram, &mut mark),
+                    1 => lazy.host_address(offset, len),
+                    _ => lazy.zero_range_around(offset, len, &mut ram, |ram, pa| {
+                        let range = ((pa - BASE) / FRAME_SIZE) as usize..((pa - BASE + len) / FRAME_SIZE) as usize;
+                        ram.0[range.clone()].fill(0xee);
+                        overwritten[range].fill(true);
+                    }, &mut mark),
                 };
                 for f in 0..FRAMES {
-                    if !fresh[f] {
+                    if fresh[f] {
+                        assert!(!handed[f], "a chunk handed out twice");
+                        handed[f] = true;
+                    } else if !overwritten[f] {
                         assert_eq!(ram.0[f], before[f], "zeroing touched another chunk");
-                    } else {
-                        assert!(!written[f], "a chunk zeroed twice, losing what the owner wrote");
                     }
+                    written[f] |= overwritten[f];
                 }
                 if let Some(pa) = pa {
                     let first = ((pa - BASE) / FRAME_SIZE) as usize;
                     let last = ((pa - BASE + len - 1) / FRAME_SIZE) as usize;
                     assert!(pa >= BASE && last < FRAMES);
-                    for (cell, owned) in ram.0[first..=last].iter_mut().zip(&mut written[first..=last]) {
-                        assert!(*owned || *cell == 0, "handed out dirty");
-                        // The owner writes what it was given.
-                        *cell = 0xee;
-                        *owned = true;
+                    for f in first..=last {
+                        assert!(handed[f], "an address handed out before its chunk");
+                        cover!(before[f] != 0 && !written[f], "a dirty chunk was zeroed and handed out");
                     }
-                    cover!(before[first] != 0, "a dirty chunk was zeroed and handed out");
+                    if op != 2 {
+                        // The owner writes what it was given.
+                        for (cell, owned) in ram.0[first..=last].iter_mut().zip(&mut written[first..=last]) {
+                            *cell = 0xee;
+                            *owned = true;
+                        }
+                    }
                 }
+                for f in 0..FRAMES {
+                    assert!(!handed[f] || written[f] || ram.0[f] == 0, "handed out dirty");
+                }
+                cover!(op == 2 && fresh.iter().any(|&f| f), "an overwritten range handed out a chunk");
             }
         }
     }

@@ -21,7 +21,7 @@ use hvcore::virtqueue::GuestMemory;
 use log::info;
 use spin::Mutex;
 
-use super::memory::{copy_to_guest, frames, write_to_guest, FrameTableMemory, HostScrubber};
+use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
 
 /// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -183,19 +183,16 @@ impl Vm {
             DTB_MAX_SIZE,
         )
         .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
-        let mut to_pa = |ipa: u64, len: u64| {
-            zero_and_map(&mut ram_zeroing, &mut stage2, ipa, len)
+        // Copied into chunks zeroed only around the copy (the kernel is 27 MB).
+        let mut copy_in = |ipa: u64, src_pa: u64, len: u64| {
+            copy_and_map(&mut ram_zeroing, &mut stage2, ipa, src_pa, len)
                 .ok_or_else(|| alloc::format!("mapping guest RAM at {ipa:#x}"))
         };
 
-        copy_to_guest(
-            to_pa(layout.kernel_ipa, blobs.kernel_size)?,
-            blobs.kernel_pa,
-            blobs.kernel_size,
-        );
+        copy_in(layout.kernel_ipa, blobs.kernel_pa, blobs.kernel_size)?;
         let mut initrd_range = None;
         if let (Some((initrd_pa, size)), Some(initrd_ipa)) = (blobs.initrd, layout.initrd_ipa) {
-            copy_to_guest(to_pa(initrd_ipa, size)?, initrd_pa, size);
+            copy_in(initrd_ipa, initrd_pa, size)?;
             initrd_range = Some((initrd_ipa, initrd_ipa + size));
         }
         let spec = GuestDtbSpec {
@@ -215,7 +212,7 @@ impl Vm {
         if dtb.len() as u64 > DTB_MAX_SIZE {
             return Err(String::from("guest device tree too large"));
         }
-        write_to_guest(to_pa(layout.dtb_ipa, dtb.len() as u64)?, &dtb);
+        copy_in(layout.dtb_ipa, dtb.as_ptr() as u64, dtb.len() as u64)?;
 
         let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
         for vcpu in 0..num_vcpus {
@@ -561,6 +558,37 @@ fn zero_and_map(
         }
     })?;
     mapped.ok().map(|()| pa)
+}
+
+/// Copy `len` bytes from host `src_pa` into guest RAM at `ipa` (cleaned to
+/// the point of coherency), zeroing and mapping the chunks the copy meets
+/// that are not yet: only their parts outside the copy are zeroed.
+fn copy_and_map(
+    ram: &mut LazilyZeroed,
+    stage2: &mut Stage2<FrameTableMemory>,
+    ipa: u64,
+    src_pa: u64,
+    len: u64,
+) -> Option<()> {
+    let mut mapped = Ok(());
+    ram.zero_range_around(
+        ipa.checked_sub(RAM_IPA)?,
+        len,
+        &mut HostScrubber,
+        |_, dst_pa| copy_to_guest(dst_pa, src_pa, len),
+        |chunk| {
+            if mapped.is_ok() {
+                mapped = stage2.map(
+                    RAM_IPA + chunk.offset,
+                    chunk.pa,
+                    chunk.len,
+                    Perms::RWX,
+                    MemAttr::Normal,
+                );
+            }
+        },
+    )?;
+    mapped.ok()
 }
 
 /// Guest RAM as an emulated device reads and writes it: the chunks an
