@@ -4,7 +4,9 @@
 
 use hvcore::frame_alloc::{FrameAllocator, FrameScrubber, FRAME_SIZE};
 use hvcore::stage2::TableMemory;
-use spin::{Mutex, Once};
+use spin::Once;
+
+use super::lock::Mutex;
 
 static FRAMES: Once<Mutex<FrameAllocator>> = Once::new();
 

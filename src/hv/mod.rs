@@ -9,6 +9,7 @@ mod heap;
 mod hypercall;
 mod inject;
 mod irq;
+mod lock;
 mod logger;
 mod memory;
 mod percpu;

@@ -6,6 +6,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::lock::Mutex;
 use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
@@ -19,7 +20,6 @@ use hvcore::vgic::{MmioResult, Vgic};
 use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
 use hvcore::virtqueue::GuestMemory;
 use log::info;
-use spin::Mutex;
 
 use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
 
