@@ -21,6 +21,7 @@ pub mod exit_stats;
 pub mod fdt_writer;
 pub mod frame_alloc;
 pub mod guest_config;
+pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
 pub mod pl011;

@@ -4,11 +4,11 @@
 
 use core::fmt::Write;
 
+use super::lock::Mutex;
 use hv_arch::read_sysreg;
 use hv_arch::uart::Pl011 as PhysicalUart;
 use hvcore::console::{ConsoleMux, Sink};
 use hvcore::uart_tx::{BoundedTx, TxDevice};
-use spin::Mutex;
 
 use super::vm::Vm;
 

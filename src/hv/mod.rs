@@ -9,6 +9,7 @@ mod heap;
 mod hypercall;
 mod inject;
 mod irq;
+mod lock;
 mod logger;
 mod memory;
 mod percpu;
@@ -211,6 +212,11 @@ pub fn print_exit_counters(vm: &Vm) {
     logger::print_raw(format_args!("[hv] {line} total={sum}\n"));
     logger::print_raw(format_args!(
         "[hv] {events} lines-printed={printed} lines-suppressed={suppressed}\n"
+    ));
+    let (zeroed, chunks, chunk_size) = vm.ram_zeroing_statistics();
+    logger::print_raw(format_args!(
+        "[hv] ram: chunks-zeroed={zeroed} chunks={chunks} chunk-kib={}\n",
+        chunk_size >> 10
     ));
     let (dropped, escaped) = console::statistics();
     logger::print_raw(format_args!(
