@@ -20,10 +20,12 @@ pub enum ExitCause {
     UndefInjected,
     Irq,
     Other,
+    /// A stage-2 fault on guest RAM not yet zeroed (see `lazy_zero`).
+    RamFirstTouch,
 }
 
 /// Number of [`ExitCause`] variants.
-pub const EXIT_CAUSES: usize = 10;
+pub const EXIT_CAUSES: usize = 11;
 
 impl ExitCause {
     /// All causes, in counter order.
@@ -38,6 +40,7 @@ impl ExitCause {
         ExitCause::UndefInjected,
         ExitCause::Irq,
         ExitCause::Other,
+        ExitCause::RamFirstTouch,
     ];
 
     /// The cause with counter index `index`, if any (used by the statistics hypercall).
@@ -58,6 +61,7 @@ impl ExitCause {
             ExitCause::UndefInjected => "undef-injected",
             ExitCause::Irq => "irq",
             ExitCause::Other => "other",
+            ExitCause::RamFirstTouch => "ram-first-touch",
         }
     }
 }

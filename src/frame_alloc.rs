@@ -55,6 +55,12 @@ impl UnscrubbedFrames {
         self.count
     }
 
+    /// The address and count, for [`crate::lazy_zero`], which zeroes the
+    /// frames chunk by chunk and hands out only zeroed ones.
+    pub(crate) fn into_parts(self) -> (u64, usize) {
+        (self.pa, self.count)
+    }
+
     /// Zero the frames through `scrubber`; then their address is the owner's.
     pub fn zero(self, scrubber: &mut impl FrameScrubber) -> u64 {
         scrubber.zero(self.pa, self.count as u64 * FRAME_SIZE);

@@ -23,6 +23,7 @@ pub mod fdt_writer;
 pub mod frame_alloc;
 pub mod guest_config;
 pub mod hv_console;
+pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
 pub mod pl011;

@@ -26,7 +26,35 @@ pub fn zero_and_clean(start: usize, len: usize) {
     let dczid = read_sysreg!("DCZID_EL0");
     let block = 4usize << (dczid & 0xf);
     let zva_allowed = dczid & (1 << 4) == 0;
+    const UNROLL: usize = 4 * CACHE_LINE;
     if zva_allowed
+        && block == CACHE_LINE
+        && start.is_multiple_of(UNROLL)
+        && len.is_multiple_of(UNROLL)
+    {
+        // The common case (guest RAM chunks, tables): four lines per
+        // iteration, 3.5 instructions per line instead of 12.5 (guest RAM
+        // is zeroed at first touch, inside the guest's time).
+        let end = start + len;
+        let mut addr = start;
+        while addr < end {
+            // SAFETY: the caller owns the range; each DC ZVA zeroes one
+            // 64-byte block of it, DC CVAC cleans it; the asm advances only
+            // its copy of the address.
+            unsafe {
+                core::arch::asm!(
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, #64",
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, #64",
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, #64",
+                    "dc zva, {a}", "dc cvac, {a}",
+                    a = inout(reg) addr => _,
+                    options(nostack)
+                )
+            };
+            addr += UNROLL;
+        }
+        crate::sysreg::dsb_sy();
+    } else if zva_allowed
         && block >= CACHE_LINE
         && start.is_multiple_of(block)
         && len.is_multiple_of(block)

@@ -28,6 +28,13 @@ pub fn wfe() {
     unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
 }
 
+/// Tell the CPU (or an emulator's scheduler) that this one is spin-waiting.
+#[inline(always)]
+pub fn yield_hint() {
+    // SAFETY: YIELD is a hint with no architectural effect.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack)) };
+}
+
 /// Signal an event to all CPUs (wakes WFE).
 #[inline(always)]
 pub fn sev() {

@@ -4,12 +4,12 @@
 
 use core::fmt::Write;
 
+use super::lock::Mutex;
 use hv_arch::read_sysreg;
 use hv_arch::uart::Pl011 as PhysicalUart;
 use hvcore::console::{ConsoleMux, Sink};
 use hvcore::hv_console::{ConsoleInput, InputAction};
 use hvcore::uart_tx::{BoundedTx, TxDevice};
-use spin::Mutex;
 
 pub const PL011_BASE: usize = 0x0900_0000;
 /// Guest VM ids the console has line buffers for (VM ids are 1..).

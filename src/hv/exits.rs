@@ -5,8 +5,9 @@
 use hv_arch::boot::GuestRegs;
 use hv_arch::{cpu, read_sysreg};
 use hvcore::esr::{
-    decode_data_abort, decode_sysreg, decode_wfx, exception_class, mmio_load_value,
-    mmio_store_value, reg_value, set_reg, DecodeError, ExceptionClass, MmioAccess, WfxKind,
+    data_fault_status, decode_data_abort, decode_sysreg, decode_wfx, exception_class,
+    mmio_load_value, mmio_store_value, reg_value, set_reg, DecodeError, ExceptionClass,
+    FaultStatus, MmioAccess, WfxKind,
 };
 use hvcore::exit_stats::ExitCause;
 use hvcore::log_limit::Cause;
@@ -84,6 +85,9 @@ fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
 #[cold]
 #[inline(never)]
 fn handle_instruction_abort(vcpu: &mut Vcpu) {
+    if first_touch_of_ram(vcpu) {
+        return;
+    }
     let far = read_sysreg!("FAR_EL2");
     guest_warn!(
         vcpu,
@@ -241,6 +245,9 @@ fn gic_access_synced(
 #[cold]
 #[inline(never)]
 fn data_abort_not_decoded(vcpu: &mut Vcpu, esr: u64, far: u64, error: DecodeError) {
+    if first_touch_of_ram(vcpu) {
+        return;
+    }
     guest_warn!(
         vcpu,
         Cause::DataAbortNotEmulated,
@@ -258,6 +265,9 @@ fn data_abort_refused(
     far: u64,
     outcome: Option<MmioOutcome>,
 ) {
+    if outcome.is_none() && first_touch_of_ram(vcpu) {
+        return;
+    }
     let cause = match outcome {
         Some(_) => Cause::MmioRejected,
         None => Cause::MmioUnmapped,
@@ -277,6 +287,27 @@ fn data_abort_refused(
     );
     vcpu.count(ExitCause::AbortInjected);
     inject::data_abort(access.write, far);
+}
+
+/// Guest RAM is mapped at stage 2 chunk by chunk as it is zeroed, at first
+/// touch: a translation fault on RAM zeroes and maps its chunk and the
+/// access is retried (the ELR still points at it). Reached only from the
+/// cold paths an access outside every device takes, so MMIO pays nothing.
+#[cold]
+#[inline(never)]
+fn first_touch_of_ram(vcpu: &mut Vcpu) -> bool {
+    let esr = read_sysreg!("ESR_EL2");
+    if !matches!(data_fault_status(esr), FaultStatus::Translation(_)) {
+        return false;
+    }
+    // HPFAR_EL2.FIPA (bits [43:4]) is the faulting IPA's page number.
+    let hpfar = read_sysreg!("HPFAR_EL2");
+    let ipa = ((hpfar >> 4) & ((1 << 40) - 1)) << 12 | (read_sysreg!("FAR_EL2") & 0xfff);
+    if !vcpu.vm.zero_on_first_touch(ipa) {
+        return false;
+    }
+    vcpu.count(ExitCause::RamFirstTouch);
+    true
 }
 
 /// A physical IRQ (or FIQ) arrived while the guest ran.

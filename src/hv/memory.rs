@@ -4,7 +4,9 @@
 
 use hvcore::frame_alloc::{FrameAllocator, FrameScrubber, FRAME_SIZE};
 use hvcore::stage2::TableMemory;
-use spin::{Mutex, Once};
+use spin::Once;
+
+use super::lock::Mutex;
 
 static FRAMES: Once<Mutex<FrameAllocator>> = Once::new();
 
@@ -26,7 +28,20 @@ pub struct HostScrubber;
 
 impl FrameScrubber for HostScrubber {
     fn zero(&mut self, pa: u64, len: u64) {
-        hv_arch::cache::zero_and_clean(pa as usize, len as usize);
+        // The line-aligned middle by DC ZVA; unaligned ends (the part of a
+        // chunk around a copy) byte by byte.
+        const LINE: u64 = 64;
+        let end = pa + len;
+        let middle = pa.next_multiple_of(LINE).min(end)..(end & !(LINE - 1)).max(pa);
+        for (start, stop) in [
+            (pa, middle.start),
+            (middle.start, middle.end.max(middle.start)),
+            (middle.end.max(middle.start), end),
+        ] {
+            if stop > start {
+                hv_arch::cache::zero_and_clean(start as usize, (stop - start) as usize);
+            }
+        }
     }
 }
 
@@ -78,9 +93,4 @@ pub fn copy_to_guest(dst_pa: u64, src_pa: u64, len: u64) {
     // SAFETY: the caller passes ranges inside host RAM that do not overlap
     // (source blobs are reserved and never part of a VM's RAM).
     unsafe { hv_arch::cache::copy_and_clean(dst_pa as usize, src_pa as usize, len as usize) };
-}
-
-/// Copy a byte slice into guest memory at physical `dst_pa`.
-pub fn write_to_guest(dst_pa: u64, bytes: &[u8]) {
-    copy_to_guest(dst_pa, bytes.as_ptr() as u64, bytes.len() as u64);
 }

@@ -10,6 +10,7 @@ mod hypercall;
 mod inject;
 mod irq;
 mod lifecycle;
+mod lock;
 mod logger;
 mod management;
 mod memory;
@@ -257,6 +258,11 @@ pub fn print_exit_counters(vm: &Vm) {
     logger::print_raw(format_args!("[hv] {line} total={sum}\n"));
     logger::print_raw(format_args!(
         "[hv] {events} lines-printed={printed} lines-suppressed={suppressed}\n"
+    ));
+    let (zeroed, chunks, chunk_size) = vm.ram_zeroing_statistics();
+    logger::print_raw(format_args!(
+        "[hv] ram: chunks-zeroed={zeroed} chunks={chunks} chunk-kib={}\n",
+        chunk_size >> 10
     ));
     let (dropped, escaped) = console::statistics();
     logger::print_raw(format_args!(
