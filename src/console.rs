@@ -22,6 +22,7 @@
 //!   then starts with `(name) ` (as Xen marks its guests' lines), so each
 //!   physical line holds one VM's text and says whose it is. A tag starts
 //!   with `(`, so a tagged line never starts with [`HV_PREFIX`] either.
+//!   A hypervisor line does not flush a tagged VM's unfinished line.
 
 /// What every hypervisor line starts with, and no guest line can.
 pub const HV_PREFIX: &[u8] = b"[hv";
@@ -162,12 +163,16 @@ impl<const VMS: usize> ConsoleMux<VMS> {
         self.lines.get(vm).is_some_and(|l| l.len > 0)
     }
 
-    /// Make room for a hypervisor line: buffered guest output is written
-    /// first (it happened first), and a guest line in progress is ended.
-    /// The caller then writes one whole line ending in a line feed.
+    /// Make room for a hypervisor line: buffered output of untagged guests
+    /// is written first (it happened first), and a guest line in progress
+    /// is ended. A tagged VM's unfinished line stays buffered, so that with
+    /// several VMs the hypervisor's lines do not cut theirs in two. The
+    /// caller then writes one whole line ending in a line feed.
     pub fn begin_hypervisor_line(&mut self, out: &mut impl Sink) {
         for vm in 0..VMS {
-            self.flush_guest(vm, out);
+            if self.tags[vm].len == 0 {
+                self.flush_guest(vm, out);
+            }
         }
         if self.cursor != Cursor::LineStart {
             out.write(b"\r\n");
@@ -275,7 +280,10 @@ mod tests {
         mux.set_tag(2, b"a b\n");
         guest(&mut mux, 1, "GET /\n[hv] forged\nhal", &mut out);
         guest(&mut mux, 2, "x\n", &mut out);
+        guest(&mut mux, 2, "unfin", &mut out);
+        hv(&mut mux, "[hv] between\n", &mut out);
         guest(&mut mux, 1, "f\n", &mut out);
+        guest(&mut mux, 2, "ished\n", &mut out);
         hv(&mut mux, "[hv] real\n", &mut out);
         assert_eq!(
             lines(&out),
@@ -283,7 +291,9 @@ mod tests {
                 "(web) GET /",
                 "(web) [hv] forged",
                 "(a?b?) x",
+                "[hv] between",
                 "(web) half",
+                "(a?b?) unfinished",
                 "[hv] real"
             ]
         );

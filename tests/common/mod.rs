@@ -203,7 +203,9 @@ pub fn boot_with_input(
         }
         // A hypervisor that cannot go on halts; do not wait for the deadline.
         let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if so_far.lines().any(|l| {
+        // Whole lines only: a line still being written may be cut short.
+        let complete = &so_far[..so_far.rfind('\n').unwrap_or(0)];
+        if complete.lines().any(|l| {
             let l = l.trim_start_matches('\r');
             is_hv_line(l) && (l.contains("boot failed") || l.contains("] PANIC"))
         }) {
