@@ -146,11 +146,7 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         }
         SysRegOutcome::SendSgi { value, .. } => with_vgic_synced(vcpu, |vcpu| {
             let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
-            for target in 0..vcpu.vm.num_vcpus {
-                if targets & (1 << target) != 0 {
-                    irq::kick(vcpu.vm, vcpu.index, target);
-                }
-            }
+            irq::kick_all(vcpu.vm, vcpu.index, targets);
         }),
         SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
             hv_arch::cache::clean_invalidate_set_way(value)

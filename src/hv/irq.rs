@@ -21,36 +21,73 @@ pub const HYP_TIMER_INTID: u32 = 26;
 /// physical interrupt itself). Fast exits (hypercalls, sysreg traps) skip
 /// this; between two syncs a deasserted timer interrupt already in a list
 /// register may still be taken, as with KVM.
+///
+/// Only the list registers the last refill left in use are read (the
+/// hardware never changes an invalid one): with none in use, and the timer
+/// line known low in the model, this costs no lock.
 pub fn sync_list_registers(vcpu: &mut Vcpu) {
-    let n = vcpu.num_lrs;
-    for (i, lr) in vcpu.lrs[..n].iter_mut().enumerate() {
-        *lr = gic::read_lr(i);
+    let mut in_use = vcpu.lrs_in_use;
+    if in_use != 0 {
+        while in_use != 0 {
+            let slot = in_use.trailing_zeros() as usize;
+            in_use &= in_use - 1;
+            if let Some(lr) = vcpu.lrs.get_mut(slot) {
+                *lr = gic::read_lr(slot);
+            }
+        }
+        let n = vcpu.num_lrs;
+        let kicks = vcpu.vm.vgic.lock().sync_lrs(vcpu.index, &vcpu.lrs[..n]);
+        kick_all(vcpu.vm, vcpu.index, kicks);
     }
-    let vtimer_high = ctl_asserts(read_sysreg!("CNTV_CTL_EL0"));
-    let mut vgic = vcpu.vm.vgic.lock();
-    vgic.sync_lrs(vcpu.index, &vcpu.lrs[..n]);
-    if !vtimer_high {
-        vgic.set_level(VTIMER_INTID, vcpu.index, false);
+    if vcpu.vtimer_level_maybe_high && !ctl_asserts(read_sysreg!("CNTV_CTL_EL0")) {
+        vcpu.vm
+            .vgic
+            .lock()
+            .set_level(VTIMER_INTID, vcpu.index, false);
+        vcpu.vtimer_level_maybe_high = false;
     }
 }
 
 /// Load the highest-priority deliverable interrupts into the list registers
 /// just before the guest resumes, and bring physical twins of forwarded
-/// interrupts to the active state the vGIC wants.
+/// interrupts to the active state the vGIC wants. Only list registers whose
+/// value changes are written.
 pub fn flush_list_registers(vcpu: &mut Vcpu) {
     let n = vcpu.num_lrs;
-    let (hcr, phys_changes) = {
+    let (refill, in_use, phys_changes) = {
         let mut vgic = vcpu.vm.vgic.lock();
-        let hcr = vgic.flush_lrs(vcpu.index, &mut vcpu.lrs[..n]);
-        (hcr, vgic.has_hw_active_changes())
+        let refill = vgic.refill_lrs(vcpu.index, &mut vcpu.lrs[..n]);
+        (
+            refill,
+            vgic.lrs_in_use(vcpu.index),
+            vgic.has_hw_active_changes(),
+        )
     };
+    vcpu.lrs_in_use = in_use;
     if phys_changes {
         vcpu.vm.apply_hw_active_changes();
     }
-    for (i, lr) in vcpu.lrs[..n].iter().enumerate() {
-        gic::write_lr(i, *lr);
+    let mut changed = refill.changed;
+    while changed != 0 {
+        let slot = changed.trailing_zeros() as usize;
+        changed &= changed - 1;
+        if let Some(lr) = vcpu.lrs.get(slot) {
+            gic::write_lr(slot, *lr);
+        }
     }
-    gic::write_ich_hcr(hcr);
+    if refill.hcr != vcpu.ich_hcr {
+        gic::write_ich_hcr(refill.hcr);
+        vcpu.ich_hcr = refill.hcr;
+    }
+}
+
+/// Kick every vCPU in the bitmask `targets` (bit = vCPU index).
+pub fn kick_all(vm: &Vm, current_index: usize, mut targets: u32) {
+    while targets != 0 {
+        let target = targets.trailing_zeros() as usize;
+        targets &= targets - 1;
+        kick(vm, current_index, target);
+    }
 }
 
 /// Make vCPU `target` of `vm` notice new pending interrupts: if it runs on
@@ -99,6 +136,9 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
         if intid == VTIMER_INTID || vcpu.vm.assigned_spis.contains(&intid) {
             // Forwarded with the HW bit: stays physically active until the
             // guest deactivates its virtual twin.
+            if intid == VTIMER_INTID {
+                vcpu.vtimer_level_maybe_high = true;
+            }
             let target = vcpu.vm.vgic.lock().hw_fired(intid, vcpu.index);
             if let Some(target) = target {
                 kick(vcpu.vm, vcpu.index, target);

@@ -19,8 +19,18 @@ pub struct Vcpu {
     pub vm: &'static Vm,
     pub index: usize,
     pub sysregs: VcpuSysRegs,
+    /// What this CPU's list registers hold (as last written or read back).
     pub lrs: [u64; 16],
     pub num_lrs: usize,
+    /// The list registers the last refill left in use (bit = register):
+    /// the only ones the guest can change, so the only ones an exit reads.
+    pub lrs_in_use: u32,
+    /// The value last written to ICH_HCR_EL2.
+    pub ich_hcr: u64,
+    /// The vGIC may have the virtual timer's line high (it was told the
+    /// timer fired and not yet that the line dropped), so exits that sync
+    /// must resample CNTV_CTL_EL0.
+    pub vtimer_level_maybe_high: bool,
     /// This physical CPU's exit counters.
     pub counters: &'static ExitCounters,
     /// This physical CPU's guest-event counters (found without reading MPIDR).
@@ -198,6 +208,11 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
         sysregs: VcpuSysRegs::new(ids),
         lrs: [0; 16],
         num_lrs: gic::list_register_count().min(16),
+        lrs_in_use: 0,
+        // Not a value the refill returns: the first one is written.
+        ich_hcr: u64::MAX,
+        // A previous run of this vCPU may have left the line high.
+        vtimer_level_maybe_high: true,
         counters: &COUNTERS[pcpu % MAX_CPUS],
         events: &super::guest_log::EVENTS[pcpu % MAX_CPUS],
     });
