@@ -190,13 +190,32 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// last flush that loaded everything, nothing can have become
     /// deliverable: every register stays empty without a look at the
     /// interrupts.
+    #[inline]
     pub fn refill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> Refill {
-        let Some(&used) = self.lr_used.get(vcpu).filter(|_| vcpu < self.num_vcpus) else {
+        let idle = vcpu < self.num_vcpus
+            && self.lr_used.get(vcpu) == Some(&0)
+            && self.hint.get(vcpu) == Some(&0)
+            && self.full_scan.get(vcpu) == Some(&false);
+        if idle || vcpu >= self.num_vcpus {
+            // Nothing held, nothing new: every register stays (or becomes) empty.
+            let changed = if lrs.iter().fold(0, |any, lr| any | lr) == 0 {
+                0
+            } else {
+                clear_slots(lrs)
+            };
             return Refill {
                 hcr: ICH_HCR_EN,
-                changed: clear_slots(lrs),
+                changed,
             };
-        };
+        }
+        self.refill_lrs_busy(vcpu, lrs)
+    }
+
+    /// [`Vgic::refill_lrs`] when something is held or may have become
+    /// deliverable (`vcpu` exists).
+    #[inline(never)]
+    fn refill_lrs_busy(&mut self, vcpu: usize, lrs: &mut [u64]) -> Refill {
+        let used = self.lrs_in_use(vcpu);
         let n = lrs.len().min(L);
         // Registers the caller no longer passes cannot hold anything.
         let mut beyond = used & !slots_below(n);
@@ -206,12 +225,6 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             if let Some(intid) = self.lr_owner[vcpu][slot] {
                 self.unload(vcpu, slot, intid);
             }
-        }
-        if used == 0 && self.hint[vcpu] == 0 && !self.full_scan[vcpu] {
-            return Refill {
-                hcr: ICH_HCR_EN,
-                changed: clear_slots(lrs),
-            };
         }
         // 1. Rewrite occupied list registers from the model; drop the ones
         //    with nothing left to show (completed, cleared or disabled).
