@@ -110,9 +110,10 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
     request.context.store(context, Ordering::Relaxed);
     request.pending.store(true, Ordering::Release);
     if CPU_STARTED[pcpu].swap(true, Ordering::AcqRel) {
-        // Parked in wait_for_start after a CPU_OFF.
-        hv_arch::sysreg::dsb_ish();
-        cpu::sev();
+        // Parked in wait_for_start after a CPU_OFF, in WFI: the kick SGI
+        // wakes it (send_sgi orders the request before the SGI). The SGI
+        // stays pending and is taken as an ordinary kick once the vCPU runs.
+        gic::send_sgi(pcpu, KICK_SGI);
     } else {
         let ret = hv_arch::psci::cpu_on(
             pcpu as u64,
@@ -126,6 +127,10 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
 }
 
 /// Park this physical CPU until a vCPU start request arrives, then run it.
+/// It waits in WFI (QEMU halts the CPU; WFE would only yield and spin): a
+/// start request after a CPU_OFF comes with the kick SGI, which is enabled
+/// on every CPU that has run a vCPU. A CPU never started waits for PSCI
+/// CPU_ON to reach this point with its request already pending.
 pub fn wait_for_start() -> ! {
     let pcpu = cpu::current_index();
     let request = &START[pcpu];
@@ -140,7 +145,7 @@ pub fn wait_for_start() -> ! {
                 request.context.load(Ordering::Relaxed),
             );
         }
-        cpu::wfe();
+        cpu::wfi();
     }
 }
 
