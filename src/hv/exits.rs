@@ -14,6 +14,7 @@ use hvcore::log_limit::Cause;
 use hvcore::mmio::MmioOutcome;
 use hvcore::sysreg::SysRegOutcome;
 use hvcore::trapped_insn::trapped_instruction_step;
+use hvcore::vgic::MmioResult;
 
 use super::el1_regs::HardwareEl1;
 use super::vcpu::{self, Vcpu};
@@ -150,11 +151,7 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         }
         SysRegOutcome::SendSgi { value, .. } => with_vgic_synced(vcpu, |vcpu| {
             let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
-            for target in 0..vcpu.vm.num_vcpus {
-                if targets & (1 << target) != 0 {
-                    irq::kick(vcpu.vm, vcpu.index, target);
-                }
-            }
+            irq::kick_all(vcpu.vm, vcpu.index, targets);
         }),
         SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
             hv_arch::cache::clean_invalidate_set_way(value)
@@ -198,11 +195,11 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         Err(error) => return data_abort_not_decoded(vcpu, esr, far, error),
     };
     let Some(device) = vcpu.vm.device_at(access.ipa) else {
-        return data_abort_refused(vcpu, &access, far, None);
+        return data_abort_refused(vcpu, access, far, None);
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
     let outcome = if device.needs_lr_sync(access.write) {
-        gic_access_synced(vcpu, device, &access, store)
+        gic_access_synced(vcpu, device, access, store)
     } else {
         vcpu.vm
             .mmio_access(vcpu.index, device, access.size, access.write, store)
@@ -217,29 +214,32 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             vcpu.count(ExitCause::MmioEmulated);
             inject::skip_instruction();
         }
-        outcome => data_abort_refused(vcpu, &access, far, Some(outcome)),
+        outcome => data_abort_refused(vcpu, access, far, Some(outcome)),
     }
 }
 
 /// A GIC register access that reads or changes list-register state: the
-/// model is synced first and the list registers refilled afterwards.
+/// model is synced first and the list registers refilled afterwards, under
+/// one hold of the vGIC lock.
 #[inline(never)]
 fn gic_access_synced(
     vcpu: &mut Vcpu,
     device: EmulatedDevice,
-    access: &MmioAccess,
+    access: MmioAccess,
     store: u64,
 ) -> MmioOutcome {
-    let mut outcome = MmioOutcome::Abort;
-    with_vgic_synced(vcpu, |vcpu| {
-        outcome = vcpu
-            .vm
-            .mmio_access(vcpu.index, device, access.size, access.write, store);
-        if access.write {
-            vcpu.vm.apply_hw_enable_changes();
-        }
+    let index = vcpu.index;
+    let (size, write) = (access.size, access.write);
+    let result = irq::with_vgic_locked_synced(vcpu, |vgic| match device {
+        EmulatedDevice::GicDist(offset) => vgic.dist_access(index, offset, size, write, store),
+        EmulatedDevice::GicRedist(offset) => vgic.redist_access(offset, size, write, store),
+        _ => MmioResult::BadAccess,
     });
-    outcome
+    match result {
+        MmioResult::Read(value) => MmioOutcome::Read(value),
+        MmioResult::Written => MmioOutcome::Written,
+        MmioResult::BadAccess => MmioOutcome::Abort,
+    }
 }
 
 #[cold]
@@ -259,12 +259,7 @@ fn data_abort_not_decoded(vcpu: &mut Vcpu, esr: u64, far: u64, error: DecodeErro
 
 #[cold]
 #[inline(never)]
-fn data_abort_refused(
-    vcpu: &mut Vcpu,
-    access: &MmioAccess,
-    far: u64,
-    outcome: Option<MmioOutcome>,
-) {
+fn data_abort_refused(vcpu: &mut Vcpu, access: MmioAccess, far: u64, outcome: Option<MmioOutcome>) {
     if outcome.is_none() && first_touch_of_ram(vcpu) {
         return;
     }

@@ -3,6 +3,7 @@
 
 use hv_arch::{gic, read_sysreg, write_sysreg};
 use hvcore::timer::ctl_asserts;
+use hvcore::vgic::{Refill, Vgic};
 use log::warn;
 
 use super::vcpu::Vcpu;
@@ -21,36 +22,158 @@ pub const HYP_TIMER_INTID: u32 = 26;
 /// physical interrupt itself). Fast exits (hypercalls, sysreg traps) skip
 /// this; between two syncs a deasserted timer interrupt already in a list
 /// register may still be taken, as with KVM.
+///
+/// Only the list registers the last refill left in use are read (the
+/// hardware never changes an invalid one): with none in use, and the timer
+/// line known low in the model, this costs no lock.
 pub fn sync_list_registers(vcpu: &mut Vcpu) {
-    let n = vcpu.num_lrs;
-    for (i, lr) in vcpu.lrs[..n].iter_mut().enumerate() {
-        *lr = gic::read_lr(i);
-    }
-    let vtimer_high = ctl_asserts(read_sysreg!("CNTV_CTL_EL0"));
-    let mut vgic = vcpu.vm.vgic.lock();
-    vgic.sync_lrs(vcpu.index, &vcpu.lrs[..n]);
-    if !vtimer_high {
-        vgic.set_level(VTIMER_INTID, vcpu.index, false);
+    let exit = read_back(vcpu);
+    if exit.needs_lock() {
+        let vm = vcpu.vm;
+        let kicks = sync_locked(vcpu, &mut vm.vgic.lock(), exit);
+        kick_all(vm, vcpu.index, kicks);
     }
 }
 
 /// Load the highest-priority deliverable interrupts into the list registers
 /// just before the guest resumes, and bring physical twins of forwarded
-/// interrupts to the active state the vGIC wants.
+/// interrupts to the active state the vGIC wants. Only list registers whose
+/// value changes are written.
 pub fn flush_list_registers(vcpu: &mut Vcpu) {
-    let n = vcpu.num_lrs;
-    let (hcr, phys_changes) = {
-        let mut vgic = vcpu.vm.vgic.lock();
-        let hcr = vgic.flush_lrs(vcpu.index, &mut vcpu.lrs[..n]);
-        (hcr, vgic.has_hw_active_changes())
+    let vm = vcpu.vm;
+    let entry = refill_locked(vcpu, &mut vm.vgic.lock());
+    write_back(vcpu, entry);
+}
+
+/// Run `access` on the vGIC between a sync and a refill of this vCPU's list
+/// registers, all under one hold of the vGIC lock (a GIC register access
+/// that reads or may change interrupt state). Physical SPIs whose enable or
+/// routing the access changed follow.
+pub fn with_vgic_locked_synced<R>(vcpu: &mut Vcpu, access: impl FnOnce(&mut Vgic) -> R) -> R {
+    let vm = vcpu.vm;
+    let exit = read_back(vcpu);
+    let (result, kicks, enable_changes, entry) = {
+        let mut vgic = vm.vgic.lock();
+        let kicks = if exit.needs_lock() {
+            sync_locked(vcpu, &mut vgic, exit)
+        } else {
+            0
+        };
+        let result = access(&mut vgic);
+        let enable_changes = vgic.has_hw_enable_changes();
+        (
+            result,
+            kicks,
+            enable_changes,
+            refill_locked(vcpu, &mut vgic),
+        )
     };
-    if phys_changes {
+    kick_all(vm, vcpu.index, kicks);
+    if enable_changes {
+        vm.apply_hw_enable_changes();
+    }
+    write_back(vcpu, entry);
+    result
+}
+
+/// What an exit found before taking the vGIC lock.
+#[derive(Clone, Copy)]
+struct ExitState {
+    /// List registers were in use: the model must read them back.
+    lrs_in_use: bool,
+    /// The timer's output is low while the model may have its line high.
+    vtimer_dropped: bool,
+}
+
+impl ExitState {
+    fn needs_lock(self) -> bool {
+        self.lrs_in_use || self.vtimer_dropped
+    }
+}
+
+/// Read back the list registers in use into the vCPU's copy, and sample the
+/// virtual timer's output if the model may have its line high.
+#[inline(always)]
+fn read_back(vcpu: &mut Vcpu) -> ExitState {
+    let mut in_use = vcpu.lrs_in_use;
+    let lrs_in_use = in_use != 0;
+    while in_use != 0 {
+        let slot = in_use.trailing_zeros() as usize;
+        in_use &= in_use - 1;
+        if let Some(lr) = vcpu.lrs.get_mut(slot) {
+            *lr = gic::read_lr(slot);
+        }
+    }
+    let vtimer_dropped = vcpu.vtimer_level_maybe_high && !ctl_asserts(read_sysreg!("CNTV_CTL_EL0"));
+    ExitState {
+        lrs_in_use,
+        vtimer_dropped,
+    }
+}
+
+#[inline(always)]
+/// The exit half under the vGIC lock: the model takes in the list
+/// registers read back and the timer's dropped line. Returns the vCPUs to kick.
+fn sync_locked(vcpu: &mut Vcpu, vgic: &mut Vgic, exit: ExitState) -> u32 {
+    let kicks = if exit.lrs_in_use {
+        vgic.sync_lrs(vcpu.index, &vcpu.lrs[..vcpu.num_lrs])
+    } else {
+        0
+    };
+    if exit.vtimer_dropped {
+        vgic.set_level(VTIMER_INTID, vcpu.index, false);
+        vcpu.vtimer_level_maybe_high = false;
+    }
+    kicks
+}
+
+/// What an entry must still do after dropping the vGIC lock.
+#[derive(Clone, Copy)]
+struct EntryState {
+    refill: Refill,
+    phys_changes: bool,
+}
+
+#[inline(always)]
+/// The entry half under the vGIC lock: new list-register contents into the
+/// vCPU's copy.
+fn refill_locked(vcpu: &mut Vcpu, vgic: &mut Vgic) -> EntryState {
+    let refill = vgic.refill_lrs(vcpu.index, &mut vcpu.lrs[..vcpu.num_lrs]);
+    vcpu.lrs_in_use = vgic.lrs_in_use(vcpu.index);
+    EntryState {
+        refill,
+        phys_changes: vgic.has_hw_active_changes(),
+    }
+}
+
+/// The entry half after the lock: physical twins, then the list registers
+/// that changed and ICH_HCR_EL2 if it changed.
+#[inline(always)]
+fn write_back(vcpu: &mut Vcpu, entry: EntryState) {
+    if entry.phys_changes {
         vcpu.vm.apply_hw_active_changes();
     }
-    for (i, lr) in vcpu.lrs[..n].iter().enumerate() {
-        gic::write_lr(i, *lr);
+    let mut changed = entry.refill.changed;
+    while changed != 0 {
+        let slot = changed.trailing_zeros() as usize;
+        changed &= changed - 1;
+        if let Some(lr) = vcpu.lrs.get(slot) {
+            gic::write_lr(slot, *lr);
+        }
     }
-    gic::write_ich_hcr(hcr);
+    if entry.refill.hcr != vcpu.ich_hcr {
+        gic::write_ich_hcr(entry.refill.hcr);
+        vcpu.ich_hcr = entry.refill.hcr;
+    }
+}
+
+/// Kick every vCPU in the bitmask `targets` (bit = vCPU index).
+pub fn kick_all(vm: &Vm, current_index: usize, mut targets: u32) {
+    while targets != 0 {
+        let target = targets.trailing_zeros() as usize;
+        targets &= targets - 1;
+        kick(vm, current_index, target);
+    }
 }
 
 /// Make vCPU `target` of `vm` notice new pending interrupts: if it runs on
@@ -99,6 +222,9 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
         if intid == VTIMER_INTID || vcpu.vm.assigned_spis.contains(&intid) {
             // Forwarded with the HW bit: stays physically active until the
             // guest deactivates its virtual twin.
+            if intid == VTIMER_INTID {
+                vcpu.vtimer_level_maybe_high = true;
+            }
             let target = vcpu.vm.vgic.lock().hw_fired(intid, vcpu.index);
             if let Some(target) = target {
                 kick(vcpu.vm, vcpu.index, target);

@@ -19,8 +19,18 @@ pub struct Vcpu {
     pub vm: &'static Vm,
     pub index: usize,
     pub sysregs: VcpuSysRegs,
+    /// What this CPU's list registers hold (as last written or read back).
     pub lrs: [u64; 16],
     pub num_lrs: usize,
+    /// The list registers the last refill left in use (bit = register):
+    /// the only ones the guest can change, so the only ones an exit reads.
+    pub lrs_in_use: u32,
+    /// The value last written to ICH_HCR_EL2.
+    pub ich_hcr: u64,
+    /// The vGIC may have the virtual timer's line high (it was told the
+    /// timer fired and not yet that the line dropped), so exits that sync
+    /// must resample CNTV_CTL_EL0.
+    pub vtimer_level_maybe_high: bool,
     /// This physical CPU's exit counters.
     pub counters: &'static ExitCounters,
     /// This physical CPU's guest-event counters (found without reading MPIDR).
@@ -100,9 +110,10 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
     request.context.store(context, Ordering::Relaxed);
     request.pending.store(true, Ordering::Release);
     if CPU_STARTED[pcpu].swap(true, Ordering::AcqRel) {
-        // Parked in wait_for_start after a CPU_OFF.
-        hv_arch::sysreg::dsb_ish();
-        cpu::sev();
+        // Parked in wait_for_start after a CPU_OFF, in WFI: the kick SGI
+        // wakes it (send_sgi orders the request before the SGI). The SGI
+        // stays pending and is taken as an ordinary kick once the vCPU runs.
+        gic::send_sgi(pcpu, KICK_SGI);
     } else {
         let ret = hv_arch::psci::cpu_on(
             pcpu as u64,
@@ -116,9 +127,16 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
 }
 
 /// Park this physical CPU until a vCPU start request arrives, then run it.
+/// It waits in WFI (QEMU halts the CPU; WFE would only yield and spin): a
+/// start request after a CPU_OFF comes with the kick SGI, which is enabled
+/// on every CPU that has run a vCPU. A CPU never started waits for PSCI
+/// CPU_ON to reach this point with its request already pending.
 pub fn wait_for_start() -> ! {
     let pcpu = cpu::current_index();
     let request = &START[pcpu];
+    // Also on a CPU that has not run a vCPU yet (the boot CPU when no VM
+    // owns it): the kick is what ends its WFI.
+    gic::enable_private(KICK_SGI);
     loop {
         if request.pending.swap(false, Ordering::AcqRel) {
             let vm = *VM_OF_CPU[pcpu].get().expect("start request names a VM");
@@ -144,7 +162,7 @@ pub fn wait_for_start() -> ! {
                 request.context.load(Ordering::Relaxed),
             );
         }
-        cpu::wfe();
+        cpu::wfi();
     }
 }
 
@@ -212,6 +230,11 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
         sysregs: VcpuSysRegs::new(ids),
         lrs: [0; 16],
         num_lrs: gic::list_register_count().min(16),
+        lrs_in_use: 0,
+        // Not a value the refill returns: the first one is written.
+        ich_hcr: u64::MAX,
+        // A previous run of this vCPU may have left the line high.
+        vtimer_level_maybe_high: true,
         counters: &COUNTERS[pcpu % MAX_CPUS],
         events: &super::guest_log::EVENTS[pcpu % MAX_CPUS],
     });

@@ -35,6 +35,15 @@ pub const SCRATCH_IPA: u64 = 0x0B00_0000;
 /// The test VM's virtio-mmio device (QEMU virt's first virtio-mmio slot).
 pub const VIRTIO_IPA: u64 = 0x0A00_0000;
 pub const VIRTIO_SIZE: u64 = 0x200;
+// `Vm::device_at` finds a window by its 16 MiB region.
+const _: () = assert!(
+    GICD_IPA >> 24 == 0x08
+        && (GICR_IPA + GICR_FRAME_SIZE * hvcore::vgic::MAX_VCPUS as u64 - 1) >> 24 == 0x08
+        && VIRTIO_IPA >> 24 == 0x0a
+        && (VIRTIO_IPA + VIRTIO_SIZE - 1) >> 24 == 0x0a
+        && SCRATCH_IPA >> 24 == 0x0b
+        && (SCRATCH_IPA + SCRATCH_SIZE - 1) >> 24 == 0x0b
+);
 /// Its interrupt: SPI 16, as QEMU virt wires its first virtio-mmio slot.
 pub const VIRTIO_INTID: u32 = 48;
 pub const RAM_IPA: u64 = 0x4000_0000;
@@ -386,27 +395,44 @@ impl Vm {
     /// The emulated device at `ipa`, if any, and the offset in its window.
     #[inline]
     pub fn device_at(&self, ipa: u64) -> Option<EmulatedDevice> {
-        if self.uart.is_some() && ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE {
-            return Some(EmulatedDevice::Uart(ipa - self.uart_ipa));
-        }
-        if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|o| *o < GICD_SIZE) {
-            return Some(EmulatedDevice::GicDist(offset));
-        }
-        let redist_size = GICR_FRAME_SIZE * self.num_vcpus as u64;
-        if let Some(offset) = ipa.checked_sub(GICR_IPA).filter(|o| *o < redist_size) {
+        let uart = || {
+            (self.uart.is_some() && ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE)
+                .then(|| EmulatedDevice::Uart(ipa - self.uart_ipa))
+        };
+        // The other windows each lie in their own 16 MiB region: a region
+        // compare finds the only candidate (the GIC's first, the hottest).
+        let region = ipa >> 24;
+        if region == GICD_IPA >> 24 {
+            // The UART (placed by the host's device tree) comes first
+            // wherever it is; checked here only if it shares the region.
+            if self.uart_ipa >> 24 == region {
+                if let Some(device) = uart() {
+                    return Some(device);
+                }
+            }
+            if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|o| *o < GICD_SIZE) {
+                return Some(EmulatedDevice::GicDist(offset));
+            }
+            let redist_size = GICR_FRAME_SIZE * self.num_vcpus as u64;
+            let offset = ipa.checked_sub(GICR_IPA).filter(|o| *o < redist_size)?;
             return Some(EmulatedDevice::GicRedist(offset));
         }
-        if let Some(offset) = ipa.checked_sub(VIRTIO_IPA).filter(|o| *o < VIRTIO_SIZE) {
-            return self
-                .virtio
-                .is_some()
-                .then_some(EmulatedDevice::Virtio(offset));
+        if let Some(device) = uart() {
+            return Some(device);
         }
-        if let Some(offset) = ipa.checked_sub(SCRATCH_IPA).filter(|o| *o < SCRATCH_SIZE) {
+        if region == SCRATCH_IPA >> 24 {
+            let offset = ipa.checked_sub(SCRATCH_IPA).filter(|o| *o < SCRATCH_SIZE)?;
             return self
                 .scratch
                 .is_some()
                 .then_some(EmulatedDevice::Scratch(offset));
+        }
+        if region == VIRTIO_IPA >> 24 {
+            let offset = ipa.checked_sub(VIRTIO_IPA).filter(|o| *o < VIRTIO_SIZE)?;
+            return self
+                .virtio
+                .is_some()
+                .then_some(EmulatedDevice::Virtio(offset));
         }
         None
     }

@@ -35,6 +35,32 @@ fn lr_state(lr: u64) -> u64 {
     lr >> LR_STATE_SHIFT
 }
 
+/// Bits `0..n` (list-register slots below `n`).
+fn slots_below(n: usize) -> u32 {
+    1u32.checked_shl(n as u32).map_or(u32::MAX, |b| b - 1)
+}
+
+/// Empty every register of `lrs`; the ones that were not empty already.
+fn clear_slots(lrs: &mut [u64]) -> u32 {
+    let mut changed = 0;
+    for (slot, lr) in lrs.iter_mut().enumerate() {
+        if *lr != 0 {
+            *lr = 0;
+            changed |= 1u32.checked_shl(slot as u32).unwrap_or(0);
+        }
+    }
+    changed
+}
+
+/// What [`Vgic::refill_lrs`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refill {
+    /// ICH_HCR_EL2 to program.
+    pub hcr: u64,
+    /// List registers whose new value differs from the caller's copy.
+    pub changed: u32,
+}
+
 /// Whether the GIC's virtual CPU interface asserts its maintenance
 /// interrupt (PPI 25, a level signal) with these list registers and this
 /// ICH_HCR_EL2, i.e. whether ICH_MISR_EL2 has one of the conditions this
@@ -85,6 +111,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Read back the list registers of `vcpu` after an exit: what the guest
     /// acknowledged became active, what it completed became invalid.
     ///
+    /// Only the registers in [`Vgic::lrs_in_use`] are looked at: the others
+    /// were written invalid and the hardware never changes an invalid list
+    /// register, so the caller need not read them back.
+    ///
     /// Returns the bitmask of other vCPUs to kick: an SPI rerouted while it
     /// was in flight here, completed and pending again, now belongs to its
     /// new target.
@@ -93,8 +123,11 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             return 0;
         }
         let mut kick = 0;
-        for (slot, &lr) in lrs.iter().enumerate().take(L) {
-            let Some(intid) = self.lr_owner[vcpu][slot] else {
+        let mut used = self.lrs_in_use(vcpu) & slots_below(lrs.len());
+        while used != 0 {
+            let slot = used.trailing_zeros() as usize;
+            used &= used - 1;
+            let (Some(intid), Some(&lr)) = (self.lr_owner[vcpu][slot], lrs.get(slot)) else {
                 continue;
             };
             let Some(irq) = self.irq_mut(vcpu, intid) else {
@@ -130,43 +163,101 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         kick
     }
 
+    /// The list registers of `vcpu` that hold an interrupt (bit = register).
+    /// Right after [`Vgic::refill_lrs`] these are exactly the ones it wrote
+    /// valid: the only ones the guest can change, so the only ones an exit
+    /// must read back before [`Vgic::sync_lrs`]. Zero: the exit needs no
+    /// list-register sync at all.
+    pub fn lrs_in_use(&self, vcpu: usize) -> u32 {
+        self.lr_used.get(vcpu).copied().unwrap_or(0)
+    }
+
     /// Fill the list registers of `vcpu` before entering it (`lrs.len()` =
     /// implemented list registers, at most `L` are used); returns the
     /// ICH_HCR_EL2 value to program. The result never asserts the
     /// maintenance interrupt ([`maintenance_asserted`] is false).
     pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> u64 {
-        lrs.fill(0);
-        if vcpu >= self.num_vcpus {
-            return ICH_HCR_EN;
+        self.refill_lrs(vcpu, lrs).hcr
+    }
+
+    /// [`Vgic::flush_lrs`] for a caller that keeps a copy of the hardware's
+    /// list registers in `lrs`: on return `lrs` holds the new contents (as
+    /// `flush_lrs` computes them) and [`Refill::changed`] names the
+    /// registers whose value differs from what `lrs` held on entry, the
+    /// only ones that need writing.
+    ///
+    /// When no list register is in use and nothing was hinted since the
+    /// last flush that loaded everything, nothing can have become
+    /// deliverable: every register stays empty without a look at the
+    /// interrupts.
+    #[inline]
+    pub fn refill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> Refill {
+        let idle = vcpu < self.num_vcpus
+            && self.lr_used.get(vcpu) == Some(&0)
+            && self.hint.get(vcpu) == Some(&0)
+            && self.full_scan.get(vcpu) == Some(&false);
+        if idle || vcpu >= self.num_vcpus {
+            // Nothing held, nothing new: every register stays (or becomes) empty.
+            let changed = if lrs.iter().fold(0, |any, lr| any | lr) == 0 {
+                0
+            } else {
+                clear_slots(lrs)
+            };
+            return Refill {
+                hcr: ICH_HCR_EN,
+                changed,
+            };
         }
+        self.refill_lrs_busy(vcpu, lrs)
+    }
+
+    /// [`Vgic::refill_lrs`] when something is held or may have become
+    /// deliverable (`vcpu` exists).
+    #[inline(never)]
+    fn refill_lrs_busy(&mut self, vcpu: usize, lrs: &mut [u64]) -> Refill {
+        let used = self.lrs_in_use(vcpu);
         let n = lrs.len().min(L);
         // Registers the caller no longer passes cannot hold anything.
-        for slot in n..L {
+        let mut beyond = used & !slots_below(n);
+        while beyond != 0 {
+            let slot = beyond.trailing_zeros() as usize;
+            beyond &= beyond - 1;
             if let Some(intid) = self.lr_owner[vcpu][slot] {
                 self.unload(vcpu, slot, intid);
             }
         }
         // 1. Rewrite occupied list registers from the model; drop the ones
         //    with nothing left to show (completed, cleared or disabled).
+        let mut changed = clear_slots(&mut lrs[n..]) << n;
         for (slot, lr) in lrs.iter_mut().enumerate().take(n) {
-            let Some(intid) = self.lr_owner[vcpu][slot] else {
-                continue;
+            let new = match self.lr_owner[vcpu][slot] {
+                Some(intid) => {
+                    // Take back what the last flush put there, in case no sync came
+                    // since: a flush must not lose what an earlier one moved.
+                    self.reclaim(vcpu, intid);
+                    let keep = self
+                        .irq(vcpu, intid)
+                        .is_some_and(|irq| irq.active || self.shows_pending(irq));
+                    if keep {
+                        self.place(vcpu, intid)
+                    } else {
+                        self.release(vcpu, slot, intid);
+                        0
+                    }
+                }
+                None => 0,
             };
-            // Take back what the last flush put there, in case no sync came
-            // since: a flush must not lose what an earlier one moved.
-            self.reclaim(vcpu, intid);
-            let keep = self
-                .irq(vcpu, intid)
-                .is_some_and(|irq| irq.active || self.shows_pending(irq));
-            if keep {
-                *lr = self.place(vcpu, intid);
-            } else {
-                self.release(vcpu, slot, intid);
+            if *lr != new {
+                *lr = new;
+                changed |= 1 << slot;
             }
         }
         if n == 0 {
             // No list registers: an underflow interrupt would fire forever.
-            return ICH_HCR_EN;
+            return Refill {
+                hcr: ICH_HCR_EN,
+                changed,
+            };
         }
         // 2. Load deliverable interrupts, highest priority first, evicting a
         //    lower-priority pending-only entry when all registers are taken.
@@ -175,6 +266,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         //    flush is never evicted by it: at most one load per list
         //    register, then one round that finds nothing to do.
         //    Should the bound ever be reached, the rest counts as overflow.
+        //    A register loaded here held nothing valid or an evicted other
+        //    interrupt before, so its value always changes.
         let mut overflow = true;
         for _ in 0..=n {
             let Some(intid) = self.next_candidate(vcpu) else {
@@ -187,9 +280,11 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             self.load(vcpu, slot, intid);
             if let Some(lr) = lrs.get_mut(slot) {
                 *lr = self.place(vcpu, intid);
+                changed |= 1 << slot;
             }
         }
-        if overflow && lrs.iter().filter(|lr| lr_state(**lr) != 0).count() >= 2 {
+        // Every register in use shows something (valid), the others are 0.
+        let hcr = if overflow && self.lr_used[vcpu].count_ones() >= 2 {
             // Underflow (at most one valid entry) cannot hold now; it will
             // once the guest has completed all but one.
             ICH_HCR_EN | ICH_HCR_UIE
@@ -203,7 +298,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             self.full_scan[vcpu] = false;
             self.hint[vcpu] = 0;
             ICH_HCR_EN
-        }
+        };
+        Refill { hcr, changed }
     }
 
     /// A list register for `intid`: a free one, or one whose pending-only
@@ -226,6 +322,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             irq.lr = Some((vcpu as u8, slot as u8));
         }
         self.lr_owner[vcpu][slot] = Some(intid);
+        self.lr_used[vcpu] |= 1 << slot;
     }
 
     /// The list-register value for `intid`; a pending state shown there
@@ -264,6 +361,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Forget that list register `slot` of `vcpu` holds `intid`.
     fn release(&mut self, vcpu: usize, slot: usize, intid: u32) {
         self.lr_owner[vcpu][slot] = None;
+        self.lr_used[vcpu] &= !(1 << slot);
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.lr = None;
         }

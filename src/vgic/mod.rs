@@ -32,7 +32,7 @@
 mod lrs;
 mod regs;
 
-pub use lrs::{maintenance_asserted, ICH_HCR_EN, ICH_HCR_UIE};
+pub use lrs::{maintenance_asserted, Refill, ICH_HCR_EN, ICH_HCR_UIE};
 pub use regs::{dist_needs_lr_sync, redist_needs_lr_sync, MmioResult};
 
 /// Most vCPUs a VM may have.
@@ -150,6 +150,8 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     spis: [Irq; S],
     /// Per vCPU, which INTID each list register holds.
     lr_owner: [[Option<u32>; L]; V],
+    /// Per vCPU, the list registers `lr_owner` says are held (bit = register).
+    lr_used: [u32; V],
     /// Per vCPU, GICR_WAKER.ProcessorSleep.
     asleep: [bool; V],
     /// HW-backed SPIs (bit = INTID) whose enable or routing the guest
@@ -174,7 +176,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// INTIDs 0..INTIDS exist.
     pub const INTIDS: u32 = {
         assert!(
-            S <= 96 && V >= 1 && V <= 32 && L <= 255,
+            S <= 96 && V >= 1 && V <= 32 && L <= 32,
             "vGIC size out of range"
         );
         (NUM_PRIVATE + S) as u32
@@ -190,6 +192,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             private: [PRIVATE_RESET; V],
             spis: [IRQ_RESET; S],
             lr_owner: [[None; L]; V],
+            lr_used: [0; V],
             asleep: [true; V],
             hw_changed: 0,
             hint: [0; V],
@@ -566,6 +569,9 @@ mod tests;
 
 #[cfg(any(test, kani))]
 mod proofs;
+
+#[cfg(any(test, kani))]
+mod lrs_proofs;
 
 #[cfg(test)]
 mod regs_tests;

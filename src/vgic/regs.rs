@@ -170,8 +170,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 }
             }
         }
-        self.note_written(vcpu, first, changed);
-        if first >= 32 {
+        if changed != 0 {
+            self.note_written(vcpu, first, changed);
+        }
+        if first >= 32 && enable_changed != 0 {
             // The glue follows enable changes of HW-backed SPIs.
             self.hw_changed |= u128::from(enable_changed) << (first % 128);
         }
@@ -231,7 +233,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 changed |= 1 << byte;
             }
         }
-        self.note_written(vcpu, first, changed);
+        if changed != 0 {
+            self.note_written(vcpu, first, changed);
+        }
         MmioResult::Written
     }
 
@@ -360,6 +364,7 @@ fn read_only(write: bool, value: u64) -> MmioResult {
     }
 }
 
+#[inline(always)]
 pub(super) fn dist_access<const V: usize, const S: usize, const L: usize>(
     v: &mut Vgic<V, S, L>,
     vcpu: usize,
@@ -462,6 +467,7 @@ fn router_target(router: u64, num_vcpus: usize) -> u8 {
     }
 }
 
+#[inline(always)]
 pub(super) fn redist_access<const V: usize, const S: usize, const L: usize>(
     v: &mut Vgic<V, S, L>,
     offset: u64,

@@ -1,6 +1,7 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
 mod aarch32_wfi;
+mod cpu_off_on;
 mod cpu_on_bad_entry;
 mod forge_hv_lines;
 mod hvc_flood;
@@ -28,11 +29,15 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("forge-hv-lines", forge_hv_lines::run),
     ("cpu-on-bad-entry", cpu_on_bad_entry::run),
     ("probe-ipa", probe_ipa::run),
+    ("cpu-off-on", cpu_off_on::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
 /// needs them to do something else.
 pub fn secondary_main(_cpu: u64) -> ! {
+    if cpu_off_on::ACTIVE.load(core::sync::atomic::Ordering::SeqCst) {
+        cpu_off_on::secondary();
+    }
     loop {
         // SAFETY: waiting only.
         unsafe { core::arch::asm!("wfi", options(nostack)) };
