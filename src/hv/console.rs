@@ -132,6 +132,8 @@ pub fn flush_guest(vmid: u16) {
 /// The physical UART interrupted: hand each received byte to the focused
 /// VM's emulated UART while it has room, or to the hypervisor console
 /// (Ctrl-] switches, see `hvcore::hv_console`), and run what is typed there.
+#[cold]
+#[inline(never)]
 pub fn receive_input() {
     loop {
         let focused = super::lifecycle::focused();

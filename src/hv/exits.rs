@@ -312,7 +312,6 @@ extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
     vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
     irq::handle_physical(vcpu);
-    super::lifecycle::park_if_stopped(vcpu);
     irq::flush_list_registers(vcpu);
 }
 

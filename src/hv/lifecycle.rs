@@ -139,8 +139,14 @@ pub fn stop_vm(vcpu: &mut Vcpu, why: &str) -> ! {
 #[inline]
 pub fn park_if_stopped(vcpu: &mut Vcpu) {
     if vcpu.vm.stopped.load(Ordering::Acquire) {
-        vcpu::stop_current();
+        park();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn park() -> ! {
+    vcpu::stop_current()
 }
 
 /// Exits of `vm` so far, by cause.

@@ -68,6 +68,8 @@ pub struct Vm {
     /// The physical CPUs the VM owns (bit n: CPU n); vCPU i runs on the
     /// i-th of them.
     pub cpus: u64,
+    /// `cpus` as a table, vCPU index to physical CPU (exit paths look it up).
+    cpu_table: [u8; hvcore::psci::MAX_VCPUS],
     pub vttbr: u64,
     pub vtcr: u64,
     pub cntvoff: u64,
@@ -240,6 +242,7 @@ impl Vm {
             name: vm_spec.name.clone(),
             num_vcpus,
             cpus: vm_spec.cpus,
+            cpu_table: core::array::from_fn(|i| nth_set_bit(vm_spec.cpus, i).unwrap_or(0) as u8),
             vttbr: stage2.root_pa() | (u64::from(vmid) << 48),
             vtcr: stage2.vtcr(),
             cntvoff,
@@ -314,8 +317,9 @@ impl Vm {
     }
 
     /// Physical CPU that runs vCPU `index`.
+    #[inline]
     pub fn cpu_of(&self, index: usize) -> usize {
-        nth_set_bit(self.cpus, index).unwrap_or(0)
+        usize::from(self.cpu_table[index % hvcore::psci::MAX_VCPUS])
     }
 
     /// The vCPU that runs on physical CPU `cpu`, if this VM owns it.
