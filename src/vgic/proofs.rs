@@ -234,6 +234,12 @@ fn check_bookkeeping<const V: usize, const S: usize, const L: usize>(
 ) {
     for (cpu, cpu_lrs) in lrs.iter().enumerate() {
         for (slot, lr) in cpu_lrs.iter().enumerate() {
+            // The in-use mask the exit path reads back by is the owner table.
+            assert_eq!(
+                v.lr_used[cpu] & (1 << slot) != 0,
+                v.lr_owner[cpu][slot].is_some(),
+                "in-use mask disagrees with the owner table"
+            );
             if let Some(intid) = v.lr_owner[cpu][slot] {
                 let irq = v.irq(cpu, intid).expect("owned INTID exists");
                 assert_eq!(
@@ -554,6 +560,7 @@ fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) ->
                 irq.lr_latched = latched;
             }
             v.lr_owner[0][slot] = Some(intid);
+            v.lr_used[0] |= 1 << slot;
         }
     }
     v.full_scan[0] = src.any();
