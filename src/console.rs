@@ -410,6 +410,7 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
+    use crate::verify::Source;
 
     /// The first columns of a line as one reader sees it.
     #[derive(Default)]
@@ -467,7 +468,7 @@ mod proofs {
                         self.terminal.new_line();
                     }
                     b'\r' => self.terminal.column = 0,
-                    _ => {
+                    b => {
                         self.log.put(b);
                         self.terminal.put(b);
                     }
@@ -477,37 +478,127 @@ mod proofs {
         }
     }
 
+    impl View {
+        /// No continuation of the line can make it start with "[hv": a column already
+        /// written, which later bytes do not overwrite, differs from the prefix.
+        fn settled(&self) -> bool {
+            (0..HV_PREFIX.len()).any(|i| i < self.column && self.start[i] != HV_PREFIX[i])
+        }
+    }
+
+    /// What holds between any two steps (so after any sequence of them): no line starts
+    /// with "[hv"; at a line start both readers are at a fresh line; behind a guest's text
+    /// the line is settled for both, or, after the guest's carriage return, settled in the
+    /// log and at column 0 on the terminal.
+    fn invariant(mux: &ConsoleMux<2>, out: &Checked) -> bool {
+        let (log, terminal) = (&out.log, &out.terminal);
+        log.column == log.width
+            && terminal.column <= terminal.width
+            && !log.forged()
+            && !terminal.forged()
+            && mux.lines.iter().all(|l| l.len < LINE_MAX)
+            && match mux.cursor {
+                Cursor::LineStart => log.width == 0 && terminal.width == 0,
+                Cursor::InGuestLine(vm) => vm < 2 && log.settled() && terminal.settled(),
+                Cursor::GuestReturned(vm) => vm < 2 && log.settled() && terminal.column == 0,
+            }
+    }
+
+    /// One step: a guest byte, an idle flush, or a hypervisor line.
+    fn step(mux: &mut ConsoleMux<2>, out: &mut Checked, src: &mut Source) {
+        // Mostly one guest, so that random tests meet long sequences. Each guest by its
+        // constant slot: the model checker then folds the slot arithmetic (the escape
+        // prefix's digits) instead of encoding a divider.
+        if src.below(8) == 0 {
+            step_of(1, mux, out, src);
+        } else {
+            step_of(0, mux, out, src);
+        }
+        assert!(invariant(mux, out));
+    }
+
+    fn step_of(vm: usize, mux: &mut ConsoleMux<2>, out: &mut Checked, src: &mut Source) {
+        match src.below(8) {
+            0 => mux.flush_guest(vm, out),
+            1 => {
+                mux.begin_hypervisor_line(out);
+                out.hv_writing = true;
+                out.write(b"[hv]\n");
+                out.hv_writing = false;
+            }
+            _ => {
+                // Any byte under Kani; in tests mostly those that matter ("v" stands for any
+                // byte that does not start "[hv").
+                let byte = if cfg!(kani) || src.below(8) == 0 {
+                    src.any()
+                } else {
+                    b"[hv\r\n"[src.below(5) as usize]
+                };
+                mux.guest_byte(vm, byte, out);
+            }
+        }
+    }
+
+    /// Under Kani: any state the invariant allows (any buffered guest text, any line on
+    /// the screen), which covers every sequence of steps. Under test: the state after a
+    /// few random steps from the start, checked on the way.
+    fn any_state(src: &mut Source) -> (ConsoleMux<2>, Checked) {
+        let mut mux = ConsoleMux::<2>::new();
+        let mut out = Checked::default();
+        #[cfg(kani)]
+        {
+            for line in mux.lines.iter_mut() {
+                *line = GuestLine {
+                    pending: src.any(),
+                    len: src.below(LINE_MAX as u64) as usize,
+                    cr: src.any(),
+                };
+            }
+            let vm = src.below(2) as usize;
+            mux.cursor = match src.below(3) {
+                0 => Cursor::LineStart,
+                1 => Cursor::InGuestLine(vm),
+                _ => Cursor::GuestReturned(vm),
+            };
+            for view in [&mut out.log, &mut out.terminal] {
+                // Columns far beyond the prefix behave alike.
+                *view = View {
+                    column: src.below(8) as usize,
+                    width: src.below(8) as usize,
+                    start: src.any(),
+                };
+            }
+            kani::assume(invariant(&mux, &out));
+        }
+        #[cfg(not(kani))]
+        {
+            assert!(invariant(&mux, &out));
+            for _ in 0..src.below(12) {
+                step(&mut mux, &mut out, src);
+            }
+        }
+        (mux, out)
+    }
+
     proof! {
-        /// Whatever bytes guests write, with idle flushes and hypervisor
-        /// lines anywhere between them, no line the guests produce starts
-        /// with "[hv" (CRs ignored, as the test harness reads the log).
+        /// Whatever bytes guests write, with idle flushes and hypervisor lines anywhere
+        /// between them, no line the guests produce starts with "[hv", in the log (CRs
+        /// ignored, as the test harness reads it) or on a terminal. One step from any state
+        /// the invariant allows, the start included, so every sequence of steps.
         #[unwind(14)]
         fn guests_cannot_start_a_hypervisor_line(src) {
-            let mut mux = ConsoleMux::<2>::new();
-            let mut out = Checked::default();
-            // "v" stands for any byte that does not start "[hv".
-            const ALPHABET: [u8; 5] = [b'[', b'h', b'v', b'\r', b'\n'];
-            // Seven steps hold the shortest forgeries (e.g. "v", CR, "[hv",
-            // line end); fewer keep CBMC's symbolic execution short.
-            const STEPS: usize = if cfg!(kani) { 7 } else { 10 };
-            for _ in 0..STEPS {
-                // Mostly one guest, so that random tests meet long sequences.
-                let vm = usize::from(src.below(8) == 0);
-                match src.below(8) {
-                    0 => mux.flush_guest(vm, &mut out),
-                    1 => {
-                        mux.begin_hypervisor_line(&mut out);
-                        out.hv_writing = true;
-                        out.write(b"[hv]\n");
-                        out.hv_writing = false;
-                    }
-                    _ => {
-                        let byte = ALPHABET[src.below(5) as usize];
-                        mux.guest_byte(vm, byte, &mut out);
-                    }
-                }
-            }
-            cover!(mux.escaped > 0, "a forged line is escaped");
+            let (mut mux, mut out) = any_state(src);
+            let (escaped, cursor) = (mux.escaped, mux.cursor);
+            step(&mut mux, &mut out, src);
+            cover!(mux.escaped > escaped, "a forged line is escaped");
+            cover!(
+                mux.escaped > escaped && matches!(cursor, Cursor::GuestReturned(_)),
+                "a forgery after a carriage return is escaped"
+            );
+            cover!(
+                matches!(cursor, Cursor::InGuestLine(_)) && mux.cursor == Cursor::LineStart,
+                "a guest line is ended"
+            );
         }
     }
 }

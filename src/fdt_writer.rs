@@ -33,7 +33,9 @@ pub enum FdtError {
 }
 
 /// Something a device tree is described to, call by call: the [`FdtWriter`]
-/// that makes the blob, or (in proofs) a checker of the calls.
+/// that makes the blob, or (in proofs) a checker of the calls. Values are
+/// passed in parts, never assembled in a buffer: the helpers below allocate
+/// nothing, so a model checker follows the calls cheaply.
 pub trait TreeSink {
     /// Open a node (`""` for the root).
     fn begin_node(&mut self, name: &str);
@@ -42,8 +44,13 @@ pub trait TreeSink {
         self.begin_node(&node_name(name, addr));
     }
     fn end_node(&mut self);
+    /// A property whose value is the concatenation of `parts`.
+    fn property_parts(&mut self, name: &str, parts: &[&[u8]]);
+
     /// A property with raw bytes.
-    fn property(&mut self, name: &str, value: &[u8]);
+    fn property(&mut self, name: &str, value: &[u8]) {
+        self.property_parts(name, &[value]);
+    }
 
     fn property_empty(&mut self, name: &str) {
         self.property(name, &[]);
@@ -58,40 +65,53 @@ pub trait TreeSink {
     }
 
     /// A list of 32-bit cells.
-    fn property_cells(&mut self, name: &str, cells: &[u32]) {
-        let mut bytes = Vec::with_capacity(cells.len() * 4);
-        for cell in cells {
-            bytes.extend_from_slice(&cell.to_be_bytes());
-        }
-        self.property(name, &bytes);
+    fn property_cells<const N: usize>(&mut self, name: &str, cells: [u32; N]) {
+        self.property(name, cells.map(u32::to_be_bytes).as_flattened());
     }
 
     fn property_string(&mut self, name: &str, s: &str) {
-        let mut bytes = Vec::with_capacity(s.len() + 1);
-        bytes.extend_from_slice(s.as_bytes());
-        bytes.push(0);
-        self.property(name, &bytes);
+        self.property_parts(name, &[s.as_bytes(), &[0]]);
     }
 
-    fn property_string_list(&mut self, name: &str, list: &[&str]) {
-        let mut bytes = Vec::new();
-        for s in list {
-            bytes.extend_from_slice(s.as_bytes());
-            bytes.push(0);
-        }
-        self.property(name, &bytes);
+    fn property_string_list<const N: usize>(&mut self, name: &str, list: [&str; N]) {
+        let parts: [[&[u8]; 2]; N] = list.map(|s| [s.as_bytes(), &[0]]);
+        self.property_parts(name, parts.as_flattened());
     }
 }
 
 /// A node name holds no `/` and no NUL (bytes: neither can be part of a
 /// longer UTF-8 sequence). Only the root's is empty.
 fn is_node_name(name: &[u8]) -> bool {
-    !name.iter().any(|b| *b == 0 || *b == b'/')
+    name.iter().all(|b| *b != 0 && *b != b'/')
 }
 
 /// A property name is non-empty and holds no NUL.
 fn is_property_name(name: &[u8]) -> bool {
-    !name.is_empty() && !name.contains(&0)
+    !name.is_empty() && name.iter().all(|b| *b != 0)
+}
+
+/// Where the writer keeps a block's bytes: a `Vec` for real trees, a fixed
+/// array in proofs (a model checker pays for every reallocation of a `Vec`).
+pub trait Buffer: Default {
+    fn push(&mut self, byte: u8);
+    fn bytes(&self) -> &[u8];
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.push(*b);
+        }
+    }
+}
+
+impl Buffer for Vec<u8> {
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes);
+    }
 }
 
 /// Builds a device tree node by node.
@@ -99,11 +119,14 @@ fn is_property_name(name: &[u8]) -> bool {
 /// Misuse does not panic: the first mistake is remembered and returned by
 /// [`FdtWriter::finish`].
 #[derive(Debug, Default)]
-pub struct FdtWriter {
-    structure: Vec<u8>,
-    strings: Vec<u8>,
-    /// One entry per open node: whether it already has a subnode.
-    open: Vec<bool>,
+pub struct FdtWriter<B: Buffer = Vec<u8>> {
+    structure: B,
+    strings: B,
+    /// Nodes open.
+    depth: usize,
+    /// Whether the innermost open node has a subnode yet. (Every outer open
+    /// node has one: the node inside it.)
+    innermost_has_child: bool,
     roots: usize,
     error: Option<FdtError>,
 }
@@ -113,12 +136,21 @@ impl FdtWriter {
         Self::default()
     }
 
+    /// The finished blob: header, an empty memory-reservation map, the
+    /// structure block, then the strings block.
+    pub fn finish(mut self) -> Result<Vec<u8>, FdtError> {
+        let header = self.finish_header()?;
+        Ok(self.blob(&header))
+    }
+}
+
+impl<B: Buffer> FdtWriter<B> {
     fn word(&mut self, v: u32) {
         self.structure.extend_from_slice(&v.to_be_bytes());
     }
 
     fn pad(&mut self) {
-        while !self.structure.len().is_multiple_of(4) {
+        while !self.structure.bytes().len().is_multiple_of(4) {
             self.structure.push(0);
         }
     }
@@ -129,43 +161,46 @@ impl FdtWriter {
 
     /// Offset of `name` in the strings block, added once: every property
     /// with the same name shares one copy.
-    fn string_offset(&mut self, bytes: &[u8]) -> Option<u32> {
-        // One pass: entries start at 0 and after each NUL.
-        let mut start = 0;
-        for end in 0..self.strings.len() {
-            if self.strings[end] == 0 {
-                if self.strings[start..end] == *bytes {
+    fn string_offset(&mut self, name: &[u8]) -> Option<u32> {
+        let strings = self.strings.bytes();
+        // One pass: entries start at 0 and after each NUL; `matched` counts
+        // the bytes of the current entry that equal the name's so far.
+        let (mut start, mut matched) = (0, 0);
+        for (end, b) in strings.iter().enumerate() {
+            if *b == 0 {
+                if matched == name.len() && end - start == name.len() {
                     return u32::try_from(start).ok();
                 }
-                start = end + 1;
+                (start, matched) = (end + 1, 0);
+            } else if matched == end - start && name.get(matched) == Some(b) {
+                matched += 1;
             }
         }
-        let offset = u32::try_from(self.strings.len()).ok()?;
-        self.strings.extend_from_slice(bytes);
+        let offset = u32::try_from(strings.len()).ok()?;
+        self.strings.extend_from_slice(name);
         self.strings.push(0);
         Some(offset)
     }
 
-    /// The finished blob: header, an empty memory-reservation map, the
-    /// structure block, then the strings block.
-    pub fn finish(mut self) -> Result<Vec<u8>, FdtError> {
+    /// Close the structure block and lay out the blob: the header's ten
+    /// words (the blocks follow it in the order [`FdtWriter::finish`] writes them).
+    fn finish_header(&mut self) -> Result<[u32; 10], FdtError> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if !self.open.is_empty() || self.roots != 1 {
+        if self.depth != 0 || self.roots != 1 {
             return Err(FdtError::Unbalanced);
         }
         self.word(FDT_END);
+        let (structure, strings) = (self.structure.bytes().len(), self.strings.bytes().len());
         let off_rsvmap = HEADER_SIZE;
         let off_struct = off_rsvmap + RSVMAP_SIZE;
         let off_strings = off_struct
-            .checked_add(self.structure.len())
+            .checked_add(structure)
             .ok_or(FdtError::TooLarge)?;
-        let total = off_strings
-            .checked_add(self.strings.len())
-            .ok_or(FdtError::TooLarge)?;
+        let total = off_strings.checked_add(strings).ok_or(FdtError::TooLarge)?;
         let header_field = |v: usize| u32::try_from(v).map_err(|_| FdtError::TooLarge);
-        let header = [
+        Ok([
             FDT_MAGIC,
             header_field(total)?,
             header_field(off_struct)?,
@@ -174,25 +209,29 @@ impl FdtWriter {
             VERSION,
             LAST_COMPATIBLE_VERSION,
             0, // boot_cpuid_phys
-            header_field(self.strings.len())?,
-            header_field(self.structure.len())?,
-        ];
-        let mut out = Vec::with_capacity(total);
+            header_field(strings)?,
+            header_field(structure)?,
+        ])
+    }
+
+    /// The blob [`FdtWriter::finish_header`] laid out.
+    fn blob(&self, header: &[u32; 10]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(header[1] as usize);
         for v in header {
             out.extend_from_slice(&v.to_be_bytes());
         }
         out.extend_from_slice(&[0; RSVMAP_SIZE]);
-        out.extend_from_slice(&self.structure);
-        out.extend_from_slice(&self.strings);
-        Ok(out)
+        out.extend_from_slice(self.structure.bytes());
+        out.extend_from_slice(self.strings.bytes());
+        out
     }
 }
 
 // Names are handled as bytes: a name is checked byte by byte, never as text.
-impl FdtWriter {
+impl<B: Buffer> FdtWriter<B> {
     /// Open a node (`""` for the root).
     fn begin_node_bytes(&mut self, name: &[u8]) {
-        let is_root = self.open.is_empty();
+        let is_root = self.depth == 0;
         if !is_node_name(name) || (name.is_empty() != is_root) {
             return self.fail(FdtError::BadName);
         }
@@ -202,27 +241,33 @@ impl FdtWriter {
                 return self.fail(FdtError::NoOpenNode);
             }
         }
-        if let Some(parent_has_child) = self.open.last_mut() {
-            *parent_has_child = true;
-        }
         self.word(FDT_BEGIN_NODE);
         self.structure.extend_from_slice(name);
         self.structure.push(0);
         self.pad();
-        self.open.push(false);
+        self.depth += 1;
+        self.innermost_has_child = false;
     }
 
     /// A property with raw bytes.
+    #[cfg(any(test, kani))]
     fn property_bytes(&mut self, name: &[u8], value: &[u8]) {
-        match self.open.last() {
-            None => return self.fail(FdtError::NoOpenNode),
-            Some(true) => return self.fail(FdtError::PropertyAfterSubnode),
-            Some(false) => {}
+        self.property_parts_bytes(name, &[value]);
+    }
+
+    /// A property whose value is the concatenation of `parts`.
+    fn property_parts_bytes(&mut self, name: &[u8], parts: &[&[u8]]) {
+        if self.depth == 0 {
+            return self.fail(FdtError::NoOpenNode);
+        }
+        if self.innermost_has_child {
+            return self.fail(FdtError::PropertyAfterSubnode);
         }
         if !is_property_name(name) {
             return self.fail(FdtError::BadName);
         }
-        let Ok(len) = u32::try_from(value.len()) else {
+        let value_len = parts.iter().map(|part| part.len()).sum::<usize>();
+        let Ok(len) = u32::try_from(value_len) else {
             return self.fail(FdtError::TooLarge);
         };
         let Some(offset) = self.string_offset(name) else {
@@ -231,12 +276,14 @@ impl FdtWriter {
         self.word(FDT_PROP);
         self.word(len);
         self.word(offset);
-        self.structure.extend_from_slice(value);
+        for part in parts {
+            self.structure.extend_from_slice(part);
+        }
         self.pad();
     }
 }
 
-impl TreeSink for FdtWriter {
+impl<B: Buffer> TreeSink for FdtWriter<B> {
     fn begin_node(&mut self, name: &str) {
         self.begin_node_bytes(name.as_bytes());
     }
@@ -251,14 +298,17 @@ impl TreeSink for FdtWriter {
     }
 
     fn end_node(&mut self) {
-        if self.open.pop().is_none() {
+        let Some(depth) = self.depth.checked_sub(1) else {
             return self.fail(FdtError::Unbalanced);
-        }
+        };
+        self.depth = depth;
+        // The node it was in now has a subnode: the one just closed.
+        self.innermost_has_child = depth > 0;
         self.word(FDT_END_NODE);
     }
 
-    fn property(&mut self, name: &str, value: &[u8]) {
-        self.property_bytes(name.as_bytes(), value);
+    fn property_parts(&mut self, name: &str, parts: &[&[u8]]) {
+        self.property_parts_bytes(name.as_bytes(), parts);
     }
 }
 
@@ -278,7 +328,7 @@ pub fn node_name(name: &str, addr: u64) -> String {
 /// the last `count` bytes of the array. Written out rather than with
 /// `format!`: the formatting machinery is far more than this needs, and more
 /// than a model checker can afford.
-fn hex_digits(addr: u64) -> ([u8; 16], usize) {
+pub(crate) fn hex_digits(addr: u64) -> ([u8; 16], usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     for (i, digit) in digits.iter_mut().enumerate() {
@@ -301,7 +351,7 @@ mod tests {
         w.property_string("compatible", "linux,dummy-virt");
         w.begin_node("memory@40000000");
         w.property_string("device_type", "memory");
-        w.property_cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000]);
+        w.property_cells("reg", [0, 0x4000_0000, 0, 0x1000_0000]);
         w.end_node();
         w.begin_node("chosen");
         w.property_string("bootargs", "console=ttyAMA0");
@@ -390,7 +440,7 @@ mod tests {
             w.property_u32("#size-cells", 1);
             w.begin_node("a");
             w.property_u32("#size-cells", 2);
-            w.property_string_list("compatible", &["x", "y"]);
+            w.property_string_list("compatible", ["x", "y"]);
             w.end_node();
             w.begin_node("b");
             w.property_empty("compatible");
@@ -435,7 +485,7 @@ mod tests {
     fn cells_are_big_endian() {
         let blob = finish_after(|w| {
             w.begin_node("");
-            w.property_cells("reg", &[0x0102_0304, 0xa0b0_c0d0]);
+            w.property_cells("reg", [0x0102_0304, 0xa0b0_c0d0]);
             w.property_string("s", "hi");
             w.end_node();
         })
@@ -456,13 +506,19 @@ mod tests {
 #[cfg(any(test, kani))]
 #[derive(Debug, Default)]
 pub(crate) struct CallModel {
-    /// Per open node: whether it has a subnode yet.
-    open: Vec<bool>,
+    /// Per open node, outermost first: whether it has a subnode yet.
+    has_child: [bool; MODEL_DEPTH],
+    /// Nodes open.
+    open: usize,
     roots: usize,
     /// Nodes begun, the root included.
     pub nodes: usize,
     first_error: Option<FdtError>,
 }
+
+/// Deepest nesting the model follows (the trees checked are shallower).
+#[cfg(any(test, kani))]
+const MODEL_DEPTH: usize = 8;
 
 #[cfg(any(test, kani))]
 impl CallModel {
@@ -474,31 +530,36 @@ impl CallModel {
     pub fn result(&self) -> Result<(), FdtError> {
         match self.first_error {
             Some(e) => Err(e),
-            None if !self.open.is_empty() || self.roots != 1 => Err(FdtError::Unbalanced),
+            None if self.open != 0 || self.roots != 1 => Err(FdtError::Unbalanced),
             None => Ok(()),
         }
     }
 
     /// Depth of the innermost open node (1 for the root).
     pub fn depth(&self) -> usize {
-        self.open.len()
+        self.open
     }
 }
 
 #[cfg(any(test, kani))]
 impl CallModel {
     fn begin(&mut self, name_ok: bool, empty: bool) {
-        let is_root = self.open.is_empty();
+        let is_root = self.open == 0;
         if !name_ok || empty != is_root {
             self.misuse(FdtError::BadName);
         } else if is_root && self.roots == 1 {
             self.misuse(FdtError::NoOpenNode);
         }
         self.roots += usize::from(is_root);
-        if let Some(has_child) = self.open.last_mut() {
-            *has_child = true;
+        if let Some(parent) = self.open.checked_sub(1) {
+            self.has_child[parent] = true;
         }
-        self.open.push(false);
+        assert!(
+            self.open < MODEL_DEPTH,
+            "a tree deeper than the model follows"
+        );
+        self.has_child[self.open] = false;
+        self.open += 1;
         self.nodes += 1;
     }
 }
@@ -517,13 +578,15 @@ impl TreeSink for CallModel {
     }
 
     fn end_node(&mut self) {
-        if self.open.pop().is_none() {
-            self.misuse(FdtError::Unbalanced);
+        match self.open.checked_sub(1) {
+            Some(open) => self.open = open,
+            None => self.misuse(FdtError::Unbalanced),
         }
     }
 
-    fn property(&mut self, name: &str, _value: &[u8]) {
-        match self.open.last() {
+    fn property_parts(&mut self, name: &str, _parts: &[&[u8]]) {
+        let innermost = self.open.checked_sub(1).map(|i| self.has_child[i]);
+        match innermost {
             None => self.misuse(FdtError::NoOpenNode),
             Some(true) => self.misuse(FdtError::PropertyAfterSubnode),
             Some(false) if name.is_empty() || name.bytes().any(|b| b == 0) => {
@@ -538,9 +601,44 @@ impl TreeSink for CallModel {
 mod proofs {
     use super::*;
 
+    /// A block of at most `N` bytes: the writer's buffers in proofs.
+    #[derive(Debug, Clone, Copy)]
+    struct Fixed<const N: usize> {
+        bytes: [u8; N],
+        len: usize,
+    }
+
+    impl<const N: usize> Default for Fixed<N> {
+        fn default() -> Self {
+            Fixed {
+                bytes: [0; N],
+                len: 0,
+            }
+        }
+    }
+
+    impl<const N: usize> Buffer for Fixed<N> {
+        fn push(&mut self, byte: u8) {
+            assert!(self.len < N, "a proof's buffer is too small");
+            self.bytes[self.len] = byte;
+            self.len += 1;
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.bytes[..self.len]
+        }
+    }
+
+    /// Byte by byte: slice comparison is a `memcmp` the model checker unrolls badly.
+    fn same(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && (0..a.len()).all(|i| a[i] == b[i])
+    }
+
+    /// Room for the longest sequence of calls below.
+    const BLOCK: usize = if cfg!(kani) { 96 } else { 160 };
+
     /// Calls made to the writer and to the model alike.
     struct Both {
-        writer: FdtWriter,
+        writer: FdtWriter<Fixed<BLOCK>>,
         model: CallModel,
     }
 
@@ -553,9 +651,9 @@ mod proofs {
             self.writer.end_node();
             self.model.end_node();
         }
-        fn property(&mut self, name: &str, value: &[u8]) {
-            self.writer.property(name, value);
-            self.model.property(name, value);
+        fn property_parts(&mut self, name: &str, parts: &[&[u8]]) {
+            self.writer.property_parts(name, parts);
+            self.model.property_parts(name, parts);
         }
     }
 
@@ -579,13 +677,13 @@ mod proofs {
     proof! {
         /// Any sequence of up to 3 node/property calls (5 in the property test) after an
         /// optional root, before an optional close of what is open, yields exactly the first
-        /// misuse as an error, and otherwise a blob whose header places the structure block
-        /// (ending in FDT_END) and the strings block back to back up to totalsize, its length.
-        /// (The property test also runs the validator and the `fdt` crate on each blob; that
-        /// the tokens inside are right is the two proofs below.)
-        #[unwind(10)]
+        /// misuse as an error, and otherwise a header that places the structure block
+        /// (ending in FDT_END) and the strings block back to back up to totalsize. (The
+        /// property test also writes the blob and runs the validator and the `fdt` crate on
+        /// it; that the tokens inside are right is the two proofs below.)
+        #[unwind(17)]
         fn writer_output_is_a_valid_tree_or_an_error(src) {
-            let mut both = Both { writer: FdtWriter::new(), model: CallModel::default() };
+            let mut both = Both { writer: FdtWriter::default(), model: CallModel::default() };
             // Usually start with the root, so that many sequences are complete trees.
             if src.below(8) != 0 {
                 both.begin_node("");
@@ -610,23 +708,28 @@ mod proofs {
                     both.end_node();
                 }
             }
-            let Both { writer, model } = both;
-            let result = writer.finish();
-            assert_eq!(result.as_ref().map(|_| ()).map_err(|e| *e), model.result());
+            let Both { mut writer, model } = both;
+            let result = writer.finish_header();
+            assert_eq!(result.map(|_| ()), model.result());
             crate::cover!(model.result() == Err(FdtError::PropertyAfterSubnode), "a property after a subnode refused");
             crate::cover!(model.result() == Err(FdtError::BadName), "a bad name refused");
             crate::cover!(model.result() == Err(FdtError::Unbalanced), "an unclosed node refused");
-            let Ok(blob) = result else { return };
+            let Ok(header) = result else { return };
             crate::cover!(model.nodes >= 2, "a tree with a child node written");
-            let header = |i: usize| u32::from_be_bytes([blob[4 * i], blob[4 * i + 1], blob[4 * i + 2], blob[4 * i + 3]]) as usize;
-            let (total, off_struct, off_strings, size_strings, size_struct) = (header(1), header(2), header(3), header(8), header(9));
-            assert_eq!(total, blob.len());
+            let field = |i: usize| header[i] as usize;
+            let (total, off_struct, off_strings, size_strings, size_struct) = (field(1), field(2), field(3), field(8), field(9));
+            let structure = writer.structure.bytes();
+            assert_eq!(size_struct, structure.len());
+            assert_eq!(size_strings, writer.strings.bytes().len());
             assert_eq!(off_struct, HEADER_SIZE + RSVMAP_SIZE);
             assert_eq!(off_struct + size_struct, off_strings);
             assert_eq!(off_strings + size_strings, total);
-            assert_eq!(blob[off_strings - 4..off_strings], FDT_END.to_be_bytes());
+            let end = structure.len() - 4;
+            assert!(same(&structure[end..], &FDT_END.to_be_bytes()));
             #[cfg(not(kani))]
             {
+                let blob = writer.blob(&header);
+                assert_eq!(blob.len(), total);
                 assert_eq!(crate::guest_config::validate_dtb(&blob), Ok(()));
                 let tree = fdt::Fdt::new(&blob).unwrap();
                 assert_eq!(tree.total_size(), blob.len());
@@ -638,7 +741,7 @@ mod proofs {
     /// A name of up to `N` bytes: mostly the bytes that matter (a letter, `@`, and the two
     /// forbidden ones), else any byte. A byte array, not a `String`: built character by
     /// character, text costs the model checker far more than the writer does.
-    fn short_name<const N: usize>(src: &mut crate::verify::Source) -> ([u8; N], usize) {
+    fn short_name<const N: usize>(src: &mut crate::verify::Source) -> [u8; N] {
         let mut name = [0u8; N];
         for b in name.iter_mut() {
             *b = if src.below(4) != 0 {
@@ -647,7 +750,7 @@ mod proofs {
                 src.any()
             };
         }
-        (name, src.below(N as u64 + 1) as usize)
+        name
     }
 
     proof! {
@@ -656,32 +759,35 @@ mod proofs {
         /// any other name is refused and appends nothing.
         #[unwind(8)]
         fn begin_node_appends_token_name_and_padding(src) {
-            let (bytes, _) = short_name::<6>(src);
+            let bytes = short_name::<6>(src);
             // Every length in turn: concrete lengths keep the model checker's copies of the
             // buffers small, where one symbolic length would make every copy symbolic.
             for len in 0..=6 {
-                let mut w = FdtWriter::new();
+                let mut w = FdtWriter::<Fixed<24>>::default();
                 w.begin_node("");
-                let before = w.structure.len();
+                let before = w.structure.len;
                 let name = &bytes[..len];
                 w.begin_node_bytes(name);
-                let valid = len > 0 && !name.iter().any(|b| *b == b'/' || *b == 0);
+                let valid = len > 0 && name.iter().all(|b| *b != b'/' && *b != 0);
                 assert_eq!(w.error.is_none(), valid);
                 if !valid {
-                    assert_eq!(w.structure.len(), before);
-                    crate::cover!(name.contains(&b'/'), "a name with a slash refused");
+                    assert_eq!(w.structure.len, before);
+                    crate::cover!((0..len).any(|i| name[i] == b'/'), "a name with a slash refused");
                     continue;
                 }
-                let added = &w.structure[before..];
+                let added = &w.structure.bytes()[before..];
                 assert_eq!(added.len(), (4 + len + 1).div_ceil(4) * 4);
-                assert_eq!(added[..4], FDT_BEGIN_NODE.to_be_bytes());
-                assert_eq!(&added[4..4 + len], name);
+                assert!(same(&added[..4], &FDT_BEGIN_NODE.to_be_bytes()));
+                assert!(same(&added[4..4 + len], name));
                 assert!(added[4 + len..].iter().all(|b| *b == 0));
                 crate::cover!(len == 3, "a name that fills its word with its NUL");
                 crate::cover!(len == 6, "a name that needs padding");
             }
         }
     }
+
+    /// The writer of the proof below.
+    type PropertyWriter = FdtWriter<Fixed<40>>;
 
     proof! {
         /// A property appends its token, length, name offset, value and zero padding; the
@@ -698,7 +804,7 @@ mod proofs {
             for first in NAMES {
                 for name in NAMES {
                     for value_len in 0..=data.len() {
-                        let mut w = FdtWriter::new();
+                        let mut w = PropertyWriter::default();
                         w.begin_node("");
                         w.property_bytes(first, &[]);
                         property_appends(w, first, name, &data[..value_len]);
@@ -709,36 +815,38 @@ mod proofs {
     }
 
     /// The checks of the proof above, for one writer that holds one property named `first`.
-    fn property_appends(mut w: FdtWriter, first: &[u8], name: &[u8], value: &[u8]) {
-        let strings_before = w.strings.clone();
-        let before = w.structure.len();
+    fn property_appends(mut w: PropertyWriter, first: &[u8], name: &[u8], value: &[u8]) {
+        let strings_before = w.strings;
+        let before = w.structure.len;
         w.property_bytes(name, value);
-        let valid = |n: &[u8]| !n.is_empty() && !n.contains(&0);
+        let valid = |n: &[u8]| !n.is_empty() && n.iter().all(|b| *b != 0);
         if !valid(first) || !valid(name) {
             assert!(w.error.is_some());
             crate::cover!(valid(first), "an empty or NUL property name refused");
             return;
         }
         assert!(w.error.is_none());
-        let added = &w.structure[before..];
+        let added = &w.structure.bytes()[before..];
         assert_eq!(added.len(), 12 + value.len().div_ceil(4) * 4);
-        assert_eq!(added[..4], FDT_PROP.to_be_bytes());
-        assert_eq!(added[4..8], (value.len() as u32).to_be_bytes());
+        assert!(same(&added[..4], &FDT_PROP.to_be_bytes()));
+        assert!(same(&added[4..8], &(value.len() as u32).to_be_bytes()));
         let offset = u32::from_be_bytes([added[8], added[9], added[10], added[11]]) as usize;
-        assert_eq!(&added[12..12 + value.len()], value);
+        assert!(same(&added[12..12 + value.len()], value));
         assert!(added[12 + value.len()..].iter().all(|b| *b == 0));
         // The offset starts an entry, and the entry is the name.
-        assert!(offset == 0 || w.strings[offset - 1] == 0);
-        assert_eq!(&w.strings[offset..offset + name.len()], name);
-        assert_eq!(w.strings[offset + name.len()], 0);
-        if name == first {
-            assert_eq!(w.strings, strings_before);
+        let strings = w.strings.bytes();
+        assert!(offset == 0 || strings[offset - 1] == 0);
+        assert!(same(&strings[offset..offset + name.len()], name));
+        assert_eq!(strings[offset + name.len()], 0);
+        let shared = same(name, first);
+        if shared {
+            assert!(same(strings, strings_before.bytes()));
         } else {
-            assert_eq!(w.strings.len(), strings_before.len() + name.len() + 1);
+            assert_eq!(strings.len(), strings_before.len + name.len() + 1);
         }
-        crate::cover!(name == first, "a name shared with the previous property");
+        crate::cover!(shared, "a name shared with the previous property");
         crate::cover!(
-            name != first && first.starts_with(name),
+            !shared && first.len() > name.len() && same(&first[..name.len()], name),
             "a name that is a prefix of a stored one added anew"
         );
         crate::cover!(!value.len().is_multiple_of(4), "a value that needs padding");

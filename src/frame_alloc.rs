@@ -187,6 +187,7 @@ impl FrameAllocator {
         // (A single loop, so a proof unrolls it once per frame, not per start and frame.)
         let mut first = 0;
         let mut run = 0;
+        let mut found = None;
         for i in 0..self.frames {
             if run == 0 {
                 // (A mask, not `%`: align is a power of two, and a model checker would
@@ -202,14 +203,18 @@ impl FrameAllocator {
             }
             run += 1;
             if run == count {
-                for k in first..first + count {
-                    self.set_used(k, true);
-                }
-                self.free -= count;
-                return Some(self.base + first as u64 * FRAME_SIZE);
+                found = Some(first);
+                break;
             }
         }
-        None
+        // Marked after the search, not inside it: a proof then unrolls this
+        // loop once, not once per frame searched.
+        let first = found?;
+        for k in first..first + count {
+            self.set_used(k, true);
+        }
+        self.free -= count;
+        Some(self.base + first as u64 * FRAME_SIZE)
     }
 
     /// Like [`FrameAllocator::alloc_contiguous`], for a new owner: the
@@ -490,73 +495,45 @@ mod proofs {
         }
     }
 
-    /// Frames in the handover property: enough for allocations of 1-3 frames
-    /// to collide with live owners, small enough for Kani.
-    const HANDOVER_FRAMES: usize = 4;
-
-    /// Host memory as the property sees it: one byte per frame (0 = zeroed).
-    struct ModelRam([u8; HANDOVER_FRAMES]);
+    /// Host memory as the property sees it: bit i set while frame i holds anything but zeros.
+    struct ModelRam(u8);
 
     impl FrameScrubber for ModelRam {
         fn zero(&mut self, pa: u64, len: u64) {
-            let first = ((pa - BASE) / FRAME_SIZE) as usize;
-            let count = (len / FRAME_SIZE) as usize;
-            for frame in &mut self.0[first..first + count] {
-                *frame = 0;
-            }
+            let first = (pa - BASE) / FRAME_SIZE;
+            self.0 &= !run(first, len / FRAME_SIZE);
         }
     }
 
     proof! {
-        /// Whatever RAM held and whichever frames other owners hold, a frame handed to a new
-        /// owner (through either zeroing path) reads zero and zeroing touches no other frame;
-        /// a frame its owner dirtied and freed is zero again when it is handed over anew.
-        #[unwind(6)]
+        /// From any state (whichever frames other owners hold, whatever RAM holds, so also a
+        /// frame its last owner dirtied and freed), a run handed to a new owner through either
+        /// zeroing path is free, reads zero, and zeroing touches no other frame. (One handover
+        /// from every state covers every sequence of handovers and frees.)
+        #[unwind(9)]
         fn frames_change_owner_zeroed(src) {
-            let n = HANDOVER_FRAMES;
-            let mut a = FrameAllocator::new(BASE, n as u64 * FRAME_SIZE).unwrap();
-            // Whatever was in RAM before, and the frames other owners hold.
-            let mut ram = ModelRam(src.any());
-            let others: [bool; HANDOVER_FRAMES] = src.any();
-            for (i, taken) in others.iter().enumerate() {
-                if *taken {
-                    a.reserve(BASE + i as u64 * FRAME_SIZE, FRAME_SIZE).unwrap();
-                }
-            }
-            let count = 1 + src.below(2) as usize;
-            let before = ram.0;
+            let (mut a, mut model) = any_state(src);
+            let before: u8 = src.any();
+            let mut ram = ModelRam(before);
+            let count = 1 + src.below(2);
+            let align = FRAME_SIZE << src.below(2);
             let pa = if src.any() {
-                a.alloc_contiguous_zeroed(count, FRAME_SIZE, &mut ram)
+                a.alloc_contiguous_zeroed(count as usize, align, &mut ram)
             } else {
-                a.alloc_for_owner(count, FRAME_SIZE).map(|frames| frames.zero(&mut ram))
+                a.alloc_for_owner(count as usize, align)
+                    .map(|frames| frames.zero(&mut ram))
             };
             let Some(pa) = pa else { return };
-            let first = ((pa - BASE) / FRAME_SIZE) as usize;
-            for i in 0..n {
-                if (first..first + count).contains(&i) {
-                    assert!(!others[i], "a frame of another owner handed out");
-                    assert_eq!(ram.0[i], 0, "frame handed over dirty");
-                } else {
-                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
-                }
-            }
-            cover!(before[first] != 0, "a dirty frame was scrubbed");
-
-            // The owner scribbles over its frames and frees one; the next owner gets it zeroed.
-            for cell in &mut ram.0[first..first + count] {
-                *cell = 0xee;
-            }
-            let freed = first + src.below(count as u64) as usize;
-            a.free(BASE + freed as u64 * FRAME_SIZE).unwrap();
-            let before = ram.0;
-            if let Some(pa) = a.alloc_contiguous_zeroed(1, FRAME_SIZE, &mut ram) {
-                let again = ((pa - BASE) / FRAME_SIZE) as usize;
-                assert_eq!(ram.0[again], 0, "frame handed over dirty");
-                for i in (0..n).filter(|&i| i != again) {
-                    assert_eq!(ram.0[i], before[i], "zeroing touched another frame");
-                }
-                cover!(again == freed, "a freed dirty frame was handed over again, zeroed");
-            }
+            let first = (pa - BASE) / FRAME_SIZE;
+            assert!(pa >= BASE && first + count <= FRAMES);
+            let handed = run(first, count);
+            assert!(model & handed == 0, "a frame of another owner handed out");
+            assert!(ram.0 & handed == 0, "frame handed over dirty");
+            assert!(ram.0 & !handed == before & !handed, "zeroing touched another frame");
+            cover!(before & handed == handed, "a dirty run was scrubbed");
+            cover!(count > 1 && align > FRAME_SIZE, "an aligned run of two frames was handed over");
+            model |= handed;
+            agrees(&a, model);
         }
     }
 }

@@ -274,50 +274,141 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
+    use crate::verify::Source;
 
-    const EVENTS: usize = 6;
+    /// Two causes are enough to show that budgets are independent.
+    const CAUSES_CHECKED: [Cause; 2] = [Cause::UnknownSmccc, Cause::MmioRejected];
+
+    /// What the property says about one cause, tracked beside the limiter.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct Ghost {
+        /// Start of the current period as the property defines it: the first event, then
+        /// the first event at least `period` ticks after the current period's start.
+        period_start: Option<u64>,
+        /// Lines printed in that period, summaries included.
+        lines: u64,
+        events: u64,
+        /// Events the summaries printed so far reported.
+        summarised: u64,
+    }
+
+    /// The limiter, the property's bookkeeping, and the time of the last event.
+    struct State {
+        limiter: LogLimiter,
+        ghosts: [Ghost; 2],
+        now: u64,
+    }
+
+    /// What holds between any two events (so after any sequence of them): the limiter's
+    /// periods are the property's, its lines counter is the period's event lines (at most
+    /// `burst`, one summary more at most), a suppressed event leaves no budget in the
+    /// period, and the counts add up.
+    fn invariant(s: &State) -> bool {
+        let l = &s.limiter;
+        CAUSES_CHECKED.iter().zip(&s.ghosts).all(|(cause, g)| {
+            let c = &l.causes[*cause as usize];
+            let lines = u64::from(c.lines_in_period);
+            c.started == g.period_start.is_some()
+                && g.period_start
+                    .is_none_or(|start| start == c.period_start && start <= s.now)
+                && c.lines_in_period <= l.burst
+                && (g.lines == lines || g.lines == lines + 1)
+                && (c.pending == 0 || c.lines_in_period == l.burst)
+                && c.total == g.events
+                && c.printed.checked_add(c.suppressed) == Some(c.total)
+                && g.summarised.checked_add(c.pending) == Some(c.suppressed)
+        })
+    }
+
+    /// One event of either cause at any later time, checked against the property.
+    fn step(s: &mut State, src: &mut Source) {
+        // Any gap under Kani; small ones in tests, so that periods both end and go on.
+        let gap: u64 = if cfg!(kani) { src.any() } else { src.below(6) };
+        assume!(s.now.checked_add(gap).is_some());
+        s.now += gap;
+        let which = src.below(2) as usize;
+        let verdict = s.limiter.event(CAUSES_CHECKED[which], s.now);
+        let g = &mut s.ghosts[which];
+        g.events += 1;
+        let period = s.limiter.period_ticks;
+        if g.period_start.is_none_or(|start| s.now - start >= period) {
+            cover!(g.period_start.is_some(), "a new period starts");
+            g.period_start = Some(s.now);
+            g.lines = 0;
+        }
+        if let Verdict::Print { suppressed_before } = verdict {
+            g.lines += 1 + u64::from(suppressed_before > 0);
+            g.summarised += suppressed_before;
+            cover!(suppressed_before > 0, "a summary line is printed");
+        }
+        cover!(verdict == Verdict::Suppress, "an event is suppressed");
+        assert!(g.lines <= u64::from(s.limiter.burst) + 1, "over budget");
+        assert!(invariant(s));
+    }
+
+    /// Under Kani: any state the invariant allows (events far apart or close, any counts
+    /// short of overflowing), which covers every sequence of events. Under test: the state
+    /// after a few random events from the start, checked on the way.
+    fn any_state(src: &mut Source, burst: u32, period: u64) -> State {
+        let mut s = State {
+            limiter: LogLimiter::new(burst, period),
+            ghosts: [Ghost::default(); 2],
+            now: 0,
+        };
+        #[cfg(kani)]
+        {
+            s.now = src.any();
+            for (cause, g) in CAUSES_CHECKED.iter().zip(s.ghosts.iter_mut()) {
+                let c = &mut s.limiter.causes[*cause as usize];
+                *c = CauseState {
+                    period_start: src.any(),
+                    started: src.any(),
+                    lines_in_period: src.any(),
+                    pending: src.any(),
+                    total: src.any(),
+                    printed: src.any(),
+                    suppressed: src.any(),
+                };
+                // Counters of 64 bits do not wrap in practice.
+                kani::assume(c.total < u64::MAX);
+                *g = Ghost {
+                    period_start: c.started.then_some(c.period_start),
+                    lines: u64::from(c.lines_in_period) + u64::from(src.any::<bool>()),
+                    events: c.total,
+                    summarised: src.any(),
+                };
+            }
+            kani::assume(invariant(&s));
+        }
+        #[cfg(not(kani))]
+        {
+            assert!(invariant(&s));
+            for _ in 0..src.below(12) {
+                step(&mut s, src);
+            }
+        }
+        s
+    }
 
     proof! {
-        /// However events arrive (any causes, any non-decreasing times, any
-        /// budget), a cause never prints more than `burst` event lines plus
-        /// one summary in a period (`period` ticks from the event that
-        /// started it), and every event is counted: printed + suppressed =
-        /// total, and the summaries plus what drain() still reports add up
-        /// to the suppressed events.
-        #[unwind(8)]
+        /// However events arrive (any causes, any non-decreasing times, any budget and
+        /// period), a cause never prints more than `burst` event lines plus one summary in a
+        /// period (`period` ticks from the event that started it), and every event is
+        /// counted: printed + suppressed = total, and the summaries plus what drain() still
+        /// reports add up to the suppressed events. One event from any state the invariant
+        /// allows, the start included, so every sequence of events.
+        #[unwind(3)]
         fn never_over_budget_and_every_event_counted(src) {
-            let burst = src.below(4) as u32;
-            let period = 1 + src.below(8);
-            let mut limiter = LogLimiter::new(burst, period);
-            let mut now = 0u64;
-            // Per cause (two are enough to show independence): lines in the current period.
-            let causes = [Cause::UnknownSmccc, Cause::MmioRejected];
-            let mut lines = [0u32; 2];
-            let mut period_start: [Option<u64>; 2] = [None; 2];
-            let mut summarised = [0u64; 2];
-            let mut events = [0u64; 2];
-            for _ in 0..EVENTS {
-                now += src.below(6);
-                let which = src.below(2) as usize;
-                let verdict = limiter.event(causes[which], now);
-                events[which] += 1;
-                if period_start[which].is_none_or(|start| now - start >= period) {
-                    period_start[which] = Some(now);
-                    lines[which] = 0;
-                }
-                if let Verdict::Print { suppressed_before } = verdict {
-                    lines[which] += 1 + u32::from(suppressed_before > 0);
-                    summarised[which] += suppressed_before;
-                    cover!(suppressed_before > 0, "a summary line is printed");
-                }
-                cover!(verdict == Verdict::Suppress, "an event is suppressed");
-                assert!(lines[which] <= burst + 1);
-            }
-            for (i, cause) in causes.iter().enumerate() {
-                let counts = limiter.counts(*cause);
-                assert_eq!(counts.total, events[i]);
+            // Any budget and period under Kani; small ones in tests, which meet their limits.
+            let burst: u32 = if cfg!(kani) { src.any() } else { src.below(4) as u32 };
+            let period: u64 = if cfg!(kani) { src.any() } else { src.below(9) };
+            let mut s = any_state(src, burst, period);
+            step(&mut s, src);
+            for (i, cause) in CAUSES_CHECKED.iter().enumerate() {
+                let counts = s.limiter.counts(*cause);
+                assert_eq!(counts.total, s.ghosts[i].events);
                 assert_eq!(counts.printed + counts.suppressed, counts.total);
-                assert_eq!(summarised[i] + limiter.drain(*cause), counts.suppressed);
+                assert_eq!(s.ghosts[i].summarised + s.limiter.drain(*cause), counts.suppressed);
             }
         }
     }

@@ -284,7 +284,8 @@ impl<M: TableMemory> Stage2<M> {
         if size == 0 {
             return Err(Stage2Error::ZeroSize);
         }
-        if !ipa.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) {
+        // Masks, not `%`: a model checker encodes a remainder as a 64-bit divider.
+        if (ipa | size) & (PAGE - 1) != 0 {
             return Err(Stage2Error::Misaligned);
         }
         let end = ipa.checked_add(size).ok_or(Stage2Error::OutOfIpaRange)?;
@@ -341,7 +342,7 @@ impl<M: TableMemory> Stage2<M> {
         attr: MemAttr,
     ) -> Result<(), Stage2Error> {
         let end = self.check_range(ipa, size)?;
-        if !pa.is_multiple_of(PAGE) {
+        if pa & (PAGE - 1) != 0 {
             return Err(Stage2Error::Misaligned);
         }
         if !self.is_allowed(pa, size) {
@@ -675,12 +676,15 @@ impl<const N: usize> TableArena<N> {
 
     /// Page and entry of `index` in the table at `table_pa`, if that page is in use.
     fn locate(&self, table_pa: u64, index: usize) -> Option<(usize, usize)> {
+        // Shifts and masks (PAGE and N are powers of two): a model checker
+        // encodes `/` and `%`, even by a constant, as 64-bit dividers, and
+        // every table access of a proof goes through here.
         let offset = table_pa.checked_sub(Self::BASE)?;
-        if !offset.is_multiple_of(PAGE) {
+        if offset & (PAGE - 1) != 0 {
             return None;
         }
-        let page = (offset / PAGE) as usize + index / N;
-        (page < ARENA_PAGES && self.in_use[page]).then_some((page, index % N))
+        let page = (offset >> PAGE.trailing_zeros()) as usize + (index >> N.trailing_zeros());
+        (page < ARENA_PAGES && self.in_use[page]).then_some((page, index & (N - 1)))
     }
 }
 
@@ -697,7 +701,8 @@ impl<const N: usize> TableMemory for TableArena<N> {
 
     fn alloc_table(&mut self, pages: usize) -> Option<u64> {
         // BASE is aligned far beyond any root size: aligning the index aligns the address.
-        let first = self.used.div_ceil(pages) * pages;
+        // (`pages` is a power of two: round up with a mask, not a division by a variable.)
+        let first = (self.used + pages - 1) & !(pages - 1);
         if self.live + pages > self.limit || first + pages > ARENA_PAGES {
             return None;
         }

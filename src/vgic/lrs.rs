@@ -383,7 +383,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     }
 
     /// (priority, INTID) of `intid` if it can be loaded into a list register of `vcpu`.
-    fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
+    pub(super) fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
         let irq = self.irq(vcpu, intid)?;
         (irq.lr.is_none() && self.deliverable(irq) && self.target_of(vcpu, intid) == vcpu)
             .then_some((irq.priority, intid))

@@ -228,9 +228,18 @@ proof! {
 }
 
 /// No INTID in two list registers; `lr_owner` and `Irq::lr` agree.
-fn check_bookkeeping<const V: usize>(v: &Vgic<V, SPIS, LRS>, lrs: &[[u64; LRS]; V]) {
+fn check_bookkeeping<const V: usize, const S: usize, const L: usize>(
+    v: &Vgic<V, S, L>,
+    lrs: &[[u64; L]; V],
+) {
     for (cpu, cpu_lrs) in lrs.iter().enumerate() {
         for (slot, lr) in cpu_lrs.iter().enumerate() {
+            // The in-use mask the exit path reads back by is the owner table.
+            assert_eq!(
+                v.lr_used[cpu] & (1 << slot) != 0,
+                v.lr_owner[cpu][slot].is_some(),
+                "in-use mask disagrees with the owner table"
+            );
             if let Some(intid) = v.lr_owner[cpu][slot] {
                 let irq = v.irq(cpu, intid).expect("owned INTID exists");
                 assert_eq!(
@@ -244,29 +253,11 @@ fn check_bookkeeping<const V: usize>(v: &Vgic<V, SPIS, LRS>, lrs: &[[u64; LRS]; 
                 assert_eq!(v.lr_owner[cpu][slot], Some(lr_intid(*lr)));
             }
         }
-        for intid in tracked() {
-            let irq = v.irq(cpu, intid).expect("tracked INTID exists");
+        for intid in 0..Vgic::<V, S, L>::INTIDS {
+            let irq = v.irq(cpu, intid).expect("INTID exists");
             if let Some((c, s)) = irq.lr {
                 assert_eq!(v.lr_owner[usize::from(c)][usize::from(s)], Some(intid));
             }
-        }
-    }
-    // An SPI is held by at most one vCPU; a private interrupt at most once per vCPU.
-    for intid in tracked() {
-        let mut holders = 0;
-        for cpu in 0..V {
-            let here = v.lr_owner[cpu]
-                .iter()
-                .filter(|o| **o == Some(intid))
-                .count();
-            assert!(
-                here <= 1,
-                "interrupt {intid} in two list registers of vCPU {cpu}"
-            );
-            holders += here;
-        }
-        if intid >= 32 {
-            assert!(holders <= 1, "SPI {intid} in list registers of two vCPUs");
         }
     }
 }
@@ -297,78 +288,6 @@ fn check_not_lost<const V: usize>(
         assert!(
             lr_active,
             "active interrupt {intid} dropped from the list registers"
-        );
-    }
-}
-
-/// SGIs the maintenance harness sends: more than there are list registers.
-const BURST: u32 = 6;
-
-proof! {
-    /// The maintenance path (issue 8): a vCPU gets a burst of SGIs (more
-    /// than its list registers) and a level SPI nothing backs; the guest
-    /// acknowledges and completes in any order. Whenever the list registers
-    /// it leaves assert the maintenance interrupt (underflow, or the EOI of
-    /// a level entry), the handler's sync and flush deassert it, so the
-    /// hypervisor's loop over physical interrupts ends; no SGI that was
-    /// pending is lost, and every one is eventually delivered.
-    #[unwind(33)]
-    fn maintenance_exit_ends_and_loses_nothing(src) {
-        let mut v = configured::<1>(BURST);
-        let mut lrs = [[0u64; LRS]; 1];
-        let mut ghost = Ghost::<1>::new();
-        let burst = src.below(1 << BURST) as u32;
-        for sgi in 0..BURST {
-            if burst & (1 << sgi) != 0 {
-                v.set_pending(sgi, 0);
-                ghost.pending[0][sgi as usize] = true;
-            }
-        }
-        if src.any() {
-            // A level SPI nothing backs, pended by ISPENDR.
-            dist_write(&mut v, 0x204, 1 << (LEVEL_SPI - 32));
-        }
-        let mut hcr = v.flush_lrs(0, &mut lrs[0]);
-        let mut maintenance_exits = 0;
-        for _ in 0..4 {
-            // The guest runs: any acknowledgements and completions.
-            for lr in lrs[0].iter_mut() {
-                let old = *lr;
-                *lr = guest_step(old, src.below(3));
-                ghost.guest_did(0, old, *lr);
-            }
-            let underflow = hcr & ICH_HCR_UIE != 0;
-            let level_eoi = lrs[0]
-                .iter()
-                .any(|l| lr_state(*l) == 0 && l & LR_EOI != 0 && l & LR_HW == 0);
-            if !maintenance_asserted(hcr, &lrs[0]) {
-                // Any other exit syncs and flushes the same way.
-                if src.any() {
-                    continue;
-                }
-            } else {
-                maintenance_exits += 1;
-                cover!(underflow, "underflow maintenance interrupt");
-                cover!(level_eoi, "EOI maintenance interrupt of a level entry");
-            }
-            // The handler: sync and flush, then the next acknowledge.
-            v.sync_lrs(0, &lrs[0]);
-            hcr = v.flush_lrs(0, &mut lrs[0]);
-            assert!(!maintenance_asserted(hcr, &lrs[0]), "maintenance interrupt fires again");
-            for intid in 0..BURST {
-                check_not_lost(&v, &lrs, &ghost, 0, intid);
-            }
-            if let Some(waiting) = v.best_candidate(0) {
-                assert!(
-                    lrs[0].iter().all(|l| lr_state(*l) != 0),
-                    "interrupt {waiting} left out of a free list register"
-                );
-            }
-        }
-        cover!(maintenance_exits >= 2, "two maintenance exits in a row");
-        cover!(
-            burst == (1 << BURST) - 1 && ghost.pending[0].iter().all(|p| !p),
-            "a full burst all acknowledged"
         );
     }
 }
@@ -504,23 +423,28 @@ fn check_read_fits(result: MmioResult, size: u8) {
 proof! {
     /// SGIs only ever target existing vCPUs, and a target list naming
     /// another cluster or range (Aff1..3 or RS non-zero) reaches nobody.
+    /// Every SGI number in turn (a concrete INTID each, so the proof marks
+    /// one interrupt pending rather than any of 16), any other fields.
     #[unwind(33)]
     fn sgi_targets_exist(src) {
-        let mut v = configured_vgic();
-        let n = v.num_vcpus();
-        let sgi1r: u64 = src.any();
-        let sender = src.below(4) as usize;
-        let kick = v.send_sgi(sender, sgi1r);
-        assert_eq!(kick >> n, 0);
-        let other_cluster = sgi1r & 0x00ff_f0ff_00ff_0000 != 0;
-        if sgi1r & (1 << 40) == 0 && other_cluster {
-            assert_eq!(kick, 0);
-            for cpu in 0..n {
-                assert!(!v.has_pending(cpu), "SGI delivered to a vCPU not named");
+        let n = VCPUS;
+        let configured = configured_vgic();
+        for sgi in 0..16u64 {
+            let mut v = configured.clone();
+            let sgi1r = (src.any::<u64>() & !(0xf << 24)) | (sgi << 24);
+            let sender = src.below(4) as usize;
+            let kick = v.send_sgi(sender, sgi1r);
+            assert_eq!(kick >> n, 0);
+            let other_cluster = sgi1r & 0x00ff_f0ff_00ff_0000 != 0;
+            if sgi1r & (1 << 40) == 0 && other_cluster {
+                assert_eq!(kick, 0);
+                for cpu in 0..n {
+                    assert!(!v.has_pending(cpu), "SGI delivered to a vCPU not named");
+                }
             }
+            cover!(kick == 0b11, "an SGI to both vCPUs");
+            cover!(sgi1r & (1 << 40) != 0 && kick != 0, "a broadcast SGI");
         }
-        cover!(kick == 0b11, "an SGI to both vCPUs");
-        cover!(sgi1r & (1 << 40) != 0 && kick != 0, "a broadcast SGI");
     }
 }
 
@@ -575,20 +499,168 @@ proof! {
 
 proof! {
     /// Whatever the guest writes to GICD_IROUTER, the SPI is routed to an
-    /// existing vCPU and the register reads back the writable fields.
-    #[unwind(8)]
+    /// existing vCPU and the register reads back the writable fields. Every
+    /// SPI in turn (a concrete register offset each, so the proof decodes
+    /// the one register rather than every one the offset could name).
+    #[unwind(9)]
     fn routing_targets_exist(src) {
         let mut v = Vgic::<4, SPIS, LRS>::new(1 + src.below(4) as usize);
-        let intid = 32 + src.below(SPIS as u64) as u32;
-        let value: u64 = src.any();
-        let offset = 0x6000 + 8 * u64::from(intid);
-        assume!(v.dist_access(0, offset, 8, true, value) == MmioResult::Written);
-        assert!(v.route_of(intid) < v.num_vcpus());
-        assert_eq!(
-            v.dist_access(0, offset, 8, false, 0),
-            MmioResult::Read(value & 0xff_80ff_ffff)
+        for intid in 32..32 + SPIS as u32 {
+            let value: u64 = src.any();
+            let offset = 0x6000 + 8 * u64::from(intid);
+            assert_eq!(v.dist_access(0, offset, 8, true, value), MmioResult::Written);
+            assert!(v.route_of(intid) < v.num_vcpus());
+            assert_eq!(
+                v.dist_access(0, offset, 8, false, 0),
+                MmioResult::Read(value & 0xff_80ff_ffff)
+            );
+            cover!(v.route_of(intid) == 3, "routed to the last of 4 vCPUs");
+            cover!(value & (1 << 31) != 0, "IRM = 1");
+        }
+    }
+}
+
+/// Any state of one vCPU's interrupts whose bookkeeping is consistent, as
+/// after an exit's sync: every field of every interrupt arbitrary (SGIs
+/// edge, priorities within the implemented bits), list registers holding
+/// distinct interrupts that know where they are, and every interrupt that
+/// could be loaded hinted (or a full scan due), which is what a flush
+/// relies on to find it.
+fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) -> Vgic<1, S, L> {
+    let mut v = Vgic::<1, S, L>::new(1);
+    v.ctlr = src.any::<u32>() & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+    for intid in 0..Vgic::<1, S, L>::INTIDS {
+        let pintid: u16 = src.any();
+        let irq = Irq {
+            enabled: src.any(),
+            latch: src.any(),
+            lr_latched: false,
+            level: src.any(),
+            active: src.any(),
+            priority: src.any::<u8>() & PRIORITY_MASK,
+            group1: src.any(),
+            edge: intid < 16 || src.any(),
+            target: 0,
+            router: 0,
+            hw: (src.any::<bool>() && u32::from(pintid) < FIRST_SPECIAL_INTID).then_some(pintid),
+            lr: None,
+            phys_active: src.any(),
+        };
+        if let Some(slot) = v.irq_mut(0, intid) {
+            *slot = irq;
+        }
+    }
+    for slot in 0..L {
+        let intid = src.below(u64::from(Vgic::<1, S, L>::INTIDS) + 1) as u32;
+        let free = v.irq(0, intid).is_some_and(|irq| irq.lr.is_none());
+        if free {
+            let latched = src.any();
+            if let Some(irq) = v.irq_mut(0, intid) {
+                irq.lr = Some((0, slot as u8));
+                irq.lr_latched = latched;
+            }
+            v.lr_owner[0][slot] = Some(intid);
+            v.lr_used[0] |= 1 << slot;
+        }
+    }
+    v.full_scan[0] = src.any();
+    v.hint[0] = u128::from(src.any::<u64>()) & ((1u128 << Vgic::<1, S, L>::INTIDS) - 1);
+    for intid in 0..Vgic::<1, S, L>::INTIDS {
+        if v.candidate(0, intid).is_some() {
+            v.hint[0] |= 1 << intid;
+        }
+    }
+    v
+}
+
+/// The instance of the one-step maintenance proof: one vCPU, `M_SPIS` SPIs, `M_LRS` list registers.
+const M_SPIS: usize = 1;
+const M_LRS: usize = 4;
+type OneCpu = Vgic<1, M_SPIS, M_LRS>;
+
+proof! {
+    /// The maintenance path (issue 8), one exit from any consistent state:
+    /// the entry's flush fills the list registers, the guest acknowledges
+    /// and completes entries in any order, and if what it leaves asserts
+    /// the maintenance interrupt (underflow, or the EOI of a level entry),
+    /// the handler's sync and flush deassert it, so the hypervisor's loop
+    /// over physical interrupts ends. No edge that was pending and not
+    /// acknowledged is lost, an acknowledged one stays active in a list
+    /// register, nothing deliverable waits while a list register is free,
+    /// and the bookkeeping the next exit starts from is consistent again
+    /// (so the step covers every sequence of exits).
+    #[unwind(34)]
+    fn maintenance_exit_ends_and_loses_nothing(src) {
+        let mut v = any_state::<M_SPIS, M_LRS>(src);
+        let mut lrs = [0u64; M_LRS];
+        // Edges waiting before the entry (in the latch or in a list register).
+        let mut pending = [false; OneCpu::INTIDS as usize];
+        for (intid, p) in pending.iter_mut().enumerate() {
+            *p = v.irq(0, intid as u32).is_some_and(|i| i.latch || i.lr_latched);
+        }
+        let hcr = v.flush_lrs(0, &mut lrs);
+        assert!(!maintenance_asserted(hcr, &lrs), "flush left maintenance asserted");
+        // The guest runs: any acknowledgements and completions.
+        let mut active = [false; OneCpu::INTIDS as usize];
+        for lr in lrs.iter_mut() {
+            let old = *lr;
+            *lr = guest_step(old, src.below(3));
+            let intid = lr_intid(old) as usize;
+            if lr_state(old) == 0 {
+                continue;
+            }
+            if lr_state(old) & 0b01 != 0 && lr_state(*lr) & 0b01 == 0 {
+                // Acknowledged: the edge is consumed.
+                if let Some(p) = pending.get_mut(intid) {
+                    *p = false;
+                }
+            }
+            if let Some(a) = active.get_mut(intid) {
+                *a = lr_state(*lr) & 0b10 != 0;
+            }
+        }
+        let asserted = maintenance_asserted(hcr, &lrs);
+        let underflow = hcr & ICH_HCR_UIE != 0;
+        let level_eoi = lrs
+            .iter()
+            .any(|l| lr_state(*l) == 0 && l & LR_EOI != 0 && l & LR_HW == 0);
+        cover!(asserted && underflow, "underflow maintenance interrupt");
+        cover!(asserted && level_eoi, "EOI maintenance interrupt of a level entry");
+        // The exit (the maintenance handler or any other): sync and flush.
+        v.sync_lrs(0, &lrs);
+        let hcr = v.flush_lrs(0, &mut lrs);
+        assert!(!maintenance_asserted(hcr, &lrs), "maintenance interrupt fires again");
+        for intid in 0..OneCpu::INTIDS {
+            let irq = v.irq(0, intid).expect("INTID exists");
+            let lr = irq.lr.map(|(_, s)| lrs[usize::from(s)]);
+            if pending[intid as usize] {
+                assert!(
+                    irq.latch || lr.is_some_and(|l| lr_state(l) & 0b01 != 0),
+                    "pending interrupt {intid} lost"
+                );
+            }
+            if active[intid as usize] {
+                assert!(
+                    lr.is_some_and(|l| lr_state(l) & 0b10 != 0),
+                    "active interrupt {intid} dropped from the list registers"
+                );
+            }
+            // What the next exit starts from: hinted if it can be loaded.
+            if v.candidate(0, intid).is_some() {
+                assert!(v.full_scan[0] || v.hint[0] & (1 << intid) != 0, "{intid} not hinted");
+            }
+        }
+        if let Some(waiting) = v.best_candidate(0) {
+            assert!(
+                lrs.iter().all(|l| lr_state(*l) != 0),
+                "interrupt {waiting} left out of a free list register"
+            );
+            assert_ne!(hcr & ICH_HCR_UIE, 0, "overflow without underflow interrupt");
+        }
+        check_bookkeeping(&v, &[lrs]);
+        cover!(
+            v.best_candidate(0).is_some() && lrs.iter().all(|l| lr_state(*l) == 0b01),
+            "more waiting than list registers"
         );
-        cover!(v.route_of(intid) == 3, "routed to the last of 4 vCPUs");
-        cover!(value & (1 << 31) != 0, "IRM = 1");
     }
 }

@@ -164,22 +164,22 @@ fn nth_set_bit_counts_from_bit_zero() {
 
 fn domain(w: &mut FdtWriter, name: &str, kernel: u64, initrd: Option<u64>) {
     w.begin_node(name);
-    w.property_string_list("compatible", &["xen,domain"]);
+    w.property_string_list("compatible", ["xen,domain"]);
     w.property_u32("#address-cells", 2);
     w.property_u32("#size-cells", 2);
     w.property_u32("cpus", 2);
-    w.property_cells("memory", &[0, 256 * 1024]);
+    w.property_cells("memory", [0, 256 * 1024]);
     w.property_empty("vpl011");
-    w.property_cells("hvrust,cpus", &[1, 3]);
+    w.property_cells("hvrust,cpus", [1, 3]);
     w.begin_node_at("module", kernel);
-    w.property_string_list("compatible", &["multiboot,kernel", "multiboot,module"]);
-    w.property_cells("reg", &[0, kernel as u32, 0, 0x100_0000]);
+    w.property_string_list("compatible", ["multiboot,kernel", "multiboot,module"]);
+    w.property_cells("reg", [0, kernel as u32, 0, 0x100_0000]);
     w.property_string("bootargs", "console=ttyAMA0 quiet");
     w.end_node();
     if let Some(initrd) = initrd {
         w.begin_node_at("module", initrd);
-        w.property_string_list("compatible", &["multiboot,ramdisk", "multiboot,module"]);
-        w.property_cells("reg", &[0, initrd as u32, 0, 0x80_0000]);
+        w.property_string_list("compatible", ["multiboot,ramdisk", "multiboot,module"]);
+        w.property_cells("reg", [0, initrd as u32, 0, 0x80_0000]);
         w.end_node();
     }
     w.end_node();
@@ -204,7 +204,7 @@ fn dom0less_nodes_become_specifications() {
         domain(w, "web", 0x4900_0000, Some(0x4a00_0000));
         // Not a domain: ignored.
         w.begin_node("other");
-        w.property_string_list("compatible", &["vendor,thing"]);
+        w.property_string_list("compatible", ["vendor,thing"]);
         w.end_node();
         domain(w, "db", 0x4b00_0000, None);
     });
@@ -250,31 +250,31 @@ fn malformed_domains_are_reported_by_field() {
     let cases: [(&str, Build); 4] = [
         ("vcpus", |w| {
             w.begin_node("a");
-            w.property_string_list("compatible", &["xen,domain"]);
-            w.property_cells("memory", &[0, 1024]);
+            w.property_string_list("compatible", ["xen,domain"]);
+            w.property_cells("memory", [0, 1024]);
             w.end_node();
         }),
         ("memory", |w| {
             w.begin_node("a");
-            w.property_string_list("compatible", &["xen,domain"]);
+            w.property_string_list("compatible", ["xen,domain"]);
             w.property_u32("cpus", 1);
             w.end_node();
         }),
         ("kernel", |w| {
             w.begin_node("a");
-            w.property_string_list("compatible", &["xen,domain"]);
+            w.property_string_list("compatible", ["xen,domain"]);
             w.property_u32("cpus", 1);
-            w.property_cells("memory", &[0, 1024]);
+            w.property_cells("memory", [0, 1024]);
             w.end_node();
         }),
         ("kernel", |w| {
             w.begin_node("a");
-            w.property_string_list("compatible", &["xen,domain"]);
+            w.property_string_list("compatible", ["xen,domain"]);
             w.property_u32("cpus", 1);
-            w.property_cells("memory", &[0, 1024]);
+            w.property_cells("memory", [0, 1024]);
             w.begin_node("module@0");
-            w.property_string_list("compatible", &["multiboot,kernel"]);
-            w.property_cells("reg", &[0, 1]);
+            w.property_string_list("compatible", ["multiboot,kernel"]);
+            w.property_cells("reg", [0, 1]);
             w.end_node();
             w.end_node();
         }),
