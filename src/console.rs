@@ -17,6 +17,12 @@
 //!   feed; shells redraw their line with it) the guest's next text counts as
 //!   starting a line, and anything else written after it starts a new line.
 //!   Every guest line ends in CR LF.
+//! - When several VMs share the console, the glue gives each a tag
+//!   ([`ConsoleMux::set_tag`]): every line, or part of a line, of that VM
+//!   then starts with `(name) ` (as Xen marks its guests' lines), so each
+//!   physical line holds one VM's text and says whose it is. A tag starts
+//!   with `(`, so a tagged line never starts with [`HV_PREFIX`] either.
+//!   A hypervisor line does not flush a tagged VM's unfinished line.
 
 /// What every hypervisor line starts with, and no guest line can.
 pub const HV_PREFIX: &[u8] = b"[hv";
@@ -46,6 +52,23 @@ impl GuestLine {
     };
 }
 
+/// Longest tag: `(`, a VM name of up to 16 bytes, `) `.
+pub const TAG_MAX: usize = 20;
+
+/// What starts every line of one VM (empty: nothing).
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    bytes: [u8; TAG_MAX],
+    len: usize,
+}
+
+impl Tag {
+    const NONE: Tag = Tag {
+        bytes: [0; TAG_MAX],
+        len: 0,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
     /// At the start of a line.
@@ -62,6 +85,7 @@ enum Cursor {
 #[derive(Debug, Clone)]
 pub struct ConsoleMux<const VMS: usize> {
     lines: [GuestLine; VMS],
+    tags: [Tag; VMS],
     cursor: Cursor,
     /// Guest lines (or parts) written behind the escape prefix.
     pub escaped: u64,
@@ -77,9 +101,27 @@ impl<const VMS: usize> ConsoleMux<VMS> {
     pub const fn new() -> Self {
         ConsoleMux {
             lines: [GuestLine::EMPTY; VMS],
+            tags: [Tag::NONE; VMS],
             cursor: Cursor::LineStart,
             escaped: 0,
         }
+    }
+
+    /// Start every line of guest `vm` with `(name) ` from now on. Bytes of
+    /// `name` that are not printable, or a space, show as `?`; the name is
+    /// cut to fit [`TAG_MAX`].
+    pub fn set_tag(&mut self, vm: usize, name: &[u8]) {
+        let Some(tag) = self.tags.get_mut(vm) else {
+            return;
+        };
+        let name = &name[..name.len().min(TAG_MAX - 3)];
+        tag.bytes[0] = b'(';
+        for (slot, &b) in tag.bytes[1..].iter_mut().zip(name) {
+            *slot = if b.is_ascii_graphic() { b } else { b'?' };
+        }
+        tag.bytes[1 + name.len()] = b')';
+        tag.bytes[2 + name.len()] = b' ';
+        tag.len = name.len() + 3;
     }
 
     /// Guest `vm` wrote `byte` to its UART. Bytes for a VM slot that does
@@ -121,12 +163,16 @@ impl<const VMS: usize> ConsoleMux<VMS> {
         self.lines.get(vm).is_some_and(|l| l.len > 0)
     }
 
-    /// Make room for a hypervisor line: buffered guest output is written
-    /// first (it happened first), and a guest line in progress is ended.
-    /// The caller then writes one whole line ending in a line feed.
+    /// Make room for a hypervisor line: buffered output of untagged guests
+    /// is written first (it happened first), and a guest line in progress
+    /// is ended. A tagged VM's unfinished line stays buffered, so that with
+    /// several VMs the hypervisor's lines do not cut theirs in two. The
+    /// caller then writes one whole line ending in a line feed.
     pub fn begin_hypervisor_line(&mut self, out: &mut impl Sink) {
         for vm in 0..VMS {
-            self.flush_guest(vm, out);
+            if self.tags[vm].len == 0 {
+                self.flush_guest(vm, out);
+            }
         }
         if self.cursor != Cursor::LineStart {
             out.write(b"\r\n");
@@ -154,7 +200,10 @@ impl<const VMS: usize> ConsoleMux<VMS> {
                 out.write(b"\r\n");
             }
             // At column 0: the one place a forged hypervisor line could start.
-            if could_start_hv_prefix(bytes) {
+            let tag = self.tags[vm];
+            if tag.len > 0 {
+                out.write(&tag.bytes[..tag.len]);
+            } else if could_start_hv_prefix(bytes) {
                 write_escape(vm, out);
                 self.escaped += 1;
             }
@@ -222,6 +271,37 @@ mod tests {
             .lines()
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn tagged_vms_get_their_name_on_every_line_part() {
+        let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        mux.set_tag(1, b"web");
+        mux.set_tag(2, b"a b\n");
+        guest(&mut mux, 1, "GET /\n[hv] forged\nhal", &mut out);
+        guest(&mut mux, 2, "x\n", &mut out);
+        guest(&mut mux, 2, "unfin", &mut out);
+        hv(&mut mux, "[hv] between\n", &mut out);
+        guest(&mut mux, 1, "f\n", &mut out);
+        guest(&mut mux, 2, "ished\n", &mut out);
+        hv(&mut mux, "[hv] real\n", &mut out);
+        assert_eq!(
+            lines(&out),
+            [
+                "(web) GET /",
+                "(web) [hv] forged",
+                "(a?b?) x",
+                "[hv] between",
+                "(web) half",
+                "(a?b?) unfinished",
+                "[hv] real"
+            ]
+        );
+        assert_eq!(mux.escaped, 0, "a tagged line needs no escape");
+        let long = [b'n'; 40];
+        mux.set_tag(3, &long);
+        assert_eq!(mux.tags[3].len, TAG_MAX);
+        mux.set_tag(9, b"nobody");
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn bad_configuration_is_refused_with_a_reason() {
         "boot failure must be reported at once\n{}",
         run.tail(20)
     );
-    run.assert_hv_line("boot failed: guest kernel: BadMagic");
+    run.assert_hv_line("boot failed: VM 'vm1': guest kernel: BadMagic");
     // A misspelt option is named, not ignored.
     let run = common::boot(
         "bad-option",

@@ -8,13 +8,12 @@ use super::lock::Mutex;
 use hv_arch::read_sysreg;
 use hv_arch::uart::Pl011 as PhysicalUart;
 use hvcore::console::{ConsoleMux, Sink};
+use hvcore::hv_console::{ConsoleInput, InputAction};
 use hvcore::uart_tx::{BoundedTx, TxDevice};
-
-use super::vm::Vm;
 
 pub const PL011_BASE: usize = 0x0900_0000;
 /// Guest VM ids the console has line buffers for (VM ids are 1..).
-const VM_SLOTS: usize = 4;
+const VM_SLOTS: usize = hvcore::vm_spec::MAX_VMS + 1;
 
 /// The physical UART with bounded transmit waits.
 struct Uart {
@@ -76,6 +75,8 @@ const TX_WAIT_TICKS_QEMU: u64 = 62_500;
 struct Console {
     uart: Uart,
     mux: ConsoleMux<VM_SLOTS>,
+    /// Where typed bytes go: the focused VM, or the hypervisor console.
+    input: ConsoleInput,
     /// The physical receive interrupt is masked because a guest's receive
     /// FIFO was full; unmasked when that guest reads.
     rx_held: bool,
@@ -84,6 +85,7 @@ struct Console {
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     uart: Uart::new(),
     mux: ConsoleMux::new(),
+    input: ConsoleInput::new(),
     rx_held: false,
 });
 
@@ -104,6 +106,14 @@ pub fn take_uart() {
     console.uart.tx = BoundedTx::new(ticks_per_microsecond * TX_WAIT_MICROSECONDS);
 }
 
+/// Start every console line of VM `vmid` with `(name) ` (several VMs).
+pub fn set_tag(vmid: u16, name: &str) {
+    CONSOLE
+        .lock()
+        .mux
+        .set_tag(usize::from(vmid), name.as_bytes());
+}
+
 /// Guest `vmid` transmitted `byte` on its emulated UART.
 #[inline]
 pub fn guest_byte(vmid: u16, byte: u8) {
@@ -119,30 +129,67 @@ pub fn flush_guest(vmid: u16) {
     mux.flush_guest(usize::from(vmid), uart);
 }
 
-/// The physical UART interrupted: move received bytes into `vm`'s emulated
-/// UART while it has room. Returns the emulated interrupt's new level if it
-/// changed.
-pub fn receive_into(vm: &Vm) -> Option<bool> {
-    let Some(emulated) = &vm.uart else {
-        return None;
-    };
-    let mut console = CONSOLE.lock();
-    let mut change = None;
-    let mut emulated = emulated.lock();
-    while emulated.can_receive() {
-        let Some(byte) = console.uart.device.read_byte() else {
-            break;
+/// The physical UART interrupted: hand each received byte to the focused
+/// VM's emulated UART while it has room, or to the hypervisor console
+/// (Ctrl-] switches, see `hvcore::hv_console`), and run what is typed there.
+#[cold]
+#[inline(never)]
+pub fn receive_input() {
+    loop {
+        let focused = super::lifecycle::focused();
+        let action = {
+            let mut console = CONSOLE.lock();
+            if !console.input.is_open() {
+                if let Some(emulated) = focused.and_then(|vm| vm.uart.as_ref()) {
+                    if !emulated.lock().can_receive() {
+                        // Leave the rest in the hardware FIFO until the guest reads.
+                        if !console.rx_held {
+                            console.rx_held = true;
+                            console.uart.device.set_rx_interrupts(false);
+                        }
+                        return;
+                    }
+                }
+            }
+            let Some(byte) = console.uart.device.read_byte() else {
+                return;
+            };
+            let action = console.input.feed(byte);
+            match action {
+                InputAction::Echo(b) => console.uart.write(&[b]),
+                InputAction::Erase => console.uart.write(b"\x08 \x08"),
+                InputAction::Entered | InputAction::Opened => console.uart.write(b"\r\n"),
+                _ => {}
+            }
+            let command = (action == InputAction::Entered).then(|| console.input.entered_command());
+            (action, command)
         };
-        if let Some(level) = emulated.receive(byte) {
-            change = Some(level);
+        let (action, command) = action;
+        match action {
+            InputAction::ToGuest(byte) => {
+                // A VM without a console, or none running: the byte is dropped.
+                let Some(vm) = focused else { continue };
+                let Some(emulated) = &vm.uart else { continue };
+                let level = emulated.lock().receive(byte);
+                if let Some(level) = level {
+                    vm.set_uart_level(0, level);
+                }
+            }
+            InputAction::Opened => super::management::opened(),
+            InputAction::Closed => super::management::closed(),
+            InputAction::Entered => {
+                if let Some(command) = command {
+                    super::management::run(command);
+                }
+            }
+            InputAction::Echo(_) | InputAction::Erase | InputAction::Ignore => {}
         }
     }
-    if !emulated.can_receive() && !console.rx_held {
-        // Leave the rest in the hardware FIFO until the guest reads.
-        console.rx_held = true;
-        console.uart.device.set_rx_interrupts(false);
-    }
-    change
+}
+
+/// Leave the hypervisor console: input goes to the focused VM again.
+pub fn close_input() {
+    CONSOLE.lock().input.close();
 }
 
 /// A guest read from its receive FIFO: let more input in if it was held.

@@ -93,9 +93,11 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     match function {
         HV_CALL_EXIT_COUNT => match ExitCause::from_index(regs.x[1]) {
             Some(cause) => {
-                let cpus = &COUNTERS[vcpu.vm.first_cpu..vcpu.vm.first_cpu + vcpu.vm.num_vcpus];
+                let vm = vcpu.vm;
                 regs.x[0] = 0;
-                regs.x[1] = total(cpus, cause);
+                regs.x[1] = (0..vm.num_vcpus)
+                    .map(|i| total(core::slice::from_ref(&COUNTERS[vm.cpu_of(i)]), cause))
+                    .sum();
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },
@@ -153,8 +155,13 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             .affinity_info(target_mpidr, lowest_level),
         PsciCall::SystemOff => {
             info!("vm{}: guest requested SYSTEM_OFF", vcpu.vm.vmid);
-            super::print_exit_counters(vcpu.vm);
-            hv_arch::psci::system_off()
+            super::lifecycle::stop_vm(vcpu, "SYSTEM_OFF")
+        }
+        PsciCall::SystemReset if super::lifecycle::vms().len() > 1 => {
+            // One VM of several restarts alone; the others keep running.
+            info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
+            super::lifecycle::request_restart(vcpu.vm, "SYSTEM_RESET");
+            vcpu::stop_current()
         }
         PsciCall::SystemReset => {
             info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);

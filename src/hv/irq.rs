@@ -230,11 +230,12 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
                 kick(vcpu.vm, vcpu.index, target);
             }
         } else if Some(intid) == vcpu.vm.host_uart_irq {
-            // Input for the guest's emulated UART.
-            if let Some(level) = super::console::receive_into(vcpu.vm) {
-                vcpu.vm.set_uart_level(vcpu.index, level);
-            }
+            // Input for the focused VM's emulated UART or the hypervisor
+            // console (whichever VM's CPU the interrupt is routed to).
+            super::console::receive_input();
             gic::deactivate(intid);
+            // A console command may have stopped this very VM.
+            super::lifecycle::park_if_stopped(vcpu);
         } else if intid == MAINTENANCE_INTID {
             // A level signal from the list registers and ICH_HCR_EL2 (an
             // underflow, or a level interrupt's EOI). It stays asserted
@@ -249,8 +250,10 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             update_ptimer(vcpu);
             gic::deactivate(intid);
         } else if intid == KICK_SGI {
-            // Only here to make us exit; list registers are refreshed on the way out.
+            // Here to make us exit (list registers are refreshed on the way
+            // out), or to stop: the VM was powered off elsewhere.
             gic::deactivate(intid);
+            super::lifecycle::park_if_stopped(vcpu);
         } else {
             warn!("unexpected physical interrupt {intid}");
             gic::deactivate(intid);

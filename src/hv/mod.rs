@@ -9,8 +9,10 @@ mod heap;
 mod hypercall;
 mod inject;
 mod irq;
+mod lifecycle;
 mod lock;
 mod logger;
+mod management;
 mod memory;
 mod percpu;
 mod vcpu;
@@ -21,12 +23,14 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use hv_arch::{cpu, gic, mmu, read_sysreg, vectors};
 use hvcore::exit_stats::{total, total_events, ExitCause};
+use hvcore::fdt_nops::without_nops;
 use hvcore::guest_config::{parse_host, parse_hv_args};
 use hvcore::log_limit::Cause;
 use hvcore::sysreg::{HwIdValues, IdRegisters};
+use hvcore::vm_spec::{validate, vm_specs, Machine};
 use log::{error, info, LevelFilter};
 
-use vm::{GuestBlobs, Vm};
+use vm::Vm;
 
 /// SGI one physical CPU sends another to make its vCPU exit and look at new
 /// pending virtual interrupts.
@@ -79,7 +83,9 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
         let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         core::slice::from_raw_parts(dtb_pa as *const u8, size.min(2 << 20))
     };
-    let host = parse_host(dtb).map_err(|e| alloc::format!("host device tree: {e:?}"))?;
+    // A tree QEMU was given (-dtb, tools/run --config) and edited has NOPs.
+    let tree = without_nops(dtb).unwrap_or_else(|| dtb.to_vec());
+    let host = parse_host(&tree).map_err(|e| alloc::format!("host device tree: {e:?}"))?;
     let args = parse_hv_args(&host.bootargs).map_err(|e| alloc::format!("command line: {e:?}"))?;
     if let Some(level) = args.log_level {
         logger::set_level(level);
@@ -90,25 +96,47 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     );
 
     let (ram_base, ram_size) = *host.ram.first().ok_or("no RAM in the device tree")?;
+    // The boot stub QEMU put below us, the hypervisor image with BSS, and
+    // the device tree: no VM image may overlap them.
+    let hypervisor = (ram_base, image_end() - ram_base);
+    let host_tree = (dtb_pa, dtb.len() as u64);
+    let mut specs = vm_specs(&tree, &host, &args).map_err(|e| alloc::format!("{e}"))?;
+    let images: u64 = specs
+        .iter()
+        .map(|s| s.kernel.size + s.initrd.map_or(0, |m| m.size))
+        .sum();
+    let machine = Machine {
+        cpu_count: host.cpu_count,
+        ram: (ram_base, ram_size),
+        reserved: alloc::vec![hypervisor, host_tree],
+        free_ram: ram_size.saturating_sub(hypervisor.1 + host_tree.1 + images),
+        max_vcpus: hvcore::psci::MAX_VCPUS,
+    };
+    // Nothing is started unless every VM's specification holds.
+    validate(&mut specs, &machine).map_err(|e| alloc::format!("configuration: {e}"))?;
+    for spec in &specs {
+        info!(
+            "VM '{}': {} vCPU(s) on CPUs {:#x}, {} MiB",
+            spec.name,
+            spec.vcpus,
+            spec.cpus,
+            spec.mem_bytes >> 20
+        );
+    }
     memory::init_frames(ram_base, ram_size);
     {
         let mut frames = memory::frames().lock();
-        // The boot stub QEMU put below us, and the hypervisor image with BSS.
-        frames
-            .reserve(ram_base, image_end() - ram_base)
-            .map_err(|e| alloc::format!("{e:?}"))?;
-        frames
-            .reserve(dtb_pa, dtb.len() as u64)
-            .map_err(|e| alloc::format!("{e:?}"))?;
-        if let Some((start, end)) = host.initrd {
-            frames
-                .reserve(start, end - start)
-                .map_err(|e| alloc::format!("{e:?}"))?;
-        }
-        if let Some((addr, size)) = args.guest_kernel {
+        for (addr, size) in [hypervisor, host_tree] {
             frames
                 .reserve(addr, size)
                 .map_err(|e| alloc::format!("{e:?}"))?;
+        }
+        for spec in &specs {
+            for image in core::iter::once(spec.kernel).chain(spec.initrd) {
+                frames
+                    .reserve(image.addr, image.size)
+                    .map_err(|e| alloc::format!("VM '{}': {e:?}", spec.name))?;
+            }
         }
         info!(
             "frame allocator: {} of {} frames free",
@@ -126,23 +154,41 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     info!("GICv3: {} list registers", gic::list_register_count());
     vcpu::ID_REGISTERS.call_once(|| IdRegisters::sanitize(&read_id_registers()));
 
-    let (kernel_pa, kernel_size) = args
-        .guest_kernel
-        .ok_or("no guest kernel: pass hv.kernel=ADDR,SIZE")?;
-    let blobs = GuestBlobs {
-        kernel_pa,
-        kernel_size,
-        initrd: host.initrd.map(|(start, end)| (start, end - start)),
-    };
     let cntvoff = read_sysreg!("CNTPCT_EL0");
-    let vm: &'static Vm = Box::leak(Box::new(Vm::create(1, &host, &args, &blobs, cntvoff)?));
-    // From here on the physical UART is the hypervisor's: the guest gets an
-    // emulated one, fed from the physical receive interrupt.
-    console::take_uart();
-    if let Some(irq) = vm.host_uart_irq {
-        gic::enable_spi(irq, vm.cpu_of(0) as u64);
+    let mut vms: alloc::vec::Vec<&'static Vm> = alloc::vec::Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let vmid = u16::try_from(i + 1).map_err(|_| "too many VMs")?;
+        let vm = Vm::create(vmid, &host, &args, spec, cntvoff)
+            .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
+        vms.push(Box::leak(Box::new(vm)));
     }
-    vcpu::run(vm, 0, vm.entry_ipa, vm.dtb_ipa)
+    if vms.len() > 1 {
+        // Several VMs share the console: each line says whose it is.
+        for vm in &vms {
+            console::set_tag(vm.vmid, &vm.name);
+        }
+    }
+    lifecycle::register(vms.clone());
+    // From here on the physical UART is the hypervisor's: each VM gets an
+    // emulated one, fed from the physical receive interrupt, which goes to
+    // a CPU of a running VM (the first, until it stops).
+    console::take_uart();
+    lifecycle::route_console_input();
+    // Each VM's first vCPU starts on its first CPU; the boot CPU runs its
+    // own VM's, or waits for a vCPU to be started on it.
+    let here = cpu::current_index();
+    let mut local = None;
+    for &vm in &vms {
+        if vm.cpu_of(0) == here {
+            local = Some(vm);
+        } else {
+            vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);
+        }
+    }
+    match local {
+        Some(vm) => vcpu::run(vm, 0, vm.entry_ipa, vm.dtb_ipa),
+        None => vcpu::wait_for_start(),
+    }
 }
 
 /// A secondary CPU started by PSCI CPU_ON, MMU still off.

@@ -134,10 +134,27 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
 pub fn wait_for_start() -> ! {
     let pcpu = cpu::current_index();
     let request = &START[pcpu];
+    // Also on a CPU that has not run a vCPU yet (the boot CPU when no VM
+    // owns it): the kick is what ends its WFI.
+    gic::enable_private(KICK_SGI);
     loop {
         if request.pending.swap(false, Ordering::AcqRel) {
             let vm = *VM_OF_CPU[pcpu].get().expect("start request names a VM");
-            let index = pcpu - vm.first_cpu;
+            if vm.stopped.load(Ordering::Acquire) {
+                // A CPU_ON that raced with its VM's SYSTEM_OFF.
+                if let Some(index) = vm.vcpu_on(pcpu) {
+                    vm.power.lock().cpu_off(index);
+                }
+                super::lifecycle::restart_if_parked(vm);
+                continue;
+            }
+            let Some(index) = vm.vcpu_on(pcpu) else {
+                log::error!(
+                    "cpu{pcpu}: start request for a CPU {} does not own",
+                    vm.name
+                );
+                continue;
+            };
             run(
                 vm,
                 index,
@@ -283,7 +300,9 @@ pub fn stop_current() -> ! {
     for lr in 0..vcpu.num_lrs {
         gic::write_lr(lr, 0);
     }
+    let vm = vcpu.vm;
     clear_current();
     *CURRENT.current() = None;
+    super::lifecycle::restart_if_parked(vm);
     wait_for_start()
 }

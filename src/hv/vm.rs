@@ -5,20 +5,23 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicBool;
 
 use super::lock::Mutex;
 use hvcore::boot_image::{parse_image_header, plan_layout};
+use hvcore::frame_alloc::FrameScrubber;
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
 use hvcore::lazy_zero::LazilyZeroed;
 use hvcore::log_limit::LogLimiter;
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
 use hvcore::pl011::{Pl011, PL011_SIZE};
-use hvcore::psci::VcpuPower;
+use hvcore::psci::{PowerState, VcpuPower};
 use hvcore::stage2::{MemAttr, Perms, Stage2};
 use hvcore::vgic::{MmioResult, Vgic};
 use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
 use hvcore::virtqueue::GuestMemory;
+use hvcore::vm_spec::{nth_set_bit, Module, VmSpec};
 use log::info;
 
 use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
@@ -59,9 +62,14 @@ const RAM_CHUNK: u64 = TWO_MIB;
 /// One virtual machine.
 pub struct Vm {
     pub vmid: u16,
+    /// The configured name (`vm1` when the command line describes the VM).
+    pub name: String,
     pub num_vcpus: usize,
-    /// vCPU i runs on physical CPU `first_cpu + i`.
-    pub first_cpu: usize,
+    /// The physical CPUs the VM owns (bit n: CPU n); vCPU i runs on the
+    /// i-th of them.
+    pub cpus: u64,
+    /// `cpus` as a table, vCPU index to physical CPU (exit paths look it up).
+    cpu_table: [u8; hvcore::psci::MAX_VCPUS],
     pub vttbr: u64,
     pub vtcr: u64,
     pub cntvoff: u64,
@@ -90,37 +98,32 @@ pub struct Vm {
     pub host_uart_irq: Option<u32>,
     /// Budget of guest-triggered log lines (see `guest_log`).
     pub log_limit: Mutex<LogLimiter>,
+    /// Powered off (PSCI SYSTEM_OFF): its vCPUs park at their next exit.
+    pub stopped: AtomicBool,
+    /// To be started again once every vCPU has parked (a reboot).
+    pub restart_requested: AtomicBool,
+    /// What a (re)start loads into RAM.
+    boot: BootImages,
     /// The stage-2 tables VTTBR_EL2 points at: owned here so they live as
     /// long as the VM (ballooning and sharing will change them at run time).
     stage2_tables: Mutex<Stage2<FrameTableMemory>>,
 }
 
-/// Where the guest's kernel and initramfs wait in host memory.
-pub struct GuestBlobs {
-    pub kernel_pa: u64,
-    pub kernel_size: u64,
-    pub initrd: Option<(u64, u64)>,
-}
-
 impl Vm {
-    /// Build VM `vmid` from the host description and command line.
+    /// Build VM `vmid` from its validated specification (images in host
+    /// RAM, vCPUs, CPUs, memory), the host description and the command
+    /// line's hypervisor options.
     pub fn create(
         vmid: u16,
         host: &HostInfo,
         args: &HvArgs,
-        blobs: &GuestBlobs,
+        vm_spec: &VmSpec,
         cntvoff: u64,
     ) -> Result<Vm, String> {
-        let num_vcpus = args.guest_vcpus.unwrap_or(1);
-        if num_vcpus == 0 || num_vcpus > host.cpu_count.min(hvcore::psci::MAX_VCPUS) {
-            return Err(alloc::format!(
-                "{num_vcpus} vCPUs requested, {} physical CPUs",
-                host.cpu_count
-            ));
-        }
-        let ram_size = args.guest_mem_mib.unwrap_or(128) << 20;
+        let num_vcpus = vm_spec.vcpus;
+        let ram_size = vm_spec.mem_bytes;
         let ram_frames = (ram_size / FRAME_SIZE) as usize;
-        if args.test_device {
+        if vm_spec.test_device {
             leave_previous_owner_data(ram_frames);
         }
         // The frames may hold a previous owner's data (another VM's, the
@@ -157,11 +160,11 @@ impl Vm {
         // keeps it and the guest gets an emulated one at the same address
         // and interrupt, so the guest cannot stop or forge the log.
         let assigned_spis = Vec::new();
-        let uart = host.uart.clone();
+        let uart = host.uart.clone().filter(|_| vm_spec.console);
 
         let mut extra_mmio = Vec::new();
         let mut virtio = Vec::new();
-        if args.test_device {
+        if vm_spec.test_device {
             virtio.push(Device {
                 name: String::from("virtio_mmio"),
                 base: VIRTIO_IPA,
@@ -179,31 +182,24 @@ impl Vm {
         }
 
         // SAFETY: the kernel blob is host RAM reserved at boot.
-        let header_bytes = unsafe { core::slice::from_raw_parts(blobs.kernel_pa as *const u8, 64) };
+        let header_bytes =
+            unsafe { core::slice::from_raw_parts(vm_spec.kernel.addr as *const u8, 64) };
         let header =
             parse_image_header(header_bytes).map_err(|e| alloc::format!("guest kernel: {e:?}"))?;
-        let initrd_size = blobs.initrd.map_or(0, |(_, size)| size);
+        let initrd_size = vm_spec.initrd.map_or(0, |m| m.size);
         let layout = plan_layout(
             RAM_IPA,
             ram_size,
             &header,
-            blobs.kernel_size,
+            vm_spec.kernel.size,
             initrd_size,
             DTB_MAX_SIZE,
         )
         .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
-        // Copied into chunks zeroed only around the copy (the kernel is 27 MB).
-        let mut copy_in = |ipa: u64, src_pa: u64, len: u64| {
-            copy_and_map(&mut ram_zeroing, &mut stage2, ipa, src_pa, len)
-                .ok_or_else(|| alloc::format!("mapping guest RAM at {ipa:#x}"))
-        };
-
-        copy_in(layout.kernel_ipa, blobs.kernel_pa, blobs.kernel_size)?;
-        let mut initrd_range = None;
-        if let (Some((initrd_pa, size)), Some(initrd_ipa)) = (blobs.initrd, layout.initrd_ipa) {
-            copy_in(initrd_ipa, initrd_pa, size)?;
-            initrd_range = Some((initrd_ipa, initrd_ipa + size));
-        }
+        let initrd_range = vm_spec
+            .initrd
+            .zip(layout.initrd_ipa)
+            .map(|(initrd, ipa)| (ipa, ipa + initrd.size));
         let spec = GuestDtbSpec {
             ram_base: RAM_IPA,
             ram_size,
@@ -214,25 +210,28 @@ impl Vm {
             uart: uart.clone(),
             virtio,
             extra_mmio,
-            bootargs: args.guest_bootargs.clone(),
+            bootargs: vm_spec.bootargs.clone(),
             initrd: initrd_range,
         };
         let dtb = build_guest_dtb(&spec).map_err(|e| alloc::format!("guest device tree: {e:?}"))?;
         if dtb.len() as u64 > DTB_MAX_SIZE {
             return Err(String::from("guest device tree too large"));
         }
-        copy_in(layout.dtb_ipa, dtb.as_ptr() as u64, dtb.len() as u64)?;
-
-        let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
-        for vcpu in 0..num_vcpus {
-            vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
-        }
-        for &spi in &assigned_spis {
-            vgic.set_hw(spi, 0, Some(spi));
-        }
+        let boot = BootImages {
+            kernel: vm_spec.kernel,
+            kernel_ipa: layout.kernel_ipa,
+            initrd: vm_spec.initrd.zip(layout.initrd_ipa),
+            dtb,
+            dtb_ipa: layout.dtb_ipa,
+        };
+        // Copied into chunks zeroed only around the copy (the kernel is 27 MB).
+        boot.load_into(&mut ram_zeroing, &mut stage2)?;
+        let vgic = fresh_vgic(num_vcpus, &assigned_spis);
 
         info!(
-            "vm{vmid}: {num_vcpus} vCPU(s), {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
+            "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
+            vm_spec.name,
+            vm_spec.cpus,
             ram_size >> 20,
             layout.kernel_ipa,
             layout.dtb_ipa,
@@ -240,8 +239,10 @@ impl Vm {
         );
         Ok(Vm {
             vmid,
+            name: vm_spec.name.clone(),
             num_vcpus,
-            first_cpu: 0,
+            cpus: vm_spec.cpus,
+            cpu_table: core::array::from_fn(|i| nth_set_bit(vm_spec.cpus, i).unwrap_or(0) as u8),
             vttbr: stage2.root_pa() | (u64::from(vmid) << 48),
             vtcr: stage2.vtcr(),
             cntvoff,
@@ -249,8 +250,10 @@ impl Vm {
             dtb_ipa: layout.dtb_ipa,
             vgic: Mutex::new(vgic),
             power: Mutex::new(VcpuPower::new(num_vcpus)),
-            scratch: args.test_device.then(|| Mutex::new(ScratchDevice::new())),
-            virtio: args
+            scratch: vm_spec
+                .test_device
+                .then(|| Mutex::new(ScratchDevice::new())),
+            virtio: vm_spec
                 .test_device
                 .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
             ram: VmRam {
@@ -264,13 +267,68 @@ impl Vm {
             uart_intid: uart.as_ref().and_then(|u| u.irq),
             host_uart_irq: uart.as_ref().and_then(|u| u.irq),
             log_limit: Mutex::new(super::guest_log::new_limiter()),
+            stopped: AtomicBool::new(false),
+            restart_requested: AtomicBool::new(false),
+            boot,
             stage2_tables: Mutex::new(stage2),
         })
     }
 
+    /// Put the VM back in its state at creation, for a restart: RAM zeroed
+    /// and loaded again from its images, a fresh vGIC, power states and
+    /// devices. Only while every vCPU is parked (the caller checks).
+    pub fn reset(&self) {
+        {
+            // Chunks the guest touched are zeroed again; the others are
+            // still unmapped and get zeroed at their first touch.
+            let mut ram = self.ram_zeroing.lock();
+            let chunk = ram.chunk_size();
+            for offset in (0..ram.chunks() as u64).map(|i| i * chunk) {
+                if let Some(pa) = ram
+                    .is_zeroed(offset)
+                    .then(|| ram.host_address(offset, chunk))
+                    .flatten()
+                {
+                    HostScrubber.zero(pa, chunk);
+                }
+            }
+            let mut stage2 = self.stage2_tables.lock();
+            if let Err(e) = self.boot.load_into(&mut ram, &mut stage2) {
+                log::error!("VM '{}': {e}", self.name);
+            }
+        }
+        *self.vgic.lock() = fresh_vgic(self.num_vcpus, &self.assigned_spis);
+        *self.power.lock() = VcpuPower::new(self.num_vcpus);
+        if let Some(uart) = &self.uart {
+            *uart.lock() = Pl011::new();
+        }
+        if let Some(scratch) = &self.scratch {
+            *scratch.lock() = ScratchDevice::new();
+        }
+        if let Some(virtio) = &self.virtio {
+            *virtio.lock() = VirtioMmio::new(NullBackend::default());
+        }
+    }
+
+    /// Whether every vCPU is off (parked), so the VM can be reset.
+    pub fn all_vcpus_off(&self) -> bool {
+        let power = self.power.lock();
+        (0..self.num_vcpus).all(|i| power.state(i) == PowerState::Off)
+    }
+
     /// Physical CPU that runs vCPU `index`.
+    #[inline]
     pub fn cpu_of(&self, index: usize) -> usize {
-        self.first_cpu + index
+        usize::from(self.cpu_table[index % hvcore::psci::MAX_VCPUS])
+    }
+
+    /// The vCPU that runs on physical CPU `cpu`, if this VM owns it.
+    pub fn vcpu_on(&self, cpu: usize) -> Option<usize> {
+        if cpu >= 64 || self.cpus & (1 << cpu) == 0 {
+            return None;
+        }
+        let index = (self.cpus & ((1u64 << cpu) - 1)).count_ones() as usize;
+        (index < self.num_vcpus).then_some(index)
     }
 
     /// A stage-2 translation fault at `ipa`: if it is guest RAM, zero and
@@ -552,6 +610,52 @@ impl Vm {
             hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
         }
     }
+}
+
+/// The images a VM boots from: where they wait in host RAM and where they
+/// go in guest RAM. Kept for restarts.
+struct BootImages {
+    kernel: Module,
+    kernel_ipa: u64,
+    initrd: Option<(Module, u64)>,
+    dtb: Vec<u8>,
+    dtb_ipa: u64,
+}
+
+impl BootImages {
+    /// Copy the images into guest RAM, zeroing and mapping the chunks they
+    /// land in if that is not done yet.
+    fn load_into(
+        &self,
+        ram: &mut LazilyZeroed,
+        stage2: &mut Stage2<FrameTableMemory>,
+    ) -> Result<(), String> {
+        let mut copy_in = |ipa: u64, src_pa: u64, len: u64| {
+            copy_and_map(ram, stage2, ipa, src_pa, len)
+                .ok_or_else(|| alloc::format!("mapping guest RAM at {ipa:#x}"))
+        };
+        copy_in(self.kernel_ipa, self.kernel.addr, self.kernel.size)?;
+        if let Some((initrd, ipa)) = self.initrd {
+            copy_in(ipa, initrd.addr, initrd.size)?;
+        }
+        copy_in(
+            self.dtb_ipa,
+            self.dtb.as_ptr() as u64,
+            self.dtb.len() as u64,
+        )
+    }
+}
+
+/// A vGIC at reset, with the virtual timer and assigned SPIs forwarded.
+fn fresh_vgic(num_vcpus: usize, assigned_spis: &[u32]) -> Box<Vgic> {
+    let mut vgic: Box<Vgic> = Box::new(Vgic::new(num_vcpus));
+    for vcpu in 0..num_vcpus {
+        vgic.set_hw(VTIMER_INTID, vcpu, Some(VTIMER_INTID));
+    }
+    for &spi in assigned_spis {
+        vgic.set_hw(spi, 0, Some(spi));
+    }
+    vgic
 }
 
 /// A VM's RAM as devices see it: guest-physical addresses, checked against

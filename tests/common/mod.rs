@@ -158,7 +158,9 @@ pub fn boot(name: &str, args: &[&str], timeout: Duration) -> Run {
 }
 
 /// Like [`boot`], typing each `(after, text)` on the console once `after`
-/// has appeared in the output (`\n` in `text` is Enter).
+/// has appeared in the output after the place where the previous step's
+/// `after` appeared (so the same text can be waited for twice; `\n` in
+/// `text` is Enter).
 pub fn boot_with_input(
     name: &str,
     args: &[&str],
@@ -183,11 +185,13 @@ pub fn boot_with_input(
         .expect("start tools/boot");
     let mut stdin = child.stdin.take();
     let mut next_input = 0;
+    let mut search_from = 0;
     let mut timed_out = false;
     let status = loop {
         if let (Some(pipe), Some((after, text))) = (stdin.as_mut(), input.get(next_input)) {
             let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if so_far.contains(after) {
+            if let Some(at) = so_far.get(search_from..).and_then(|rest| rest.find(after)) {
+                search_from += at + after.len();
                 use std::io::Write;
                 let _ = pipe.write_all(text.replace("\\n", "\n").as_bytes());
                 let _ = pipe.flush();
@@ -199,7 +203,9 @@ pub fn boot_with_input(
         }
         // A hypervisor that cannot go on halts; do not wait for the deadline.
         let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if so_far.lines().any(|l| {
+        // Whole lines only: a line still being written may be cut short.
+        let complete = &so_far[..so_far.rfind('\n').unwrap_or(0)];
+        if complete.lines().any(|l| {
             let l = l.trim_start_matches('\r');
             is_hv_line(l) && (l.contains("boot failed") || l.contains("] PANIC"))
         }) {

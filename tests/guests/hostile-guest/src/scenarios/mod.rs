@@ -7,6 +7,7 @@ mod forge_hv_lines;
 mod hvc_flood;
 mod irq;
 mod mmio_flood;
+mod probe_ipa;
 mod ram_zeroed;
 mod uart_tx_off;
 
@@ -27,6 +28,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("uart-tx-off", uart_tx_off::run),
     ("forge-hv-lines", forge_hv_lines::run),
     ("cpu-on-bad-entry", cpu_on_bad_entry::run),
+    ("probe-ipa", probe_ipa::run),
     ("cpu-off-on", cpu_off_on::run),
 ];
 
