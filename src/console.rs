@@ -4,10 +4,10 @@
 //!
 //! Rules, which the integration tests rely on:
 //! - A hypervisor line always starts at column 0 and is written whole: a
-//!   guest line in progress is flushed and ended first.
+//!   guest line partly written is ended first; buffered guest text waits.
 //! - A guest line is written when it ends, when its buffer fills, when the
-//!   guest goes idle (the glue calls [`ConsoleMux::flush_guest`] on WFI), or
-//!   before a hypervisor line; its next part then continues on the same
+//!   guest goes idle (the glue calls [`ConsoleMux::flush_guest`] on WFI);
+//!   its next part then continues on the same
 //!   physical line unless something else was written in between.
 //! - Only hypervisor lines start with [`HV_PREFIX`] at column 0: a guest
 //!   line (or part of one) that would start with it, or with a beginning of
@@ -22,7 +22,6 @@
 //!   then starts with `(name) ` (as Xen marks its guests' lines), so each
 //!   physical line holds one VM's text and says whose it is. A tag starts
 //!   with `(`, so a tagged line never starts with [`HV_PREFIX`] either.
-//!   A hypervisor line does not flush a tagged VM's unfinished line.
 
 /// What every hypervisor line starts with, and no guest line can.
 pub const HV_PREFIX: &[u8] = b"[hv";
@@ -163,17 +162,13 @@ impl<const VMS: usize> ConsoleMux<VMS> {
         self.lines.get(vm).is_some_and(|l| l.len > 0)
     }
 
-    /// Make room for a hypervisor line: buffered output of untagged guests
-    /// is written first (it happened first), and a guest line in progress
-    /// is ended. A tagged VM's unfinished line stays buffered, so that with
-    /// several VMs the hypervisor's lines do not cut theirs in two. The
-    /// caller then writes one whole line ending in a line feed.
+    /// Make room for a hypervisor line: a guest line in progress on the
+    /// console (partly written) is ended. Unfinished guest lines still in
+    /// their buffers stay there, so a hypervisor line never cuts one in
+    /// two (a guest printing while the hypervisor logs a flood of its
+    /// faults still gets whole lines). The caller then writes one whole
+    /// line ending in a line feed.
     pub fn begin_hypervisor_line(&mut self, out: &mut impl Sink) {
-        for vm in 0..VMS {
-            if self.tags[vm].len == 0 {
-                self.flush_guest(vm, out);
-            }
-        }
         if self.cursor != Cursor::LineStart {
             out.write(b"\r\n");
             self.cursor = Cursor::LineStart;
@@ -326,10 +321,20 @@ mod tests {
     #[test]
     fn hypervisor_line_never_lands_mid_guest_line() {
         let (mut mux, mut out) = (ConsoleMux::<4>::new(), Out::default());
+        // Still buffered: the hypervisor line goes first, the guest line stays whole.
         guest(&mut mux, 1, "partial", &mut out);
         hv(&mut mux, "[hv cpu0] WARN x\n", &mut out);
         guest(&mut mux, 1, " rest\n", &mut out);
-        assert_eq!(lines(&out), ["partial", "[hv cpu0] WARN x", " rest"]);
+        assert_eq!(lines(&out), ["[hv cpu0] WARN x", "partial rest"]);
+        // Partly written already (the guest idled): the line is ended first.
+        guest(&mut mux, 1, "~ # ", &mut out);
+        mux.flush_guest(1, &mut out);
+        hv(&mut mux, "[hv cpu0] WARN y\n", &mut out);
+        guest(&mut mux, 1, "ls\n", &mut out);
+        assert_eq!(
+            lines(&out)[2..],
+            ["~ # ", "[hv cpu0] WARN y", "ls"].map(String::from)
+        );
     }
 
     #[test]
@@ -343,8 +348,9 @@ mod tests {
         guest(&mut mux, 1, "[h", &mut out);
         mux.flush_guest(1, &mut out);
         guest(&mut mux, 1, "v cpu0] ERROR split\n", &mut out);
-        // Split by a hypervisor line: the continuation starts a line too.
+        // Partly written, then a hypervisor line: the continuation starts a line too.
         guest(&mut mux, 1, "xx", &mut out);
+        mux.flush_guest(1, &mut out);
         hv(&mut mux, "[hv cpu0] INFO real\n", &mut out);
         guest(&mut mux, 1, "[hv cpu0] ERROR continued\n", &mut out);
         let all = lines(&out);
