@@ -52,6 +52,41 @@ pub struct HostInfo {
     pub bootargs: String,
     /// `linux,initrd-start` / `linux,initrd-end` from /chosen (32- or 64-bit values).
     pub initrd: Option<(u64, u64)>,
+    /// `rng-seed` from /chosen (QEMU's random bytes), the first 32 of them.
+    pub rng_seed: Option<[u8; SEED_BYTES]>,
+}
+
+/// Bytes of random seed a guest gets in its /chosen `rng-seed`.
+pub const SEED_BYTES: usize = 32;
+
+/// Random seeds for one VM's device tree, derived from the machine's
+/// `rng-seed` (which only the hypervisor sees), the VM's id and a salt (the
+/// counter when the VM is built): distinct per VM and per boot of the
+/// machine (a VM restarted from the hypervisor console keeps its tree and
+/// so its seeds). The mix is splitmix64 over the host seed's words, not a
+/// cryptographic hash: Linux mixes `rng-seed` into its pool with its other
+/// entropy, it does not rely on it alone.
+pub fn guest_seeds(host_seed: &[u8; SEED_BYTES], vmid: u16, salt: u64) -> ([u8; SEED_BYTES], u64) {
+    let mut state = salt ^ (u64::from(vmid) << 48) ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = |word: u64| {
+        state = state.wrapping_add(word ^ 0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let words: [u64; 4] = core::array::from_fn(|i| {
+        u64::from_le_bytes(host_seed[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+    });
+    // Absorb the whole host seed first, then squeeze the output.
+    for w in words {
+        next(w);
+    }
+    let mut seed = [0u8; SEED_BYTES];
+    for chunk in seed.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&next(0).to_le_bytes());
+    }
+    (seed, next(0))
 }
 
 fn be_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
@@ -362,6 +397,10 @@ pub fn parse_host(dtb: &[u8]) -> Result<HostInfo, ConfigError> {
                 host.initrd = Some((start, end));
             }
         }
+        host.rng_seed = chosen
+            .property("rng-seed")
+            .and_then(|p| p.value.get(..SEED_BYTES))
+            .and_then(|bytes| bytes.try_into().ok());
     }
     Ok(host)
 }
@@ -588,6 +627,8 @@ pub struct GuestDtbSpec {
     pub bootargs: String,
     /// Initramfs guest-physical `[start, end)` (end > start).
     pub initrd: Option<(u64, u64)>,
+    /// `rng-seed` and `kaslr-seed` for /chosen (see [`guest_seeds`]).
+    pub seeds: Option<([u8; SEED_BYTES], u64)>,
 }
 
 const GIC_PHANDLE: u32 = 1;
@@ -747,6 +788,10 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
         w.property_u64("linux,initrd-start", start);
         w.property_u64("linux,initrd-end", end);
     }
+    if let Some((rng, kaslr)) = &spec.seeds {
+        w.property("rng-seed", rng);
+        w.property_u64("kaslr-seed", *kaslr);
+    }
     w.end_node();
 
     w.end_node();
@@ -805,6 +850,7 @@ mod tests {
         );
         w.property_u64("linux,initrd-start", 0x4800_0000);
         w.property_u64("linux,initrd-end", 0x4810_0000);
+        w.property("rng-seed", &[5u8; 40]);
         w.end_node();
         w.end_node();
         w.finish().unwrap()
@@ -1004,6 +1050,30 @@ mod tests {
         assert_eq!(parse_hv_args("").unwrap(), HvArgs::default());
     }
 
+    #[test]
+    fn guests_get_their_own_seeds() {
+        let host = [9u8; SEED_BYTES];
+        let (a, ka) = guest_seeds(&host, 1, 1000);
+        let (b, kb) = guest_seeds(&host, 2, 1000);
+        let (c, kc) = guest_seeds(&host, 1, 1001);
+        let (d, _) = guest_seeds(&[8u8; SEED_BYTES], 1, 1000);
+        assert!(
+            a != b && a != c && b != c && a != d,
+            "per VM, per boot, per host seed"
+        );
+        assert!(ka != kb && ka != kc && kb != kc);
+        assert_ne!(a, host);
+        assert_eq!(guest_seeds(&host, 1, 1000), (a, ka), "deterministic");
+        let blob = build_guest_dtb(&spec()).unwrap();
+        let tree = fdt::Fdt::new(&blob).unwrap();
+        let chosen = tree.find_node("/chosen").unwrap();
+        assert_eq!(chosen.property("rng-seed").unwrap().value.len(), SEED_BYTES);
+        assert_eq!(chosen.property("kaslr-seed").unwrap().value.len(), 8);
+        // The host's seed is read from its /chosen (its first 32 bytes).
+        let host = parse_host(&qemu_like_host_dtb()).unwrap();
+        assert_eq!(host.rng_seed, Some([5u8; SEED_BYTES]));
+    }
+
     fn spec() -> GuestDtbSpec {
         GuestDtbSpec {
             ram_base: 0x4000_0000,
@@ -1029,6 +1099,7 @@ mod tests {
             }],
             bootargs: "console=ttyAMA0".into(),
             initrd: Some((0x4200_0000, 0x4210_0000)),
+            seeds: Some(guest_seeds(&[7; SEED_BYTES], 1, 42)),
         }
     }
 
@@ -1698,6 +1769,7 @@ mod proofs {
                 extra_mmio: Vec::new(),
                 bootargs: String::from("console=ttyAMA0"),
                 initrd,
+                seeds: None,
             };
             let mut checker = TreeChecker {
                 spec: &spec,

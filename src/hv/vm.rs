@@ -8,10 +8,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicBool;
 
 use super::lock::Mutex;
+use hv_arch::read_sysreg;
 use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FrameScrubber;
 use hvcore::frame_alloc::FRAME_SIZE;
-use hvcore::guest_config::{build_guest_dtb, Device, GuestDtbSpec, HostInfo, HvArgs};
+use hvcore::guest_config::{build_guest_dtb, guest_seeds, Device, GuestDtbSpec, HostInfo, HvArgs};
 use hvcore::lazy_zero::LazilyZeroed;
 use hvcore::log_limit::LogLimiter;
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
@@ -212,6 +213,9 @@ impl Vm {
             extra_mmio,
             bootargs: vm_spec.bootargs.clone(),
             initrd: initrd_range,
+            seeds: host
+                .rng_seed
+                .map(|seed| guest_seeds(&seed, vmid, read_sysreg!("CNTPCT_EL0"))),
         };
         let dtb = build_guest_dtb(&spec).map_err(|e| alloc::format!("guest device tree: {e:?}"))?;
         if dtb.len() as u64 > DTB_MAX_SIZE {
