@@ -13,12 +13,12 @@ use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FrameScrubber;
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, guest_seeds, Device, GuestDtbSpec, HostInfo, HvArgs};
-use hvcore::lazy_zero::LazilyZeroed;
+use hvcore::lazy_zero::{Chunk, LazilyZeroed};
 use hvcore::log_limit::LogLimiter;
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
 use hvcore::pl011::{Pl011, PL011_SIZE};
 use hvcore::psci::{PowerState, VcpuPower};
-use hvcore::stage2::{MemAttr, Perms, Stage2};
+use hvcore::stage2::{MemAttr, Perms, Stage2, Stage2Error};
 use hvcore::vgic::{MmioResult, Vgic};
 use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
 use hvcore::virtqueue::GuestMemory;
@@ -682,16 +682,22 @@ fn zero_and_map(
     let mut mapped = Ok(());
     let pa = ram.zero_range(ipa.checked_sub(RAM_IPA)?, len, &mut HostScrubber, |chunk| {
         if mapped.is_ok() {
-            mapped = stage2.map(
-                RAM_IPA + chunk.offset,
-                chunk.pa,
-                chunk.len,
-                Perms::RWX,
-                MemAttr::Normal,
-            );
+            mapped = map_ram_chunk(stage2, chunk);
         }
     })?;
     mapped.ok().map(|()| pa)
+}
+
+/// Map a chunk of guest RAM that was just zeroed at its place in the VM's
+/// RAM window (read, write, execute; normal memory).
+fn map_ram_chunk(stage2: &mut Stage2<FrameTableMemory>, chunk: Chunk) -> Result<(), Stage2Error> {
+    stage2.map(
+        RAM_IPA + chunk.offset,
+        chunk.pa,
+        chunk.len,
+        Perms::RWX,
+        MemAttr::Normal,
+    )
 }
 
 /// Copy `len` bytes from host `src_pa` into guest RAM at `ipa` (cleaned to
@@ -712,13 +718,7 @@ fn copy_and_map(
         |_, dst_pa| copy_to_guest(dst_pa, src_pa, len),
         |chunk| {
             if mapped.is_ok() {
-                mapped = stage2.map(
-                    RAM_IPA + chunk.offset,
-                    chunk.pa,
-                    chunk.len,
-                    Perms::RWX,
-                    MemAttr::Normal,
-                );
+                mapped = map_ram_chunk(stage2, chunk);
             }
         },
     )?;
