@@ -288,12 +288,11 @@ impl Vm {
             let mut ram = self.ram_zeroing.lock();
             let chunk = ram.chunk_size();
             for offset in (0..ram.chunks() as u64).map(|i| i * chunk) {
-                if let Some(pa) = ram
-                    .is_zeroed(offset)
-                    .then(|| ram.host_address(offset, chunk))
-                    .flatten()
-                {
-                    HostScrubber.zero(pa, chunk);
+                // The last chunk is shorter when the RAM is not a whole
+                // number of chunks; an address means the chunk is zeroed.
+                let len = chunk.min(ram.size() - offset);
+                if let Some(pa) = ram.host_address(offset, len) {
+                    HostScrubber.zero(pa, len);
                 }
             }
             let mut stage2 = self.stage2_tables.lock();
