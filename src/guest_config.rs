@@ -89,13 +89,15 @@ pub fn guest_seeds(host_seed: &[u8; SEED_BYTES], vmid: u16, salt: u64) -> ([u8; 
     (seed, next(0))
 }
 
-fn be_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+/// The 32-bit big-endian cells of a property value.
+pub(crate) fn be_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
     bytes
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
-fn be_number(bytes: &[u8]) -> Option<u64> {
+/// A property value of one or two cells as a number.
+pub(crate) fn be_number(bytes: &[u8]) -> Option<u64> {
     match bytes.len() {
         4 => Some(u64::from(u32::from_be_bytes(bytes.try_into().ok()?))),
         8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
@@ -147,7 +149,8 @@ fn device(node: fdt::node::FdtNode) -> Option<Device> {
     })
 }
 
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+/// The big-endian word at `at`, if the bytes reach that far.
+pub(crate) fn be32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }

@@ -3,12 +3,12 @@
 //! SMC Calling Convention requires.
 
 use hv_arch::boot::GuestRegs;
-use hvcore::exit_stats::{total, ExitCause};
+use hvcore::exit_stats::ExitCause;
 use hvcore::log_limit::Cause;
 use hvcore::psci::{self, PsciCall};
 use log::{info, Level};
 
-use super::vcpu::{self, Vcpu, COUNTERS};
+use super::vcpu::{self, Vcpu};
 
 /// SMCCC vendor-specific hypervisor service calls (owner 6, fast, SMC32).
 pub const HV_CALL_PING: u64 = 0x8600_0001;
@@ -93,11 +93,8 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     match function {
         HV_CALL_EXIT_COUNT => match ExitCause::from_index(regs.x[1]) {
             Some(cause) => {
-                let vm = vcpu.vm;
                 regs.x[0] = 0;
-                regs.x[1] = (0..vm.num_vcpus)
-                    .map(|i| total(core::slice::from_ref(&COUNTERS[vm.cpu_of(i)]), cause))
-                    .sum();
+                regs.x[1] = super::lifecycle::vm_exits_by(vcpu.vm, cause);
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },

@@ -49,10 +49,18 @@ pub fn focus(vm: &Vm) {
     }
 }
 
+/// The first VM still running, if any.
+fn first_running() -> Option<&'static Vm> {
+    vms()
+        .iter()
+        .copied()
+        .find(|vm| !vm.stopped.load(Ordering::Acquire))
+}
+
 /// Send the physical UART's receive interrupt to the first CPU of the
 /// first running VM (input must reach a CPU that takes interrupts).
 pub fn route_console_input() {
-    let Some(vm) = vms().iter().find(|vm| !vm.stopped.load(Ordering::Acquire)) else {
+    let Some(vm) = first_running() else {
         return;
     };
     if let Some(irq) = vm.host_uart_irq {
@@ -86,7 +94,7 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
     }
     route_console_input();
     if focused().is_none() {
-        if let Some(next) = vms().iter().find(|v| !v.stopped.load(Ordering::Acquire)) {
+        if let Some(next) = first_running() {
             focus(next);
             info!("console input now goes to VM '{}'", next.name);
         }
@@ -149,16 +157,17 @@ fn park() -> ! {
     vcpu::stop_current()
 }
 
+/// Exits of `vm` so far for `cause`, over the CPUs of its vCPUs.
+pub fn vm_exits_by(vm: &Vm, cause: ExitCause) -> u64 {
+    let counters: &[ExitCounters] = &COUNTERS;
+    (0..vm.num_vcpus)
+        .map(|index| counters[vm.cpu_of(index)].get(cause))
+        .sum()
+}
+
 /// Exits of `vm` so far, by cause.
 pub fn vm_exit_counts(vm: &Vm) -> [u64; ExitCause::ALL.len()] {
-    let counters: &[ExitCounters] = &COUNTERS;
-    let mut counts = [0; ExitCause::ALL.len()];
-    for index in 0..vm.num_vcpus {
-        for (count, cause) in counts.iter_mut().zip(ExitCause::ALL) {
-            *count += counters[vm.cpu_of(index)].get(cause);
-        }
-    }
-    counts
+    ExitCause::ALL.map(|cause| vm_exits_by(vm, cause))
 }
 
 fn vm_exits(vm: &Vm) -> u64 {

@@ -38,6 +38,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::guest_config::{be_cells, be_number};
+
 /// Smallest guest RAM accepted: room for a small kernel, its device tree and
 /// page tables.
 pub const MIN_VM_MEM: u64 = 16 << 20;
@@ -507,28 +509,15 @@ pub fn parse_chosen_vms(tree: &fdt::Fdt) -> Result<Vec<VmSpec>, SpecError> {
     Ok(specs)
 }
 
-fn cells_value(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || bytes.len() > 8 || !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-}
-
-fn u32_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-}
-
 fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
     let name = node.name.split('@').next().unwrap_or("").to_string();
     let prop = |p: &str| node.property(p).map(|p| p.value);
     let vcpus = match prop("cpus") {
-        Some(v) if v.len() == 4 => cells_value(v).unwrap_or(0) as usize,
+        Some(v) if v.len() == 4 => be_number(v).unwrap_or(0) as usize,
         Some(_) => return Err(error(&name, "vcpus", "`cpus` is not one 32-bit cell")),
         None => return Err(error(&name, "vcpus", "missing (`cpus` property)")),
     };
-    let mem_kib = match prop("memory").map(cells_value) {
+    let mem_kib = match prop("memory").map(be_number) {
         Some(Some(kib)) => kib,
         Some(None) => return Err(error(&name, "memory", "`memory` is not one or two cells")),
         None => return Err(error(&name, "memory", "missing (`memory` property, KiB)")),
@@ -541,7 +530,7 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
         if list.is_empty() || !list.len().is_multiple_of(4) {
             return Err(error(&name, "cpus", "`hvrust,cpus` is not a list of cells"));
         }
-        for cpu in u32_cells(list) {
+        for cpu in be_cells(list) {
             if cpu as usize >= MAX_PHYS_CPUS {
                 return Err(error(
                     &name,
@@ -552,8 +541,8 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
             cpus |= 1 << cpu;
         }
     }
-    let address_cells = prop("#address-cells").and_then(cells_value).unwrap_or(2) as usize;
-    let size_cells = prop("#size-cells").and_then(cells_value).unwrap_or(1) as usize;
+    let address_cells = prop("#address-cells").and_then(be_number).unwrap_or(2) as usize;
+    let size_cells = prop("#size-cells").and_then(be_number).unwrap_or(1) as usize;
     let mut kernel = None;
     let mut initrd = None;
     let mut bootargs = String::new();
@@ -576,8 +565,8 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
             return Err(error(&name, field, "`reg` is not one (address, size) pair"));
         }
         let image = Module {
-            addr: cells_value(&reg[..a]).unwrap_or(0),
-            size: cells_value(&reg[a..]).unwrap_or(0),
+            addr: be_number(&reg[..a]).unwrap_or(0),
+            size: be_number(&reg[a..]).unwrap_or(0),
         };
         let slot = if field == "kernel" {
             &mut kernel

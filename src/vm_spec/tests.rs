@@ -244,39 +244,43 @@ fn a_tree_without_domains_configures_nothing() {
     );
 }
 
+/// Domain `a` with the `cpus` and `memory` properties asked for, then
+/// `module` (a kernel node, or none), closed.
+fn domain_a(w: &mut FdtWriter, cpus: bool, memory: bool, module: Option<fn(&mut FdtWriter)>) {
+    w.begin_node("a");
+    w.property_string_list("compatible", ["xen,domain"]);
+    if cpus {
+        w.property_u32("cpus", 1);
+    }
+    if memory {
+        w.property_cells("memory", [0, 1024]);
+    }
+    if let Some(module) = module {
+        module(w);
+    }
+    w.end_node();
+}
+
 #[test]
 fn malformed_domains_are_reported_by_field() {
     type Build = fn(&mut FdtWriter);
     let cases: [(&str, Build); 4] = [
-        ("vcpus", |w| {
-            w.begin_node("a");
-            w.property_string_list("compatible", ["xen,domain"]);
-            w.property_cells("memory", [0, 1024]);
-            w.end_node();
-        }),
-        ("memory", |w| {
-            w.begin_node("a");
-            w.property_string_list("compatible", ["xen,domain"]);
-            w.property_u32("cpus", 1);
-            w.end_node();
-        }),
+        ("vcpus", |w| domain_a(w, false, true, None)),
+        ("memory", |w| domain_a(w, true, false, None)),
+        ("kernel", |w| domain_a(w, true, true, None)),
         ("kernel", |w| {
-            w.begin_node("a");
-            w.property_string_list("compatible", ["xen,domain"]);
-            w.property_u32("cpus", 1);
-            w.property_cells("memory", [0, 1024]);
-            w.end_node();
-        }),
-        ("kernel", |w| {
-            w.begin_node("a");
-            w.property_string_list("compatible", ["xen,domain"]);
-            w.property_u32("cpus", 1);
-            w.property_cells("memory", [0, 1024]);
-            w.begin_node("module@0");
-            w.property_string_list("compatible", ["multiboot,kernel"]);
-            w.property_cells("reg", [0, 1]);
-            w.end_node();
-            w.end_node();
+            // A kernel module whose `reg` is one cell short.
+            domain_a(
+                w,
+                true,
+                true,
+                Some(|w| {
+                    w.begin_node("module@0");
+                    w.property_string_list("compatible", ["multiboot,kernel"]);
+                    w.property_cells("reg", [0, 1]);
+                    w.end_node();
+                }),
+            )
         }),
     ];
     for (field, build) in cases {
