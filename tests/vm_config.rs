@@ -281,3 +281,39 @@ fn hostile_vms_reach_only_their_own_memory_and_do_not_disturb_a_third() {
     }
     run.assert_line("(gamma) HOSTILE vtimer-deassert: done");
 }
+
+/// With several VMs on the console, a guest still cannot forge a
+/// hypervisor line: every line it writes starts with its VM's tag.
+#[test]
+fn tagged_vms_cannot_forge_hypervisor_lines() {
+    common::build_images();
+    let vm = |name: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nkernel = \"hostile-guest\"\nmemory = \"32M\"\n\
+             cmdline = \"hostile=forge-hv-lines\"\n"
+        )
+    };
+    let text = format!("[machine]\ncpus = 2\n{}{}", vm("alpha"), vm("beta"));
+    let path = config_file("forge", &text);
+    let run = common::boot(
+        "config-forge",
+        &["--config", path.to_str().unwrap(), "--log", "info"],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    let forged = run
+        .hv_lines()
+        .filter(|l| l.contains("forged") || l.contains("hvc=999999"))
+        .count();
+    assert_eq!(
+        forged,
+        0,
+        "a forged line passed as the hypervisor's\n{}",
+        run.tail(40)
+    );
+    for name in ["alpha", "beta"] {
+        run.assert_line(&format!("({name}) [hv cpu0] ERROR forged by the guest"));
+        run.assert_line(&format!("({name}) HOSTILE forge-hv-lines: done"));
+    }
+    assert!(run.hv_counter("[hv] exits:", "hvc") < 200);
+}
