@@ -76,12 +76,19 @@ pub struct VmSpec {
     /// The scratch test device and a no-op virtio-mmio transport, for the
     /// bare-metal test guests (`hvrust,test-device`, or `hv.testdev=on`).
     pub test_device: bool,
+    /// Time-share the CPUs (`hvrust,time-shared`) instead of owning them.
+    pub time_shared: bool,
 }
 
 impl VmSpec {
-    /// Physical CPU of vCPU `index`: the `index`-th CPU of [`VmSpec::cpus`].
+    /// Physical CPU of vCPU `index`: the `index`-th CPU of [`VmSpec::cpus`],
+    /// wrapping round when a time-shared VM has more vCPUs than CPUs.
     pub fn cpu_of(&self, index: usize) -> Option<usize> {
-        nth_set_bit(self.cpus, index)
+        let count = self.cpus.count_ones() as usize;
+        if count == 0 {
+            return None;
+        }
+        nth_set_bit(self.cpus, index % count)
     }
 }
 
@@ -147,7 +154,7 @@ pub enum CpuProblem {
         cpu: usize,
         by: usize,
     },
-    /// More vCPUs than CPUs: time-sharing, which this build does not do yet.
+    /// More vCPUs than CPUs in a VM that owns its CPUs.
     NeedsTimeSharing {
         vcpus: usize,
         cpus: usize,
@@ -164,6 +171,9 @@ pub enum CpuProblem {
 pub struct CpuRequest {
     pub vcpus: usize,
     pub cpus: u64,
+    /// The VM time-shares its CPUs (with its own vCPUs and other
+    /// time-shared VMs) instead of owning them.
+    pub time_shared: bool,
 }
 
 fn existing_cpus(cpu_count: usize) -> u64 {
@@ -174,10 +184,15 @@ fn existing_cpus(cpu_count: usize) -> u64 {
     }
 }
 
-/// Give every VM its physical CPUs, each CPU to at most one VM (the VMs own
-/// their CPUs: partitioning). VMs that named CPUs get those; the others
-/// then get the lowest CPUs left, one per vCPU. On success `out[i]` is VM
-/// i's CPU mask, with at least `vcpus` CPUs, all existing, pairwise disjoint.
+/// Give every VM its physical CPUs. A partitioned VM owns its CPUs: each
+/// goes to no other VM, and it needs one per vCPU. Time-shared VMs share
+/// their CPUs with each other (never with a partitioned VM) and may have
+/// more vCPUs than CPUs. VMs that named CPUs get those; then partitioned
+/// VMs that named none get the lowest CPUs left, one per vCPU; then
+/// time-shared VMs that named none get every CPU no partitioned VM owns.
+/// On success `out[i]` is VM i's CPU mask: non-empty, all existing,
+/// disjoint from every other VM's unless both are time-shared, and with at
+/// least `vcpus` CPUs if partitioned.
 pub fn assign_cpus(
     requests: &[CpuRequest],
     cpu_count: usize,
@@ -185,7 +200,17 @@ pub fn assign_cpus(
     out: &mut [u64],
 ) -> Result<(), (usize, CpuProblem)> {
     let existing = existing_cpus(cpu_count);
-    let mut taken = 0u64;
+    // CPUs owned by partitioned VMs, and CPUs named by time-shared ones.
+    let mut owned = 0u64;
+    let mut shared = 0u64;
+    let clash_with = |out: &[u64], i: usize, clash: u64| {
+        let cpu = clash.trailing_zeros() as usize;
+        let by = out[..i]
+            .iter()
+            .position(|mask| mask & (1 << cpu) != 0)
+            .unwrap_or(0);
+        (i, CpuProblem::Taken { cpu, by })
+    };
     for (i, request) in requests.iter().enumerate() {
         if request.vcpus == 0 {
             return Err((i, CpuProblem::NoVcpus));
@@ -201,28 +226,32 @@ pub fn assign_cpus(
             let cpu = missing.trailing_zeros() as usize;
             return Err((i, CpuProblem::NoSuchCpu { cpu, cpu_count }));
         }
-        let clash = request.cpus & taken;
+        let clash = request.cpus
+            & if request.time_shared {
+                owned
+            } else {
+                owned | shared
+            };
         if clash != 0 {
-            let cpu = clash.trailing_zeros() as usize;
-            let by = out[..i]
-                .iter()
-                .position(|mask| mask & (1 << cpu) != 0)
-                .unwrap_or(0);
-            return Err((i, CpuProblem::Taken { cpu, by }));
+            return Err(clash_with(out, i, clash));
         }
         let cpus = request.cpus.count_ones() as usize;
-        if request.vcpus > cpus {
+        if request.vcpus > cpus && !request.time_shared {
             let vcpus = request.vcpus;
             return Err((i, CpuProblem::NeedsTimeSharing { vcpus, cpus }));
         }
-        taken |= request.cpus;
+        if request.time_shared {
+            shared |= request.cpus;
+        } else {
+            owned |= request.cpus;
+        }
         out[i] = request.cpus;
     }
     for (i, request) in requests.iter().enumerate() {
-        if request.cpus != 0 {
+        if request.cpus != 0 || request.time_shared {
             continue;
         }
-        let free = existing & !taken;
+        let free = existing & !owned & !shared;
         let Some(last) = nth_set_bit(free, request.vcpus - 1) else {
             let free = free.count_ones() as usize;
             let vcpus = request.vcpus;
@@ -236,7 +265,18 @@ pub fn assign_cpus(
             (1u64 << (last + 1)) - 1
         };
         out[i] = free & upto;
-        taken |= out[i];
+        owned |= out[i];
+    }
+    for (i, request) in requests.iter().enumerate() {
+        if request.cpus != 0 || !request.time_shared {
+            continue;
+        }
+        let pool = existing & !owned;
+        if pool == 0 {
+            let vcpus = request.vcpus;
+            return Err((i, CpuProblem::NoneFree { vcpus, free: 0 }));
+        }
+        out[i] = pool;
     }
     Ok(())
 }
@@ -252,7 +292,7 @@ impl fmt::Display for CpuProblem {
             CpuProblem::Taken { cpu, .. } => write!(f, "CPU {cpu} already belongs to another VM"),
             CpuProblem::NeedsTimeSharing { vcpus, cpus } => write!(
                 f,
-                "{vcpus} vCPUs on {cpus} CPU(s) would need time-sharing, which this build does not do yet"
+                "{vcpus} vCPUs on {cpus} CPU(s) need time-sharing (`time_shared = true`)"
             ),
             CpuProblem::NoneFree { vcpus, free } => {
                 write!(f, "{vcpus} vCPUs asked, {free} CPU(s) left unassigned")
@@ -390,6 +430,7 @@ pub fn validate(specs: &mut [VmSpec], machine: &Machine) -> Result<(), SpecError
         .map(|s| CpuRequest {
             vcpus: s.vcpus,
             cpus: s.cpus,
+            time_shared: s.time_shared,
         })
         .collect();
     let mut cpus = alloc::vec![0u64; specs.len()];
@@ -486,6 +527,7 @@ pub fn vm_specs(
         bootargs: args.guest_bootargs.clone(),
         console: true,
         test_device: args.test_device,
+        time_shared: false,
     }])
 }
 
@@ -599,6 +641,7 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
         bootargs,
         console: node.property("vpl011").is_some(),
         test_device: node.property("hvrust,test-device").is_some(),
+        time_shared: node.property("hvrust,time-shared").is_some(),
     })
 }
 

@@ -7,15 +7,17 @@ use super::*;
 const VMS: usize = 3;
 
 proof! {
-    /// Whatever the VMs ask for: when CPUs are handed out, every VM gets at
-    /// least as many CPUs as it has vCPUs, only CPUs that exist, and no CPU
-    /// goes to two VMs; a VM that named CPUs gets exactly those.
+    /// Whatever the VMs ask for: when CPUs are handed out, every VM gets only
+    /// CPUs that exist, at least one; a partitioned VM gets at least as many
+    /// as it has vCPUs, and no CPU it gets goes to another VM; only
+    /// time-shared VMs share CPUs; a VM that named CPUs gets exactly those.
     #[unwind(9)]
     fn cpus_are_partitioned(src) {
         let cpu_count = src.below(9) as usize;
-        let mut requests = [CpuRequest { vcpus: 0, cpus: 0 }; VMS];
+        let mut requests = [CpuRequest { vcpus: 0, cpus: 0, time_shared: false }; VMS];
         for request in requests.iter_mut() {
             request.vcpus = src.below(5) as usize;
+            request.time_shared = src.any();
             // Half the VMs name no CPU, which random masks rarely do.
             request.cpus = if src.any::<bool>() { 0 } else { src.below(1 << 9) };
         }
@@ -24,14 +26,19 @@ proof! {
         if result.is_ok() {
             let existing = (1u64 << cpu_count) - 1;
             for i in 0..VMS {
-                assert!(out[i].count_ones() as usize >= requests[i].vcpus);
+                assert!(out[i] != 0);
+                if !requests[i].time_shared {
+                    assert!(out[i].count_ones() as usize >= requests[i].vcpus);
+                }
                 assert!(requests[i].vcpus >= 1);
                 assert_eq!(out[i] & !existing, 0);
                 if requests[i].cpus != 0 {
                     assert_eq!(out[i], requests[i].cpus);
                 }
                 for j in 0..i {
-                    assert_eq!(out[i] & out[j], 0);
+                    if !(requests[i].time_shared && requests[j].time_shared) {
+                        assert_eq!(out[i] & out[j], 0);
+                    }
                 }
             }
         }
@@ -39,6 +46,14 @@ proof! {
         crate::cover!(result.is_ok() && requests[0].cpus != 0 && requests[1].cpus == 0, "named and chosen CPUs mixed");
         crate::cover!(matches!(result, Err((_, CpuProblem::Taken { .. }))), "a CPU asked for twice");
         crate::cover!(matches!(result, Err((_, CpuProblem::NoneFree { .. }))), "not enough CPUs left");
+        crate::cover!(
+            result.is_ok() && requests[0].time_shared && requests[1].time_shared && out[0] & out[1] != 0,
+            "two time-shared VMs share a CPU"
+        );
+        crate::cover!(
+            result.is_ok() && requests[0].time_shared && requests[0].vcpus > out[0].count_ones() as usize,
+            "more vCPUs than CPUs"
+        );
     }
 }
 

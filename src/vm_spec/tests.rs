@@ -27,6 +27,7 @@ fn spec(name: &str, kernel_addr: u64) -> VmSpec {
         bootargs: "console=ttyAMA0".to_string(),
         console: true,
         test_device: false,
+        time_shared: false,
     }
 }
 
@@ -49,7 +50,47 @@ fn two_vms_get_disjoint_cpus_in_order() {
     assert_eq!(specs[1].cpus, 0b0100);
     assert_eq!(specs[0].cpu_of(1), Some(1));
     assert_eq!(specs[1].cpu_of(0), Some(2));
-    assert_eq!(specs[1].cpu_of(1), None);
+    // Past the VM's CPUs the placement wraps round (time-sharing).
+    assert_eq!(specs[1].cpu_of(1), Some(2));
+}
+
+#[test]
+fn time_shared_vms_share_cpus_and_may_have_more_vcpus_than_cpus() {
+    let mut specs = two();
+    for spec in specs.iter_mut() {
+        spec.time_shared = true;
+        spec.cpus = 0b0001;
+        spec.vcpus = 2;
+    }
+    validate(&mut specs, &machine()).unwrap();
+    assert_eq!((specs[0].cpus, specs[1].cpus), (1, 1));
+    assert_eq!((specs[0].cpu_of(0), specs[0].cpu_of(1)), (Some(0), Some(0)));
+
+    // A partitioned VM cannot take a time-shared VM's CPU, nor the reverse.
+    let mut specs = two();
+    specs[0].time_shared = true;
+    specs[0].cpus = 0b0001;
+    specs[1].cpus = 0b0001;
+    let message = validate(&mut specs, &machine()).unwrap_err().to_string();
+    assert!(
+        message.contains("CPU 0 already belongs to another VM"),
+        "{message}"
+    );
+
+    // A time-shared VM that names no CPU gets every CPU no partitioned VM owns.
+    let mut specs = two();
+    specs[1].time_shared = true;
+    specs[1].vcpus = 8;
+    validate(&mut specs, &machine()).unwrap();
+    assert_eq!(specs[0].cpus, 0b0001);
+    assert_eq!(specs[1].cpus, 0b1110);
+
+    // Without time-sharing, more vCPUs than CPUs is refused, and says why.
+    let mut specs = two();
+    specs[0].cpus = 0b0001;
+    specs[0].vcpus = 2;
+    let message = validate(&mut specs, &machine()).unwrap_err().to_string();
+    assert!(message.contains("time_shared = true"), "{message}");
 }
 
 #[test]
@@ -229,6 +270,7 @@ fn dom0less_nodes_become_specifications() {
             bootargs: "console=ttyAMA0 quiet".into(),
             console: true,
             test_device: false,
+            time_shared: false,
         }
     );
     assert_eq!(specs[1].name, "db");

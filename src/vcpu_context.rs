@@ -1,0 +1,485 @@
+//! A vCPU's whole architectural state as plain data.
+//!
+//! While a vCPU runs, its state lives in the hardware of the physical CPU
+//! under it. When a physical CPU is time-shared, the glue saves the state of
+//! the vCPU it switches away from into a [`VcpuContext`] and loads the one it
+//! switches to from its context; a context is an ordinary value, so it can
+//! also be moved to another physical CPU, or written out as bytes
+//! ([`VcpuContext::encode`]) and read back ([`VcpuContext::decode`]), which
+//! is what snapshots and migration will be built on.
+//!
+//! The list registers are saved as the raw ICH_LR<n>_EL2 values; which
+//! interrupts they hold is the vGIC model's business (`crate::vgic`), kept
+//! in step by the usual sync before a save and refill after a restore.
+
+/// General registers x0-x30.
+pub const NUM_GPRS: usize = 31;
+/// List registers a context keeps (the architectural maximum).
+pub const MAX_LRS: usize = 16;
+/// Active-priority registers per group (ICH_AP0R<n>/AP1R<n>, n < 4).
+pub const NUM_APRS: usize = 4;
+
+/// The EL1 and EL0 system registers a switch saves and restores: those the
+/// guest can change without a trap (plus the trapped memory-control ones,
+/// which live in hardware too). The order is the context's storage order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum El1Reg {
+    Sctlr,
+    Ttbr0,
+    Ttbr1,
+    Tcr,
+    Mair,
+    Amair,
+    Vbar,
+    Contextidr,
+    Cpacr,
+    Esr,
+    Far,
+    Afsr0,
+    Afsr1,
+    Par,
+    SpEl0,
+    SpEl1,
+    ElrEl1,
+    SpsrEl1,
+    TpidrEl0,
+    TpidrroEl0,
+    TpidrEl1,
+    Cntkctl,
+    Csselr,
+    Mdscr,
+}
+
+impl El1Reg {
+    pub const ALL: [El1Reg; 24] = [
+        El1Reg::Sctlr,
+        El1Reg::Ttbr0,
+        El1Reg::Ttbr1,
+        El1Reg::Tcr,
+        El1Reg::Mair,
+        El1Reg::Amair,
+        El1Reg::Vbar,
+        El1Reg::Contextidr,
+        El1Reg::Cpacr,
+        El1Reg::Esr,
+        El1Reg::Far,
+        El1Reg::Afsr0,
+        El1Reg::Afsr1,
+        El1Reg::Par,
+        El1Reg::SpEl0,
+        El1Reg::SpEl1,
+        El1Reg::ElrEl1,
+        El1Reg::SpsrEl1,
+        El1Reg::TpidrEl0,
+        El1Reg::TpidrroEl0,
+        El1Reg::TpidrEl1,
+        El1Reg::Cntkctl,
+        El1Reg::Csselr,
+        El1Reg::Mdscr,
+    ];
+}
+
+/// Number of saved EL1/EL0 system registers.
+pub const NUM_EL1_REGS: usize = El1Reg::ALL.len();
+
+/// FP/SIMD state: V0-V31 as (low, high) 64-bit halves, FPCR, FPSR. The
+/// layout is the one the glue's save code stores (`stp q<n>` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FpState {
+    pub v: [[u64; 2]; 32],
+    pub fpcr: u64,
+    pub fpsr: u64,
+}
+
+/// The virtual timer: CNTV_CTL_EL0, CNTV_CVAL_EL0, the VM's CNTVOFF_EL2, and
+/// whether the physical timer interrupt forwarded to this vCPU (with the
+/// list-register HW bit) was active when the vCPU was switched out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VtimerState {
+    pub ctl: u64,
+    pub cval: u64,
+    pub cntvoff: u64,
+    pub phys_active: bool,
+}
+
+/// The GIC virtual CPU interface: ICH_HCR_EL2, ICH_VMCR_EL2, the active
+/// priorities and the list registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GicCpuState {
+    pub hcr: u64,
+    pub vmcr: u64,
+    pub ap0r: [u32; NUM_APRS],
+    pub ap1r: [u32; NUM_APRS],
+    pub lrs: [u64; MAX_LRS],
+}
+
+/// The emulated EL1 physical timer (trapped CNTP_* registers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PtimerState {
+    pub ctl: u64,
+    pub cval: u64,
+}
+
+/// PSCI power state of the vCPU, as `crate::psci` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PowerWord {
+    #[default]
+    Off,
+    OnPending,
+    On,
+}
+
+/// Everything a vCPU is, apart from the VM it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuContext {
+    pub gprs: [u64; NUM_GPRS],
+    /// Where the vCPU resumes (ELR_EL2) and its PSTATE (SPSR_EL2).
+    pub pc: u64,
+    pub pstate: u64,
+    pub el1: [u64; NUM_EL1_REGS],
+    pub fp: FpState,
+    pub vtimer: VtimerState,
+    pub gic: GicCpuState,
+    pub ptimer: PtimerState,
+    pub power: PowerWord,
+}
+
+/// SPSR for a vCPU's first entry: EL1h with D, A, I, F masked.
+pub const PSTATE_EL1H_MASKED: u64 = 0x3c5;
+/// SCTLR_EL1 at reset: the architecture's RES1 bits, MMU and caches off.
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+impl VcpuContext {
+    /// The state of a vCPU about to start at `entry` with `x0` (PSCI CPU_ON
+    /// or the boot vCPU): EL1h, interrupts masked, MMU off, timers off, no
+    /// interrupt active.
+    pub fn reset(entry: u64, x0: u64, cntvoff: u64) -> Self {
+        let mut el1 = [0; NUM_EL1_REGS];
+        el1[El1Reg::Sctlr as usize] = SCTLR_EL1_RESET;
+        let mut gprs = [0; NUM_GPRS];
+        gprs[0] = x0;
+        VcpuContext {
+            gprs,
+            pc: entry,
+            pstate: PSTATE_EL1H_MASKED,
+            el1,
+            fp: FpState {
+                v: [[0; 2]; 32],
+                fpcr: 0,
+                fpsr: 0,
+            },
+            vtimer: VtimerState {
+                cntvoff,
+                ..VtimerState::default()
+            },
+            gic: GicCpuState::default(),
+            ptimer: PtimerState::default(),
+            power: PowerWord::On,
+        }
+    }
+
+    pub fn el1(&self, reg: El1Reg) -> u64 {
+        self.el1[reg as usize]
+    }
+
+    /// The physical count at which the virtual timer's output rises if the
+    /// guest changes nothing: enabled, unmasked. `None` when it cannot rise.
+    /// (Already due: the deadline is in the past, and the caller sees it so.)
+    pub fn vtimer_deadline(&self) -> Option<u64> {
+        let enabled_unmasked = self.vtimer.ctl & 0b11 == 0b01;
+        enabled_unmasked.then(|| self.vtimer.cval.saturating_add(self.vtimer.cntvoff))
+    }
+}
+
+/// Bytes an encoded context takes: a magic/version word, then 64-bit
+/// little-endian words.
+pub const ENCODED_WORDS: usize =
+    1 + NUM_GPRS + 2 + NUM_EL1_REGS + 64 + 2 + 4 + 2 + NUM_APRS + MAX_LRS + 2 + 1;
+pub const ENCODED_SIZE: usize = ENCODED_WORDS * 8;
+/// "hvCPU" and format version 1.
+const MAGIC: u64 = 0x6876_4350_5500_0001;
+
+/// Writes words into a byte buffer; the caller sized it.
+struct Writer<'a> {
+    out: &'a mut [u8; ENCODED_SIZE],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn word(&mut self, value: u64) {
+        if let Some(slot) = self.out.get_mut(self.at..self.at + 8) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+        self.at += 8;
+    }
+
+    fn words(&mut self, values: &[u64]) {
+        for &v in values {
+            self.word(v);
+        }
+    }
+}
+
+/// Reads words back; a short input reads as zero and is rejected by the
+/// length check before any word is read.
+struct Reader<'a> {
+    input: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn word(&mut self) -> u64 {
+        let mut bytes = [0; 8];
+        if let Some(slot) = self.input.get(self.at..self.at + 8) {
+            bytes.copy_from_slice(slot);
+        }
+        self.at += 8;
+        u64::from_le_bytes(bytes)
+    }
+
+    fn words<const N: usize>(&mut self) -> [u64; N] {
+        let mut out = [0; N];
+        for v in out.iter_mut() {
+            *v = self.word();
+        }
+        out
+    }
+}
+
+fn power_word(power: PowerWord) -> u64 {
+    match power {
+        PowerWord::Off => 0,
+        PowerWord::OnPending => 1,
+        PowerWord::On => 2,
+    }
+}
+
+impl VcpuContext {
+    /// The context as bytes (little-endian words after a format word).
+    pub fn encode(&self) -> [u8; ENCODED_SIZE] {
+        let mut out = [0; ENCODED_SIZE];
+        let mut w = Writer {
+            out: &mut out,
+            at: 0,
+        };
+        w.word(MAGIC);
+        w.words(&self.gprs);
+        w.word(self.pc);
+        w.word(self.pstate);
+        w.words(&self.el1);
+        for half in self.fp.v {
+            w.words(&half);
+        }
+        w.word(self.fp.fpcr);
+        w.word(self.fp.fpsr);
+        w.word(self.vtimer.ctl);
+        w.word(self.vtimer.cval);
+        w.word(self.vtimer.cntvoff);
+        w.word(u64::from(self.vtimer.phys_active));
+        w.word(self.gic.hcr);
+        w.word(self.gic.vmcr);
+        for (ap0, ap1) in self.gic.ap0r.iter().zip(self.gic.ap1r) {
+            w.word(u64::from(*ap0) | u64::from(ap1) << 32);
+        }
+        w.words(&self.gic.lrs);
+        w.word(self.ptimer.ctl);
+        w.word(self.ptimer.cval);
+        w.word(power_word(self.power));
+        out
+    }
+
+    /// A context from bytes written by [`encode`](Self::encode); `None` for
+    /// anything else (wrong length, format word, or a field out of range).
+    pub fn decode(input: &[u8]) -> Option<Self> {
+        if input.len() != ENCODED_SIZE {
+            return None;
+        }
+        let mut r = Reader { input, at: 0 };
+        if r.word() != MAGIC {
+            return None;
+        }
+        let gprs = r.words::<NUM_GPRS>();
+        let pc = r.word();
+        let pstate = r.word();
+        let el1 = r.words::<NUM_EL1_REGS>();
+        let mut v = [[0; 2]; 32];
+        for half in v.iter_mut() {
+            *half = r.words::<2>();
+        }
+        let fp = FpState {
+            v,
+            fpcr: r.word(),
+            fpsr: r.word(),
+        };
+        let (ctl, cval, cntvoff) = (r.word(), r.word(), r.word());
+        let phys_active = match r.word() {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let (hcr, vmcr) = (r.word(), r.word());
+        let mut ap0r = [0; NUM_APRS];
+        let mut ap1r = [0; NUM_APRS];
+        for (ap0, ap1) in ap0r.iter_mut().zip(ap1r.iter_mut()) {
+            let both = r.word();
+            *ap0 = both as u32;
+            *ap1 = (both >> 32) as u32;
+        }
+        let lrs = r.words::<MAX_LRS>();
+        let ptimer = PtimerState {
+            ctl: r.word(),
+            cval: r.word(),
+        };
+        let power = match r.word() {
+            0 => PowerWord::Off,
+            1 => PowerWord::OnPending,
+            2 => PowerWord::On,
+            _ => return None,
+        };
+        Some(VcpuContext {
+            gprs,
+            pc,
+            pstate,
+            el1,
+            fp,
+            vtimer: VtimerState {
+                ctl,
+                cval,
+                cntvoff,
+                phys_active,
+            },
+            gic: GicCpuState {
+                hcr,
+                vmcr,
+                ap0r,
+                ap1r,
+                lrs,
+            },
+            ptimer,
+            power,
+        })
+    }
+}
+
+#[cfg(any(test, kani))]
+mod proofs {
+    use super::*;
+    use crate::verify::Source;
+
+    fn any_power(src: &mut Source) -> PowerWord {
+        match src.below(3) {
+            0 => PowerWord::Off,
+            1 => PowerWord::OnPending,
+            _ => PowerWord::On,
+        }
+    }
+
+    /// Any context at all: every field drawn independently.
+    fn any_context(src: &mut Source) -> VcpuContext {
+        VcpuContext {
+            gprs: src.any(),
+            pc: src.any(),
+            pstate: src.any(),
+            el1: src.any(),
+            fp: FpState {
+                v: src.any(),
+                fpcr: src.any(),
+                fpsr: src.any(),
+            },
+            vtimer: VtimerState {
+                ctl: src.any(),
+                cval: src.any(),
+                cntvoff: src.any(),
+                phys_active: src.any(),
+            },
+            gic: GicCpuState {
+                hcr: src.any(),
+                vmcr: src.any(),
+                ap0r: src.any(),
+                ap1r: src.any(),
+                lrs: src.any(),
+            },
+            ptimer: PtimerState {
+                ctl: src.any(),
+                cval: src.any(),
+            },
+            power: any_power(src),
+        }
+    }
+
+    proof! {
+        /// Save → restore is the identity: any context, written out as
+        /// bytes and read back, is the same context, field for field.
+        #[unwind(33)]
+        fn encode_then_decode_is_identity(src) {
+            let context = any_context(src);
+            let bytes = context.encode();
+            let back = VcpuContext::decode(&bytes);
+            cover!(context.power == PowerWord::OnPending, "a vCPU between CPU_ON and its first run");
+            cover!(context.vtimer.phys_active, "a forwarded timer interrupt active at the switch");
+            assert!(back == Some(context));
+        }
+    }
+
+    proof! {
+        /// Decoding is total: any bytes of the encoded length give a context or
+        /// `None`, never a panic, and what decodes re-encodes to the same bytes.
+        #[unwind(33)]
+        fn decode_is_total_and_canonical(src) {
+            let mut bytes: [u8; ENCODED_SIZE] = [0; ENCODED_SIZE];
+            // The format word is right in most cases, so the fields are reached.
+            let good_magic: bool = src.any();
+            let body: [u64; ENCODED_WORDS - 1] = src.any();
+            bytes[..8].copy_from_slice(&if good_magic { MAGIC } else { src.any() }.to_le_bytes());
+            for (slot, word) in bytes[8..].chunks_exact_mut(8).zip(body) {
+                slot.copy_from_slice(&word.to_le_bytes());
+            }
+            let decoded = VcpuContext::decode(&bytes);
+            cover!(decoded.is_some(), "well-formed bytes decode");
+            cover!(good_magic && decoded.is_none(), "a field out of range is refused");
+            if let Some(context) = decoded {
+                assert!(context.encode() == bytes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_context_starts_at_entry_with_mmu_off() {
+        let c = VcpuContext::reset(0x4008_0000, 0x4800_0000, 7);
+        assert_eq!(
+            (c.pc, c.gprs[0], c.pstate),
+            (0x4008_0000, 0x4800_0000, 0x3c5)
+        );
+        assert_eq!(c.el1(El1Reg::Sctlr), SCTLR_EL1_RESET);
+        assert_eq!(c.vtimer.cntvoff, 7);
+        assert_eq!(c.vtimer_deadline(), None);
+    }
+
+    #[test]
+    fn short_long_or_foreign_bytes_are_refused() {
+        let bytes = VcpuContext::reset(1, 2, 3).encode();
+        assert!(VcpuContext::decode(&bytes).is_some());
+        assert!(VcpuContext::decode(&bytes[..ENCODED_SIZE - 1]).is_none());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(VcpuContext::decode(&longer).is_none());
+        let mut foreign = bytes;
+        foreign[0] ^= 1;
+        assert!(VcpuContext::decode(&foreign).is_none());
+    }
+
+    #[test]
+    fn vtimer_deadline_is_in_physical_counts() {
+        let mut c = VcpuContext::reset(0, 0, 1000);
+        c.vtimer.ctl = 1;
+        c.vtimer.cval = 50;
+        assert_eq!(c.vtimer_deadline(), Some(1050));
+        c.vtimer.ctl = 0b11; // masked
+        assert_eq!(c.vtimer_deadline(), None);
+    }
+}
