@@ -40,6 +40,11 @@ impl PhysTimer {
         self.cval
     }
 
+    /// ENABLE and IMASK as written (what a saved vCPU context keeps).
+    pub fn written_ctl(&self) -> u64 {
+        self.ctl
+    }
+
     /// CNTP_TVAL_EL0: CVAL - now, 32 bits (bits 63:32 are RES0).
     pub fn tval(&self, now: u64) -> u64 {
         u64::from(self.cval.wrapping_sub(now) as u32)

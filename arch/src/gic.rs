@@ -205,6 +205,30 @@ pub fn set_active(intid: u32, cpu: usize, active: bool) {
     }
 }
 
+/// Whether SGI/PPI `intid` is active on this CPU's redistributor.
+pub fn private_active(intid: u32) -> bool {
+    let frame = redist();
+    frame != 0 && rd32(frame + GICR_ISACTIVER0) & (1 << (intid % 32)) != 0
+}
+
+/// The virtual CPU interface state that belongs to one vCPU and is not in
+/// the list registers: ICH_VMCR_EL2 and the active-priority registers
+/// (QEMU's 5 priority bits implement only ICH_AP0R0/ICH_AP1R0).
+pub fn read_vcpu_interface() -> (u64, u32, u32) {
+    (
+        read_sysreg!("ICH_VMCR_EL2"),
+        read_sysreg!("ICH_AP0R0_EL2") as u32,
+        read_sysreg!("ICH_AP1R0_EL2") as u32,
+    )
+}
+
+/// Load what [`read_vcpu_interface`] saved.
+pub fn write_vcpu_interface(vmcr: u64, ap0r0: u32, ap1r0: u32) {
+    write_sysreg!("ICH_VMCR_EL2", vmcr);
+    write_sysreg!("ICH_AP0R0_EL2", u64::from(ap0r0));
+    write_sysreg!("ICH_AP1R0_EL2", u64::from(ap1r0));
+}
+
 /// Acknowledge the highest-priority pending Group 1 interrupt.
 #[inline]
 pub fn acknowledge() -> u32 {

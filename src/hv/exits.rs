@@ -19,7 +19,7 @@ use hvcore::vgic::MmioResult;
 use super::el1_regs::HardwareEl1;
 use super::vcpu::{self, Vcpu};
 use super::vm::EmulatedDevice;
-use super::{hypercall, inject, irq};
+use super::{hypercall, inject, irq, timeshare};
 
 /// Synchronous exception from the guest (EL1/EL0).
 ///
@@ -39,7 +39,7 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
         ExceptionClass::Hvc64 => handle_hvc(vcpu, regs),
         ExceptionClass::Smc64 => handle_smc(vcpu, regs),
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
+        ExceptionClass::Wfx => handle_wfx_exit(vcpu, regs, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
         other => handle_unknown(vcpu, other, esr),
@@ -162,9 +162,12 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
 }
 
 #[inline(never)]
-fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
+fn handle_wfx_exit(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
     if condition_failed(vcpu, esr) {
         return;
+    }
+    if vcpu.shared && matches!(decode_wfx(esr), WfxKind::Wfi | WfxKind::Wfit) {
+        return timeshare::wait_for_interrupt(vcpu, regs);
     }
     with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
 }
@@ -307,11 +310,15 @@ fn first_touch_of_ram(vcpu: &mut Vcpu) -> bool {
 
 /// A physical IRQ (or FIQ) arrived while the guest ran.
 #[no_mangle]
-extern "C" fn hv_lower_irq(_regs: &mut GuestRegs) {
+extern "C" fn hv_lower_irq(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
     vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
     irq::handle_physical(vcpu);
+    if vcpu.shared {
+        // A slice may be over, or a kick woke or started a vCPU here.
+        return timeshare::schedule(vcpu, regs);
+    }
     irq::flush_list_registers(vcpu);
 }
 

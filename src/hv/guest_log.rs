@@ -9,7 +9,7 @@
 
 use core::fmt::Arguments;
 
-use hv_arch::{read_sysreg, MAX_CPUS};
+use hv_arch::read_sysreg;
 use hvcore::exit_stats::EventCounters;
 use hvcore::log_limit::{Cause, LogLimiter, Verdict};
 use log::Level;
@@ -26,8 +26,9 @@ pub fn new_limiter() -> LogLimiter {
     LogLimiter::new(BURST, read_sysreg!("CNTFRQ_EL0") * PERIOD_SECONDS)
 }
 
-/// Guest events by cause, one set per physical CPU.
-pub static EVENTS: [EventCounters; MAX_CPUS] = [const { EventCounters::new() }; MAX_CPUS];
+/// Guest events by cause, one set per vCPU (indexed as `vcpu::COUNTERS`).
+pub static EVENTS: [EventCounters; super::vcpu::COUNTER_SETS] =
+    [const { EventCounters::new() }; super::vcpu::COUNTER_SETS];
 
 /// Count one event of `cause` by `vcpu` (every event, whatever the log level).
 #[inline(always)]

@@ -190,9 +190,31 @@ pub fn kick(vm: &Vm, current_index: usize, target: usize) {
 /// is armed for the next rising edge (disarmed while the output is high or
 /// cannot rise, so it never fires twice for one edge).
 pub fn update_ptimer(vcpu: &mut Vcpu) {
+    if vcpu.shared {
+        // The same timer also ends slices and wakes parked vCPUs.
+        super::timeshare::rearm(vcpu);
+    } else {
+        arm_for_ptimer(vcpu);
+    }
+    ptimer_level(vcpu);
+}
+
+/// The EL2 physical timer fired: on a time-shared CPU it is disarmed here
+/// and re-armed by the scheduler at the end of the exit (a deadline already
+/// past, such as the end of a slice, would otherwise fire again at once).
+fn hyp_timer_fired(vcpu: &mut Vcpu) {
+    if vcpu.shared {
+        write_sysreg!("CNTHP_CTL_EL2", 0);
+        hv_arch::sysreg::isb();
+    } else {
+        arm_for_ptimer(vcpu);
+    }
+    ptimer_level(vcpu);
+}
+
+fn arm_for_ptimer(vcpu: &Vcpu) {
     let now = read_sysreg!("CNTPCT_EL0");
-    let timer = vcpu.sysregs.ptimer;
-    match timer.next_deadline(now) {
+    match vcpu.sysregs.ptimer.next_deadline(now) {
         Some(deadline) => {
             write_sysreg!("CNTHP_CVAL_EL2", deadline);
             write_sysreg!("CNTHP_CTL_EL2", 1);
@@ -200,11 +222,17 @@ pub fn update_ptimer(vcpu: &mut Vcpu) {
         None => write_sysreg!("CNTHP_CTL_EL2", 0),
     }
     hv_arch::sysreg::isb();
+}
+
+/// PPI 30 follows the emulated physical timer's output.
+fn ptimer_level(vcpu: &mut Vcpu) {
+    let now = read_sysreg!("CNTPCT_EL0");
+    let output = vcpu.sysregs.ptimer.output(now);
     let target = vcpu
         .vm
         .vgic
         .lock()
-        .set_level(PTIMER_INTID, vcpu.index, timer.output(now));
+        .set_level(PTIMER_INTID, vcpu.index, output);
     if let Some(target) = target {
         kick(vcpu.vm, vcpu.index, target);
     }
@@ -247,7 +275,7 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             hv_arch::sysreg::isb();
             gic::deactivate(intid);
         } else if intid == HYP_TIMER_INTID {
-            update_ptimer(vcpu);
+            hyp_timer_fired(vcpu);
             gic::deactivate(intid);
         } else if intid == KICK_SGI {
             // Here to make us exit (list registers are refreshed on the way

@@ -88,7 +88,9 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
     }
     let here = cpu::current_index();
     for index in 0..vm.num_vcpus {
-        if vm.cpu_of(index) != here {
+        // A time-shared CPU here too: its parked vCPUs of this VM are
+        // turned off at the exit the kick causes.
+        if vm.cpu_of(index) != here || super::timeshare::is_shared(here) {
             gic::send_sgi(vm.cpu_of(index), KICK_SGI);
         }
     }
@@ -157,12 +159,17 @@ fn park() -> ! {
     vcpu::stop_current()
 }
 
-/// Exits of `vm` so far for `cause`, over the CPUs of its vCPUs.
+/// Exits of `vm` so far for `cause`, over its vCPUs.
 pub fn vm_exits_by(vm: &Vm, cause: ExitCause) -> u64 {
     let counters: &[ExitCounters] = &COUNTERS;
     (0..vm.num_vcpus)
-        .map(|index| counters[vm.cpu_of(index)].get(cause))
+        .map(|index| counters[vcpu::counter_index(vm, index)].get(cause))
         .sum()
+}
+
+/// Whether physical `intid` is the console UART's receive interrupt.
+pub fn is_console_irq(intid: u32) -> bool {
+    vms().first().is_some_and(|vm| vm.host_uart_irq == Some(intid))
 }
 
 /// Exits of `vm` so far, by cause.

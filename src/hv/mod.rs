@@ -15,6 +15,7 @@ mod logger;
 mod management;
 mod memory;
 mod percpu;
+mod timeshare;
 mod vcpu;
 mod vm;
 
@@ -168,6 +169,7 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
             console::set_tag(vm.vmid, &vm.name);
         }
     }
+    timeshare::place(&vms)?;
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
     // emulated one, fed from the physical receive interrupt, which goes to
@@ -179,7 +181,7 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     let here = cpu::current_index();
     let mut local = None;
     for &vm in &vms {
-        if vm.cpu_of(0) == here {
+        if vm.cpu_of(0) == here && !timeshare::is_shared(here) {
             local = Some(vm);
         } else {
             vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);

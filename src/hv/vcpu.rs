@@ -8,6 +8,8 @@ use hv_arch::boot::{enter_guest, guest_regs};
 use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
 use hvcore::exit_stats::{EventCounters, ExitCause, ExitCounters};
 use hvcore::sysreg::{IdRegisters, VcpuSysRegs};
+use hvcore::vcpu_context::VcpuContext;
+use hvcore::vm_spec::MAX_VMS;
 use spin::Once;
 
 use super::percpu::PerCpu;
@@ -31,10 +33,18 @@ pub struct Vcpu {
     /// timer fired and not yet that the line dropped), so exits that sync
     /// must resample CNTV_CTL_EL0.
     pub vtimer_level_maybe_high: bool,
-    /// This physical CPU's exit counters.
+    /// This vCPU's exit counters.
     pub counters: &'static ExitCounters,
-    /// This physical CPU's guest-event counters (found without reading MPIDR).
+    /// This vCPU's guest-event counters.
     pub events: &'static EventCounters,
+    /// Its physical CPU time-shares vCPUs (`super::timeshare`): exits that
+    /// can block or end a slice go through the scheduler.
+    pub shared: bool,
+    /// Its slot in the physical CPU's run queue (0 on an owned CPU).
+    pub slot: usize,
+    /// Its state while switched out (see `super::timeshare`); while it runs,
+    /// the hardware holds the state and this is stale.
+    pub saved: VcpuContext,
 }
 
 impl Vcpu {
@@ -47,8 +57,15 @@ impl Vcpu {
 
 static CURRENT: PerCpu<Option<Vcpu>> = PerCpu::new([const { UnsafeCell::new(None) }; MAX_CPUS]);
 
-/// Exit counters, one set per physical CPU.
-pub static COUNTERS: [ExitCounters; MAX_CPUS] = [const { ExitCounters::new() }; MAX_CPUS];
+/// Exit counters, one set per vCPU of each VM (see [`counter_index`]).
+pub static COUNTERS: [ExitCounters; COUNTER_SETS] = [const { ExitCounters::new() }; COUNTER_SETS];
+pub const COUNTER_SETS: usize = MAX_VMS * hvcore::psci::MAX_VCPUS;
+
+/// Where vCPU `index` of `vm` counts its exits and events.
+pub fn counter_index(vm: &Vm, index: usize) -> usize {
+    let vm_index = usize::from(vm.vmid).saturating_sub(1) % MAX_VMS;
+    vm_index * hvcore::psci::MAX_VCPUS + index % hvcore::psci::MAX_VCPUS
+}
 
 /// Sanitised ID register values, read once from the boot CPU.
 pub static ID_REGISTERS: Once<IdRegisters> = Once::new();
@@ -104,11 +121,13 @@ pub fn mark_boot_cpu_started() {
 /// Ask physical CPU `vm.cpu_of(index)` to start vCPU `index` at `entry` with `context` in x0.
 pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
     let pcpu = vm.cpu_of(index);
-    VM_OF_CPU[pcpu].call_once(|| vm);
-    let request = &START[pcpu];
-    request.entry.store(entry, Ordering::Relaxed);
-    request.context.store(context, Ordering::Relaxed);
-    request.pending.store(true, Ordering::Release);
+    if !super::timeshare::post_start(pcpu, vm, index, entry, context) {
+        VM_OF_CPU[pcpu].call_once(|| vm);
+        let request = &START[pcpu];
+        request.entry.store(entry, Ordering::Relaxed);
+        request.context.store(context, Ordering::Relaxed);
+        request.pending.store(true, Ordering::Release);
+    }
     if CPU_STARTED[pcpu].swap(true, Ordering::AcqRel) {
         // Parked in wait_for_start after a CPU_OFF, in WFI: the kick SGI
         // wakes it (send_sgi orders the request before the SGI). The SGI
@@ -133,6 +152,9 @@ pub fn request_start(vm: &'static Vm, index: usize, entry: u64, context: u64) {
 /// CPU_ON to reach this point with its request already pending.
 pub fn wait_for_start() -> ! {
     let pcpu = cpu::current_index();
+    if super::timeshare::is_shared(pcpu) {
+        super::timeshare::idle();
+    }
     let request = &START[pcpu];
     // Also on a CPU that has not run a vCPU yet (the boot CPU when no VM
     // owns it): the kick is what ends its WFI.
@@ -220,47 +242,53 @@ const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// SPSR for entering the guest: EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
-/// Run vCPU `index` of `vm` on this physical CPU from `entry` with x0 = `x0`.
-pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
-    let pcpu = cpu::current_index();
-    let ids = *ID_REGISTERS.get().expect("ID registers read at boot");
-    *CURRENT.current() = Some(Vcpu {
-        vm,
-        index,
-        sysregs: VcpuSysRegs::new(ids),
-        lrs: [0; 16],
-        num_lrs: gic::list_register_count().min(16),
-        lrs_in_use: 0,
-        // Not a value the refill returns: the first one is written.
-        ich_hcr: u64::MAX,
-        // A previous run of this vCPU may have left the line high.
-        vtimer_level_maybe_high: true,
-        counters: &COUNTERS[pcpu % MAX_CPUS],
-        events: &super::guest_log::EVENTS[pcpu % MAX_CPUS],
-    });
-    if let Some(vcpu) = CURRENT.current().as_mut() {
-        write_sysreg!("TPIDR_EL2", vcpu as *mut Vcpu as u64);
+impl Vcpu {
+    /// vCPU `index` of `vm`, fresh from reset, to start at `entry` with `x0`.
+    pub fn new(vm: &'static Vm, index: usize, shared: bool, slot: usize, entry: u64, x0: u64) -> Self {
+        let ids = *ID_REGISTERS.get().expect("ID registers read at boot");
+        let counters = counter_index(vm, index);
+        Vcpu {
+            vm,
+            index,
+            sysregs: VcpuSysRegs::new(ids),
+            lrs: [0; 16],
+            num_lrs: gic::list_register_count().min(16),
+            lrs_in_use: 0,
+            // Not a value the refill returns: the first one is written.
+            ich_hcr: u64::MAX,
+            // A previous run of this vCPU may have left the line high.
+            vtimer_level_maybe_high: true,
+            counters: &COUNTERS[counters],
+            events: &super::guest_log::EVENTS[counters],
+            shared,
+            slot,
+            saved: VcpuContext::reset(entry, x0, vm.cntvoff),
+        }
     }
+}
 
+/// Make `vcpu` the one running on this CPU (TPIDR_EL2 finds it).
+pub fn install_current(vcpu: Vcpu) -> &'static mut Vcpu {
+    let slot = CURRENT.current();
+    *slot = Some(vcpu);
+    let vcpu = slot.as_mut().expect("just installed");
+    write_sysreg!("TPIDR_EL2", vcpu as *mut Vcpu as u64);
+    vcpu
+}
+
+/// The per-CPU EL2 configuration every guest runs under (the same for
+/// every VM), and the private interrupts the hypervisor takes.
+pub fn configure_cpu_for_guests() {
     write_sysreg!("HCR_EL2", GUEST_HCR);
-    write_sysreg!("VTCR_EL2", vm.vtcr);
-    write_sysreg!("VTTBR_EL2", vm.vttbr);
-    write_sysreg!("VMPIDR_EL2", (1 << 31) | index as u64);
     write_sysreg!("VPIDR_EL2", read_sysreg!("MIDR_EL1"));
     write_sysreg!("CPTR_EL2", CPTR_EL2_RES1);
     write_sysreg!("HSTR_EL2", 0);
     let pmu_counters = (read_sysreg!("PMCR_EL0") >> 11) & 0x1f;
     write_sysreg!("MDCR_EL2", pmu_counters | MDCR_TPM | MDCR_TPMCR);
     write_sysreg!("CNTHCTL_EL2", CNTHCTL_EL1PCTEN);
-    write_sysreg!("CNTVOFF_EL2", vm.cntvoff);
     write_sysreg!("CNTV_CTL_EL0", 0);
     write_sysreg!("CNTHP_CTL_EL2", 0);
-    write_sysreg!("SCTLR_EL1", SCTLR_EL1_RESET);
-    write_sysreg!("CPACR_EL1", 0);
-    write_sysreg!("VBAR_EL1", 0);
     hv_arch::sysreg::isb();
-    hv_arch::cache::flush_local_guest_tlb();
-
     for lr in 0..gic::list_register_count() {
         gic::write_lr(lr, 0);
     }
@@ -268,6 +296,24 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     gic::enable_private(MAINTENANCE_INTID);
     gic::enable_private(VTIMER_INTID);
     gic::enable_private(irq::HYP_TIMER_INTID);
+}
+
+/// Run vCPU `index` of `vm` on this physical CPU from `entry` with x0 = `x0`.
+pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
+    let pcpu = cpu::current_index();
+    install_current(Vcpu::new(vm, index, false, 0, entry, x0));
+
+    configure_cpu_for_guests();
+    write_sysreg!("VTCR_EL2", vm.vtcr);
+    write_sysreg!("VTTBR_EL2", vm.vttbr);
+    write_sysreg!("VMPIDR_EL2", (1 << 31) | index as u64);
+    write_sysreg!("CNTVOFF_EL2", vm.cntvoff);
+    write_sysreg!("SCTLR_EL1", SCTLR_EL1_RESET);
+    write_sysreg!("CPACR_EL1", 0);
+    write_sysreg!("VBAR_EL1", 0);
+    hv_arch::sysreg::isb();
+    // The VM's VMID may have run here before (a restart), with other tables.
+    hv_arch::cache::flush_local_guest_tlb();
 
     vm.power.lock().mark_on(index);
     // Time since reset: under QEMU -icount the hypervisor's start-up cost
@@ -291,6 +337,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
 /// The guest turned this vCPU off (PSCI CPU_OFF): forget it and park.
 pub fn stop_current() -> ! {
     let vcpu = current();
+    let shared = vcpu.shared;
     vcpu.vm.power.lock().cpu_off(vcpu.index);
     gic::disable_private(VTIMER_INTID);
     write_sysreg!("CNTV_CTL_EL0", 0);
@@ -301,6 +348,9 @@ pub fn stop_current() -> ! {
         gic::write_lr(lr, 0);
     }
     let vm = vcpu.vm;
+    if shared {
+        super::timeshare::current_turned_off();
+    }
     clear_current();
     *CURRENT.current() = None;
     super::lifecycle::restart_if_parked(vm);

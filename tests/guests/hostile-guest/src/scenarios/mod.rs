@@ -9,6 +9,7 @@ mod irq;
 mod mmio_flood;
 mod probe_ipa;
 mod ram_zeroed;
+mod timeshare;
 mod uart_tx_off;
 
 /// A scenario's body; it gets the device tree address.
@@ -30,6 +31,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("cpu-on-bad-entry", cpu_on_bad_entry::run),
     ("probe-ipa", probe_ipa::run),
     ("cpu-off-on", cpu_off_on::run),
+    ("timeshare", timeshare::run),
+    ("timeshare-smp", timeshare::run_smp),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
@@ -37,6 +40,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
 pub fn secondary_main(_cpu: u64) -> ! {
     if cpu_off_on::ACTIVE.load(core::sync::atomic::Ordering::SeqCst) {
         cpu_off_on::secondary();
+    }
+    if timeshare::ACTIVE.load(core::sync::atomic::Ordering::SeqCst) {
+        timeshare::secondary();
     }
     loop {
         // SAFETY: waiting only.
