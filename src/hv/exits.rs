@@ -39,7 +39,7 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
         ExceptionClass::Hvc64 => handle_hvc(vcpu, regs),
         ExceptionClass::Smc64 => handle_smc(vcpu, regs),
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => handle_wfx_exit(vcpu, regs, esr),
+        ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
         other => handle_unknown(vcpu, other, esr),
@@ -162,12 +162,12 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
 }
 
 #[inline(never)]
-fn handle_wfx_exit(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
+fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
     if condition_failed(vcpu, esr) {
         return;
     }
     if vcpu.shared && matches!(decode_wfx(esr), WfxKind::Wfi | WfxKind::Wfit) {
-        return timeshare::wait_for_interrupt(vcpu, regs);
+        return timeshare::wait_for_interrupt(vcpu);
     }
     with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
 }

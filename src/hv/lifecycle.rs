@@ -169,7 +169,9 @@ pub fn vm_exits_by(vm: &Vm, cause: ExitCause) -> u64 {
 
 /// Whether physical `intid` is the console UART's receive interrupt.
 pub fn is_console_irq(intid: u32) -> bool {
-    vms().first().is_some_and(|vm| vm.host_uart_irq == Some(intid))
+    vms()
+        .first()
+        .is_some_and(|vm| vm.host_uart_irq == Some(intid))
 }
 
 /// Exits of `vm` so far, by cause.

@@ -123,7 +123,11 @@ pub fn is_shared(pcpu: usize) -> bool {
 }
 
 fn slot_of(pcpu: usize, vm: &Vm, index: usize) -> Option<usize> {
-    PLACED.get(pcpu)?.get()?.iter().position(|&(v, i)| core::ptr::eq(v, vm) && i == index)
+    PLACED
+        .get(pcpu)?
+        .get()?
+        .iter()
+        .position(|&(v, i)| core::ptr::eq(v, vm) && i == index)
 }
 
 /// Post a start for vCPU `index` of `vm` if its CPU is time-shared (the
@@ -296,13 +300,17 @@ pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
 /// otherwise it blocks, and another vCPU runs or the CPU waits (in WFI, the
 /// blocked vCPU still loaded so its own timer can fire) until something
 /// here can run.
-pub fn wait_for_interrupt(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
+    let pcpu = cpu::current_index();
+    // SAFETY: this CPU's save area, holding the guest registers of the exit
+    // being handled; the exit's own reference to it is not used while this
+    // one lives (the WFI handler does not touch general registers).
+    let regs = unsafe { &mut *guest_regs(pcpu) };
     vcpu.count(ExitCause::Wfi);
     // Whoever runs this vCPU next resumes it after the WFI.
     inject::skip_instruction();
     irq::sync_list_registers(vcpu);
     super::console::flush_guest(vcpu.vm.vmid);
-    let pcpu = cpu::current_index();
     let slot = vcpu.slot;
     if !vcpu.vm.vgic.lock().has_pending(vcpu.index) {
         {

@@ -244,7 +244,14 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
 impl Vcpu {
     /// vCPU `index` of `vm`, fresh from reset, to start at `entry` with `x0`.
-    pub fn new(vm: &'static Vm, index: usize, shared: bool, slot: usize, entry: u64, x0: u64) -> Self {
+    pub fn new(
+        vm: &'static Vm,
+        index: usize,
+        shared: bool,
+        slot: usize,
+        entry: u64,
+        x0: u64,
+    ) -> Self {
         let ids = *ID_REGISTERS.get().expect("ID registers read at boot");
         let counters = counter_index(vm, index);
         Vcpu {
