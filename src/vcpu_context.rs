@@ -191,26 +191,36 @@ impl VcpuContext {
     }
 }
 
-/// Bytes an encoded context takes: a magic/version word, then 64-bit
-/// little-endian words.
-pub const ENCODED_WORDS: usize =
-    1 + NUM_GPRS + 2 + NUM_EL1_REGS + 64 + 2 + 4 + 2 + NUM_APRS + MAX_LRS + 2 + 1;
+/// Words an encoded context takes: a format word, then the fields.
+pub const ENCODED_WORDS: usize = 1
+    + NUM_GPRS
+    + 2
+    + NUM_EL1_REGS
+    + 64
+    + 2
+    + 4
+    + 2
+    + NUM_APRS
+    + MAX_LRS
+    + 2
+    + 1;
+/// Bytes an encoded context takes (little-endian words).
 pub const ENCODED_SIZE: usize = ENCODED_WORDS * 8;
 /// "hvCPU" and format version 1.
 const MAGIC: u64 = 0x6876_4350_5500_0001;
 
-/// Writes words into a byte buffer; the caller sized it.
-struct Writer<'a> {
-    out: &'a mut [u8; ENCODED_SIZE],
+/// Appends words; the layout below never writes more than ENCODED_WORDS.
+struct Writer {
+    words: [u64; ENCODED_WORDS],
     at: usize,
 }
 
-impl Writer<'_> {
+impl Writer {
     fn word(&mut self, value: u64) {
-        if let Some(slot) = self.out.get_mut(self.at..self.at + 8) {
-            slot.copy_from_slice(&value.to_le_bytes());
+        if let Some(slot) = self.words.get_mut(self.at) {
+            *slot = value;
         }
-        self.at += 8;
+        self.at += 1;
     }
 
     fn words(&mut self, values: &[u64]) {
@@ -220,21 +230,17 @@ impl Writer<'_> {
     }
 }
 
-/// Reads words back; a short input reads as zero and is rejected by the
-/// length check before any word is read.
+/// Reads words in the order [`Writer`] wrote them.
 struct Reader<'a> {
-    input: &'a [u8],
+    words: &'a [u64; ENCODED_WORDS],
     at: usize,
 }
 
 impl Reader<'_> {
     fn word(&mut self) -> u64 {
-        let mut bytes = [0; 8];
-        if let Some(slot) = self.input.get(self.at..self.at + 8) {
-            bytes.copy_from_slice(slot);
-        }
-        self.at += 8;
-        u64::from_le_bytes(bytes)
+        let value = self.words.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        value
     }
 
     fn words<const N: usize>(&mut self) -> [u64; N] {
@@ -255,11 +261,10 @@ fn power_word(power: PowerWord) -> u64 {
 }
 
 impl VcpuContext {
-    /// The context as bytes (little-endian words after a format word).
-    pub fn encode(&self) -> [u8; ENCODED_SIZE] {
-        let mut out = [0; ENCODED_SIZE];
+    /// The context as words: a format word, then every field in a fixed order.
+    pub fn to_words(&self) -> [u64; ENCODED_WORDS] {
         let mut w = Writer {
-            out: &mut out,
+            words: [0; ENCODED_WORDS],
             at: 0,
         };
         w.word(MAGIC);
@@ -267,8 +272,8 @@ impl VcpuContext {
         w.word(self.pc);
         w.word(self.pstate);
         w.words(&self.el1);
-        for half in self.fp.v {
-            w.words(&half);
+        for half in &self.fp.v {
+            w.words(half);
         }
         w.word(self.fp.fpcr);
         w.word(self.fp.fpsr);
@@ -285,16 +290,13 @@ impl VcpuContext {
         w.word(self.ptimer.ctl);
         w.word(self.ptimer.cval);
         w.word(power_word(self.power));
-        out
+        w.words
     }
 
-    /// A context from bytes written by [`encode`](Self::encode); `None` for
-    /// anything else (wrong length, format word, or a field out of range).
-    pub fn decode(input: &[u8]) -> Option<Self> {
-        if input.len() != ENCODED_SIZE {
-            return None;
-        }
-        let mut r = Reader { input, at: 0 };
+    /// A context from words written by [`to_words`](Self::to_words); `None`
+    /// for anything else (format word, or a field out of range).
+    pub fn from_words(words: &[u64; ENCODED_WORDS]) -> Option<Self> {
+        let mut r = Reader { words, at: 0 };
         if r.word() != MAGIC {
             return None;
         }
@@ -359,6 +361,30 @@ impl VcpuContext {
             power,
         })
     }
+
+    /// The context as bytes: [`to_words`](Self::to_words), little-endian.
+    pub fn encode(&self) -> [u8; ENCODED_SIZE] {
+        let mut out = [0; ENCODED_SIZE];
+        for (bytes, word) in out.chunks_exact_mut(8).zip(self.to_words()) {
+            bytes.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+
+    /// A context from bytes written by [`encode`](Self::encode); `None` for
+    /// anything else (wrong length, format word, or a field out of range).
+    pub fn decode(input: &[u8]) -> Option<Self> {
+        if input.len() != ENCODED_SIZE {
+            return None;
+        }
+        let mut words = [0u64; ENCODED_WORDS];
+        for (word, bytes) in words.iter_mut().zip(input.chunks_exact(8)) {
+            let mut le = [0; 8];
+            le.copy_from_slice(bytes);
+            *word = u64::from_le_bytes(le);
+        }
+        Self::from_words(&words)
+    }
 }
 
 #[cfg(any(test, kani))]
@@ -408,13 +434,12 @@ mod proofs {
     }
 
     proof! {
-        /// Save → restore is the identity: any context, written out as
-        /// bytes and read back, is the same context, field for field.
+        /// Save → restore is the identity: any context, written out as words
+        /// and read back, is the same context, field for field.
         #[unwind(33)]
-        fn encode_then_decode_is_identity(src) {
+        fn save_then_restore_is_identity(src) {
             let context = any_context(src);
-            let bytes = context.encode();
-            let back = VcpuContext::decode(&bytes);
+            let back = VcpuContext::from_words(&context.to_words());
             cover!(context.power == PowerWord::OnPending, "a vCPU between CPU_ON and its first run");
             cover!(context.vtimer.phys_active, "a forwarded timer interrupt active at the switch");
             assert!(back == Some(context));
@@ -422,23 +447,20 @@ mod proofs {
     }
 
     proof! {
-        /// Decoding is total: any bytes of the encoded length give a context or
-        /// `None`, never a panic, and what decodes re-encodes to the same bytes.
+        /// Reading is total and canonical: any words give a context or `None`,
+        /// never a panic, and what is read back writes out to the same words.
         #[unwind(33)]
-        fn decode_is_total_and_canonical(src) {
-            let mut bytes: [u8; ENCODED_SIZE] = [0; ENCODED_SIZE];
+        fn restore_is_total_and_canonical(src) {
+            let mut words: [u64; ENCODED_WORDS] = src.any();
             // The format word is right in most cases, so the fields are reached.
-            let good_magic: bool = src.any();
-            let body: [u64; ENCODED_WORDS - 1] = src.any();
-            bytes[..8].copy_from_slice(&if good_magic { MAGIC } else { src.any() }.to_le_bytes());
-            for (slot, word) in bytes[8..].chunks_exact_mut(8).zip(body) {
-                slot.copy_from_slice(&word.to_le_bytes());
+            if src.any::<bool>() {
+                words[0] = MAGIC;
             }
-            let decoded = VcpuContext::decode(&bytes);
-            cover!(decoded.is_some(), "well-formed bytes decode");
-            cover!(good_magic && decoded.is_none(), "a field out of range is refused");
+            let decoded = VcpuContext::from_words(&words);
+            cover!(decoded.is_some(), "well-formed words are read");
+            cover!(words[0] == MAGIC && decoded.is_none(), "a field out of range is refused");
             if let Some(context) = decoded {
-                assert!(context.encode() == bytes);
+                assert!(context.to_words() == words);
             }
         }
     }
@@ -458,6 +480,15 @@ mod tests {
         assert_eq!(c.el1(El1Reg::Sctlr), SCTLR_EL1_RESET);
         assert_eq!(c.vtimer.cntvoff, 7);
         assert_eq!(c.vtimer_deadline(), None);
+    }
+
+    #[test]
+    fn bytes_round_trip_too() {
+        let mut c = VcpuContext::reset(0x4008_0000, 0x4800_0000, 7);
+        c.fp.v[31] = [u64::MAX, 0x0123_4567_89ab_cdef];
+        c.gic.lrs[15] = 0xa000_0000_0000_001b;
+        c.power = PowerWord::OnPending;
+        assert_eq!(VcpuContext::decode(&c.encode()), Some(c));
     }
 
     #[test]

@@ -85,6 +85,15 @@ fn invalid_configurations_name_the_vm_and_field_and_start_nothing() {
             "VM 'two', cpus: CPU 0 already belongs to another VM ('one')",
         ),
         (
+            "shared-with-owner",
+            format!(
+                "[machine]\ncpus = 2\n{}{}",
+                vm("owner", "cpus = [0]"),
+                vm("sharer", "cpus = [0]\ntime_shared = true")
+            ),
+            "VM 'sharer', cpus: CPU 0 already belongs to another VM ('owner')",
+        ),
+        (
             "no-such-cpu",
             format!("[machine]\ncpus = 2\n{}", vm("one", "cpus = [1, 5]")),
             "VM 'one', cpus: CPU 5 does not exist (the machine has 2)",
@@ -109,7 +118,7 @@ fn invalid_configurations_name_the_vm_and_field_and_start_nothing() {
                 "[machine]\ncpus = 2\n{}",
                 vm("wide", "vcpus = 3\ncpus = [0, 1]")
             ),
-            "VM 'wide', cpus: 3 vCPUs on 2 CPU(s) would need time-sharing",
+            "VM 'wide', cpus: 3 vCPUs on 2 CPU(s) need time-sharing (`time_shared = true`)",
         ),
         (
             "tiny-memory",

@@ -266,6 +266,13 @@ pub fn print_exit_counters(vm: &Vm) {
         "[hv] ram: chunks-zeroed={zeroed} chunks={chunks} chunk-kib={}\n",
         chunk_size >> 10
     ));
+    let (switches, ticks) = timeshare::switch_statistics();
+    if switches > 0 {
+        logger::print_raw(format_args!(
+            "[hv] timeshare: switches={switches} switch-ticks={ticks} counter-hz={}\n",
+            read_sysreg!("CNTFRQ_EL0")
+        ));
+    }
     let (dropped, escaped) = console::statistics();
     logger::print_raw(format_args!(
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"

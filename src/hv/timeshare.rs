@@ -64,6 +64,20 @@ static START: [[StartRequest; MAX_SLOTS]; MAX_CPUS] = [const {
     }; MAX_SLOTS]
 }; MAX_CPUS];
 
+/// vCPU switches on all CPUs, and the counter ticks they took (save and
+/// restore of the whole state, refill included): `tools/bench` reports the
+/// cost of one, exact under -icount.
+static SWITCHES: AtomicU64 = AtomicU64::new(0);
+static SWITCH_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// `(switches, counter ticks they took)` so far.
+pub fn switch_statistics() -> (u64, u64) {
+    (
+        SWITCHES.load(Ordering::Relaxed),
+        SWITCH_TICKS.load(Ordering::Relaxed),
+    )
+}
+
 /// One CPU's scheduler: the decision, the parked vCPUs, and its clocks.
 struct Queue {
     runq: RunQueue,
@@ -433,6 +447,7 @@ fn switch(vcpu: &mut Vcpu, regs: &mut GuestRegs, next: usize) {
         irq::flush_list_registers(vcpu);
         return;
     };
+    let start = now();
     save(vcpu, regs);
     let outgoing = core::mem::replace(vcpu, incoming);
     {
@@ -442,6 +457,8 @@ fn switch(vcpu: &mut Vcpu, regs: &mut GuestRegs, next: usize) {
         q.runq.set_running(Some(next));
     }
     load(vcpu, regs);
+    SWITCHES.fetch_add(1, Ordering::Relaxed);
+    SWITCH_TICKS.fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
 }
 
 fn read_el1(reg: El1Reg) -> u64 {
