@@ -83,7 +83,7 @@ impl El1Reg {
 pub const NUM_EL1_REGS: usize = El1Reg::ALL.len();
 
 /// FP/SIMD state: V0-V31 as (low, high) 64-bit halves, FPCR, FPSR. The
-/// layout is the one the glue's save code stores (`stp q<n>` order).
+/// glue saves V0-V31 straight into `v` (`stp q<n>` order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FpState {
     pub v: [[u64; 2]; 32],
@@ -192,18 +192,8 @@ impl VcpuContext {
 }
 
 /// Words an encoded context takes: a format word, then the fields.
-pub const ENCODED_WORDS: usize = 1
-    + NUM_GPRS
-    + 2
-    + NUM_EL1_REGS
-    + 64
-    + 2
-    + 4
-    + 2
-    + NUM_APRS
-    + MAX_LRS
-    + 2
-    + 1;
+pub const ENCODED_WORDS: usize =
+    1 + NUM_GPRS + 2 + NUM_EL1_REGS + 64 + 2 + 4 + 2 + NUM_APRS + MAX_LRS + 2 + 1;
 /// Bytes an encoded context takes (little-endian words).
 pub const ENCODED_SIZE: usize = ENCODED_WORDS * 8;
 /// "hvCPU" and format version 1.

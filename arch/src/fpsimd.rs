@@ -4,34 +4,29 @@
 //! FPSR itself, so these hold the running guest's values until a switch
 //! stores them. CPTR_EL2.TFP is clear, so EL2 may execute these instructions.
 
-/// V0-V31 as (low, high) halves, then FPCR and FPSR: the layout of
-/// `hvcore::vcpu_context::FpState`, which the glue copies to and from.
-#[repr(C, align(16))]
-#[derive(Clone, Copy)]
-pub struct FpRegs {
-    pub v: [[u64; 2]; 32],
-    pub fpcr: u64,
-    pub fpsr: u64,
-}
+/// V0-V31 as (low, high) 64-bit halves.
+pub type VRegs = [[u64; 2]; 32];
 
 extern "C" {
-    fn hv_fp_save(area: *mut FpRegs);
-    fn hv_fp_restore(area: *const FpRegs);
+    fn hv_fp_save(v: *mut VRegs, fpcr: *mut u64, fpsr: *mut u64);
+    fn hv_fp_restore(v: *const VRegs, fpcr: *const u64, fpsr: *const u64);
 }
 
-/// Store this CPU's FP/SIMD registers.
-pub fn save(area: &mut FpRegs) {
-    // SAFETY: `area` is a valid, 16-byte aligned FpRegs (528 bytes), the
-    // only memory hv_fp_save writes; it clobbers only x0-x2 (caller-saved).
-    unsafe { hv_fp_save(area) }
+/// Store this CPU's FP/SIMD registers, straight into the caller's context.
+pub fn save(v: &mut VRegs, fpcr: &mut u64, fpsr: &mut u64) {
+    // SAFETY: the pointers come from live exclusive references to a 512-byte
+    // array and two words, the only memory hv_fp_save writes (unaligned Q
+    // stores are fine: EL2 runs with alignment checks off); it clobbers
+    // only x0-x4 (caller-saved).
+    unsafe { hv_fp_save(v, fpcr, fpsr) }
 }
 
-/// Load this CPU's FP/SIMD registers.
-pub fn restore(area: &FpRegs) {
-    // SAFETY: `area` is a valid, 16-byte aligned FpRegs, which
-    // hv_fp_restore only reads; it clobbers only x0-x2 and V0-V31, which
-    // the soft-float hypervisor does not use.
-    unsafe { hv_fp_restore(area) }
+/// Load this CPU's FP/SIMD registers from the caller's context.
+pub fn restore(v: &VRegs, fpcr: &u64, fpsr: &u64) {
+    // SAFETY: the pointers come from live references, which hv_fp_restore
+    // only reads; it clobbers only x0-x4 and V0-V31, which the soft-float
+    // hypervisor does not use.
+    unsafe { hv_fp_restore(v, fpcr, fpsr) }
 }
 
 core::arch::global_asm!(
@@ -57,10 +52,10 @@ hv_fp_save:
     stp     q26, q27, [x0, #416]
     stp     q28, q29, [x0, #448]
     stp     q30, q31, [x0, #480]
-    mrs     x1, fpcr
-    mrs     x2, fpsr
-    add     x0, x0, #512
-    stp     x1, x2, [x0]
+    mrs     x3, fpcr
+    str     x3, [x1]
+    mrs     x4, fpsr
+    str     x4, [x2]
     ret
 
 .global hv_fp_restore
@@ -81,10 +76,10 @@ hv_fp_restore:
     ldp     q26, q27, [x0, #416]
     ldp     q28, q29, [x0, #448]
     ldp     q30, q31, [x0, #480]
-    add     x0, x0, #512
-    ldp     x1, x2, [x0]
-    msr     fpcr, x1
-    msr     fpsr, x2
+    ldr     x3, [x1]
+    msr     fpcr, x3
+    ldr     x4, [x2]
+    msr     fpsr, x4
     ret
 "#
 );

@@ -1,10 +1,10 @@
 //! Physical CPUs time-shared between vCPUs.
 //!
 //! A physical CPU that more than one vCPU is placed on (time-shared VMs,
-//! `hvrust,time-shared`) runs them in turn. The running vCPU's state is in
-//! the hardware and its [`Vcpu`] in the CPU's `CURRENT` slot (TPIDR_EL2
-//! points there, as on an owned CPU); every other vCPU placed here is parked
-//! in this CPU's queue with its state saved in its
+//! `hvrust,time-shared`) runs them in turn. Each vCPU placed here has a
+//! [`Vcpu`] in one of this CPU's slots, where it stays; TPIDR_EL2 points at
+//! the running one (so exits find it as on an owned CPU), whose state is in
+//! the hardware; every other one keeps its state saved in its
 //! [`VcpuContext`](hvcore::vcpu_context::VcpuContext). Which
 //! one runs is the core's decision ([`RunQueue`]: least runtime first, a
 //! slice at least while others wait); this module takes the decision at
@@ -29,11 +29,11 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hv_arch::boot::{enter_guest, guest_regs, GuestRegs};
-use hv_arch::fpsimd::{self, FpRegs};
+use hv_arch::fpsimd;
 use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
 use hvcore::exit_stats::ExitCause;
 use hvcore::sched::{RunQueue, SlotState, MAX_SLOTS};
-use hvcore::vcpu_context::{El1Reg, FpState, PowerWord, PtimerState, VtimerState};
+use hvcore::vcpu_context::{El1Reg, PowerWord, PtimerState, VtimerState};
 use spin::Once;
 
 use super::percpu::PerCpu;
@@ -78,10 +78,37 @@ pub fn switch_statistics() -> (u64, u64) {
     )
 }
 
-/// One CPU's scheduler: the decision, the parked vCPUs, and its clocks.
+/// The vCPUs of each CPU's slots. A slot is reached only from its own CPU:
+/// the running vCPU through TPIDR_EL2 ([`vcpu::current`]), the others
+/// through [`parked`]; no two references to one slot are ever live.
+struct Slots([[UnsafeCell<Option<Vcpu>>; MAX_SLOTS]; MAX_CPUS]);
+
+// SAFETY: each CPU touches only its own row (see the type's contract).
+unsafe impl Sync for Slots {}
+
+static SLOTS: Slots = Slots([const { [const { UnsafeCell::new(None) }; MAX_SLOTS] }; MAX_CPUS]);
+
+/// The vCPU in `slot` of this CPU, which must not be the running one (that
+/// one is [`vcpu::current`]'s).
+#[allow(clippy::mut_from_ref)]
+fn parked(slot: usize) -> &'static mut Option<Vcpu> {
+    let cell = &SLOTS.0[cpu::current_index() % MAX_CPUS][slot % MAX_SLOTS];
+    // SAFETY: this CPU's row, used only on this CPU with interrupts masked
+    // (handlers never nest); callers take a slot other than the running one
+    // and drop the reference before taking another to the same slot.
+    unsafe { &mut *cell.get() }
+}
+
+/// Make the vCPU in `slot` the running one: TPIDR_EL2 points at it.
+fn make_current(slot: usize) -> Option<&'static mut Vcpu> {
+    let vcpu = parked(slot).as_mut()?;
+    write_sysreg!("TPIDR_EL2", vcpu as *mut Vcpu as u64);
+    Some(vcpu)
+}
+
+/// One CPU's scheduler: the decision, and its clocks.
 struct Queue {
     runq: RunQueue,
-    parked: [Option<Vcpu>; MAX_SLOTS],
     /// Slots exist for the placed vCPUs (done at the CPU's first use).
     ready: bool,
     /// When the running slot was last charged.
@@ -94,7 +121,6 @@ static QUEUES: PerCpu<Queue> = PerCpu::new(
     [const {
         UnsafeCell::new(Queue {
             runq: RunQueue::new(),
-            parked: [const { None }; MAX_SLOTS],
             ready: false,
             since: 0,
             slice_start: 0,
@@ -187,7 +213,8 @@ impl Queue {
         };
         for (slot, &(vm, index)) in placed.iter().enumerate() {
             let request = &START[pcpu][slot];
-            if !request.pending.swap(false, Ordering::AcqRel) {
+            if self.runq.running() == Some(slot) || !request.pending.swap(false, Ordering::AcqRel) {
+                // (A running vCPU is never started: PSCI answers ALREADY_ON.)
                 continue;
             }
             if vm.stopped.load(Ordering::Acquire) {
@@ -204,7 +231,7 @@ impl Queue {
                 "vm{} vcpu{index} starting on cpu{pcpu} (time-shared, slot {slot}) at {entry:#x}",
                 vm.vmid
             );
-            self.parked[slot] = Some(fresh);
+            *parked(slot) = Some(fresh);
             self.runq.make_runnable(slot);
         }
     }
@@ -213,18 +240,21 @@ impl Queue {
     /// something to do become runnable.
     fn sweep(&mut self, now: u64) {
         for slot in 0..MAX_SLOTS {
-            let Some(parked) = &self.parked[slot] else {
+            if self.runq.running() == Some(slot) {
+                continue;
+            }
+            let Some(vcpu) = parked(slot).as_ref() else {
                 continue;
             };
-            let vm = parked.vm;
+            let vm = vcpu.vm;
             if vm.stopped.load(Ordering::Acquire) {
-                vm.power.lock().cpu_off(parked.index);
-                self.parked[slot] = None;
+                vm.power.lock().cpu_off(vcpu.index);
+                *parked(slot) = None;
                 self.runq.turn_off(slot);
                 super::lifecycle::restart_if_parked(vm);
                 continue;
             }
-            if self.runq.state(slot) == SlotState::Blocked && wants_to_run(parked, now) {
+            if self.runq.state(slot) == SlotState::Blocked && wants_to_run(vcpu, now) {
                 self.runq.make_runnable(slot);
             }
         }
@@ -232,11 +262,11 @@ impl Queue {
 
     /// The earliest count at which a blocked parked vCPU would wake.
     fn earliest_wake(&self, now: u64) -> Option<u64> {
-        self.parked
-            .iter()
-            .enumerate()
-            .filter(|(slot, _)| self.runq.state(*slot) == SlotState::Blocked)
-            .filter_map(|(_, v)| v.as_ref())
+        (0..MAX_SLOTS)
+            .filter(|&slot| {
+                self.runq.running() != Some(slot) && self.runq.state(slot) == SlotState::Blocked
+            })
+            .filter_map(|slot| parked(slot).as_ref())
             .flat_map(|v| {
                 let ptimer = v.sysregs.ptimer.next_deadline(now);
                 [v.saved.vtimer_deadline(), ptimer]
@@ -303,11 +333,13 @@ pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
         }
         next
     };
-    match next {
-        Some(next) if next != vcpu.slot => switch(vcpu, regs, next),
-        _ => irq::flush_list_registers(vcpu),
+    match next.filter(|&next| next != vcpu.slot) {
+        Some(next) if parked(next).is_some() => rearm(switch(vcpu, regs, next)),
+        _ => {
+            irq::flush_list_registers(vcpu);
+            rearm(vcpu);
+        }
     }
-    rearm(vcpu);
 }
 
 /// A WFI on a time-shared CPU. With an interrupt pending the vCPU goes on;
@@ -344,14 +376,14 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
             };
             match next {
                 Some(next) if next == slot => break,
-                Some(next) => {
+                Some(next) if parked(next).is_some() => {
                     let q = QUEUES.current();
                     q.since = now();
                     q.slice_start = q.since;
-                    switch(vcpu, regs, next);
-                    rearm(vcpu);
+                    rearm(switch(vcpu, regs, next));
                     return;
                 }
+                Some(_) => {}
                 None => {}
             }
             rearm(vcpu);
@@ -371,10 +403,14 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
 }
 
 /// The running vCPU is turned off (CPU_OFF or its VM stopped): its slot
-/// goes off; the caller clears `CURRENT` and idles.
+/// goes off and its `Vcpu` is dropped, so the caller must not use it
+/// again; it then clears TPIDR_EL2 and idles.
 pub fn current_turned_off() {
     let slot = vcpu::current().slot;
-    QUEUES.current().runq.turn_off(slot);
+    let q = QUEUES.current();
+    q.runq.turn_off(slot);
+    vcpu::clear_current();
+    *parked(slot) = None;
 }
 
 /// A time-shared CPU with no vCPU loaded: wait until one here can run.
@@ -422,17 +458,15 @@ fn take_interrupts_while_idle() {
 /// Load the parked vCPU in `slot` onto this idle CPU and enter it.
 fn run_parked(pcpu: usize, slot: usize) -> ! {
     let now = now();
-    let incoming = {
+    {
         let q = QUEUES.current();
         q.runq.set_running(Some(slot));
         q.since = now;
         q.slice_start = now;
-        q.parked[slot].take()
-    };
-    let Some(incoming) = incoming else {
+    }
+    let Some(vcpu) = make_current(slot) else {
         panic!("cpu{pcpu}: slot {slot} runnable with no vCPU");
     };
-    let vcpu = vcpu::install_current(incoming);
     // SAFETY: this CPU's save area; no exit is in progress on an idle CPU.
     let regs = unsafe { &mut *guest_regs(pcpu) };
     load(vcpu, regs);
@@ -440,25 +474,20 @@ fn run_parked(pcpu: usize, slot: usize) -> ! {
     enter_guest(pcpu)
 }
 
-/// Switch the running `vcpu` (in `CURRENT`) for the parked one in `next`.
-fn switch(vcpu: &mut Vcpu, regs: &mut GuestRegs, next: usize) {
-    let incoming = QUEUES.current().parked[next].take();
-    let Some(incoming) = incoming else {
-        irq::flush_list_registers(vcpu);
-        return;
-    };
+/// Switch from the running `vcpu` to the one in slot `next` (which holds a
+/// vCPU); returns it. `vcpu` stays in its slot, parked, and must not be
+/// used by the caller.
+fn switch(vcpu: &mut Vcpu, regs: &mut GuestRegs, next: usize) -> &'static mut Vcpu {
     let start = now();
     save(vcpu, regs);
-    let outgoing = core::mem::replace(vcpu, incoming);
-    {
-        let q = QUEUES.current();
-        let slot = outgoing.slot;
-        q.parked[slot] = Some(outgoing);
-        q.runq.set_running(Some(next));
-    }
-    load(vcpu, regs);
+    QUEUES.current().runq.set_running(Some(next));
+    let Some(incoming) = make_current(next) else {
+        unreachable!("the caller checked slot {next} holds a vCPU");
+    };
+    load(incoming, regs);
     SWITCHES.fetch_add(1, Ordering::Relaxed);
     SWITCH_TICKS.fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
+    incoming
 }
 
 fn read_el1(reg: El1Reg) -> u64 {
@@ -532,17 +561,7 @@ fn save(vcpu: &mut Vcpu, regs: &GuestRegs) {
     for reg in El1Reg::ALL {
         c.el1[reg as usize] = read_el1(reg);
     }
-    let mut fp = FpRegs {
-        v: [[0; 2]; 32],
-        fpcr: 0,
-        fpsr: 0,
-    };
-    fpsimd::save(&mut fp);
-    c.fp = FpState {
-        v: fp.v,
-        fpcr: fp.fpcr,
-        fpsr: fp.fpsr,
-    };
+    fpsimd::save(&mut c.fp.v, &mut c.fp.fpcr, &mut c.fp.fpsr);
     c.vtimer = VtimerState {
         ctl: read_sysreg!("CNTV_CTL_EL0"),
         cval: read_sysreg!("CNTV_CVAL_EL0"),
@@ -578,11 +597,7 @@ fn load(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     for reg in El1Reg::ALL {
         write_el1(reg, c.el1[reg as usize]);
     }
-    fpsimd::restore(&FpRegs {
-        v: c.fp.v,
-        fpcr: c.fp.fpcr,
-        fpsr: c.fp.fpsr,
-    });
+    fpsimd::restore(&c.fp.v, &c.fp.fpcr, &c.fp.fpsr);
     write_sysreg!("CNTV_CVAL_EL0", c.vtimer.cval);
     write_sysreg!("CNTV_CTL_EL0", c.vtimer.ctl);
     if c.vtimer.phys_active {
