@@ -172,6 +172,24 @@ impl<const N: usize> RunQueue<N> {
         best
     }
 
+    /// The runnable slot other than the running one that has run least (the
+    /// first after the running one among equals): who gets the CPU when the
+    /// running vCPU yields it. `None`: nobody else can run.
+    pub fn pick_other(&self) -> Option<usize> {
+        let start = self.running.map_or(0, |r| r + 1);
+        let mut best: Option<usize> = None;
+        for k in 0..N {
+            let i = (start + k) % N;
+            if Some(i) == self.running || self.state[i] != SlotState::Runnable {
+                continue;
+            }
+            if best.is_none_or(|b| self.runtime[i] < self.runtime[b]) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
     /// Whether a tick is needed: another slot is runnable besides the
     /// running one (then the running one must not keep the CPU for ever).
     pub fn contended(&self) -> bool {
@@ -240,6 +258,20 @@ mod proofs {
                 }
             }
             cover!(picked.is_none() && q.placed() > 0, "every vCPU here blocked or off: idle");
+
+            // A yield goes to the least-served runnable vCPU other than the running one.
+            let other = q.pick_other();
+            let others = (0..SLOTS).any(|i| Some(i) != q.running && q.state[i] == SlotState::Runnable);
+            assert!(other.is_some() == others);
+            if let Some(o) = other {
+                assert!(Some(o) != q.running && q.state[o] == SlotState::Runnable);
+                for i in 0..SLOTS {
+                    if Some(i) != q.running && q.state[i] == SlotState::Runnable {
+                        assert!(q.runtime[o] <= q.runtime[i]);
+                    }
+                }
+                cover!(q.running.is_some_and(|r| q.runtime[r] < q.runtime[o]), "a yield to a vCPU that ran more");
+            }
         }
     }
 
@@ -345,6 +377,22 @@ mod tests {
         q.block(a);
         assert_eq!(q.pick(true), None);
         assert_eq!(q.placed(), 2);
+    }
+
+    #[test]
+    fn a_yield_goes_to_another_vcpu_even_one_that_ran_more() {
+        let mut q = RunQueue::<4>::new();
+        let a = q.add().unwrap();
+        let b = q.add().unwrap();
+        q.make_runnable(a);
+        q.make_runnable(b);
+        q.set_running(Some(b));
+        q.charge(50);
+        q.set_running(Some(a));
+        assert_eq!(q.pick(true), Some(a));
+        assert_eq!(q.pick_other(), Some(b));
+        q.block(b);
+        assert_eq!(q.pick_other(), None);
     }
 
     #[test]

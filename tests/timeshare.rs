@@ -128,6 +128,51 @@ fn a_vm_with_more_vcpus_than_cpus_runs_them_all() {
     run.assert_line("timeshare: PASS");
 }
 
+/// Two vCPUs of one VM on one CPU pass a token back and forth, each waiting
+/// for its turn in a WFE loop (as a spinlock waiter does). Every pass must
+/// reach the other vCPU within about one slice: the waiter cannot keep the
+/// CPU longer than its slice, whatever it does. (On hardware WFE traps on a
+/// time-shared CPU and hands the CPU over at once; QEMU 7.2's TCG never
+/// traps WFE, so here each pass costs a slice.)
+#[test]
+fn a_waiting_vcpu_hands_the_cpu_over_within_a_slice() {
+    common::build_images();
+    let config = config_file(
+        "timeshare-pingpong",
+        &format!(
+            "[machine]\ncpus = 1\n{}",
+            hostile_vm("pp", "timeshare-pingpong", 2, "[0]")
+        ),
+    );
+    let run = common::boot(
+        "timeshare-pingpong",
+        &["--icount", "--config", config.to_str().unwrap()],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_line("timeshare: PASS");
+    let line = run
+        .output
+        .lines()
+        .find(|l| l.starts_with("timeshare: pingpong passes="))
+        .unwrap_or_else(|| panic!("no pingpong line\n{}", run.tail(20)));
+    let field = |key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (passes, ticks) = (field("passes="), field("ticks="));
+    // 62.5 MHz counter: a 2 ms slice is 125000 ticks; each pass is two handovers.
+    let per_handover = ticks / (2 * passes);
+    eprintln!("{passes} passes in {ticks} ticks: {per_handover} ticks per handover");
+    assert!(
+        per_handover <= 125_000 + 6_250,
+        "a handover took {per_handover} ticks, more than a slice"
+    );
+}
+
 /// A hostile VM flooding exits (hypercalls, MMIO) on the CPU it shares with
 /// the bare-metal test guest cannot starve it: the test guest's timer,
 /// interrupt and PSCI checks all pass.

@@ -166,8 +166,11 @@ fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
     if condition_failed(vcpu, esr) {
         return;
     }
-    if vcpu.shared && matches!(decode_wfx(esr), WfxKind::Wfi | WfxKind::Wfit) {
-        return timeshare::wait_for_interrupt(vcpu);
+    if vcpu.shared {
+        return match decode_wfx(esr) {
+            WfxKind::Wfi | WfxKind::Wfit => timeshare::wait_for_interrupt(vcpu),
+            WfxKind::Wfe | WfxKind::Wfet => timeshare::yield_to_others(vcpu),
+        };
     }
     with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
 }

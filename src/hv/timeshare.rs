@@ -402,6 +402,33 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
     rearm(vcpu);
 }
 
+/// A WFE on a time-shared CPU: the vCPU waits for another to do something
+/// (release a lock, SEV), so the runnable vCPU here that has run least gets
+/// the CPU now; the waiter stays runnable. With nobody else to run, WFE
+/// completes at once (as WFE may).
+pub fn yield_to_others(vcpu: &mut Vcpu) {
+    vcpu.count(ExitCause::Wfe);
+    inject::skip_instruction();
+    let pcpu = cpu::current_index();
+    let now = now();
+    let next = {
+        let q = QUEUES.current();
+        q.prepare(pcpu);
+        q.take_start_requests(pcpu);
+        q.sweep(now);
+        q.runq.charge(now.wrapping_sub(q.since));
+        q.since = now;
+        q.runq.pick_other()
+    };
+    if let Some(next) = next.filter(|&next| parked(next).is_some()) {
+        QUEUES.current().slice_start = now;
+        // SAFETY: this CPU's save area, holding the registers of the exit
+        // being handled; the WFE handler does not touch general registers.
+        let regs = unsafe { &mut *guest_regs(pcpu) };
+        rearm(switch(vcpu, regs, next));
+    }
+}
+
 /// The running vCPU is turned off (CPU_OFF or its VM stopped): its slot
 /// goes off and its `Vcpu` is dropped, so the caller must not use it
 /// again; it then clears TPIDR_EL2 and idles.
@@ -416,7 +443,7 @@ pub fn current_turned_off() {
 /// A time-shared CPU with no vCPU loaded: wait until one here can run.
 pub fn idle() -> ! {
     let pcpu = cpu::current_index();
-    vcpu::configure_cpu_for_guests();
+    vcpu::configure_cpu_for_guests(true);
     gic::enable_private(KICK_SGI);
     loop {
         let now = now();

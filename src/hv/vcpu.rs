@@ -196,6 +196,7 @@ const HCR_AMO: u64 = 1 << 5;
 const HCR_FB: u64 = 1 << 9;
 const HCR_BSU_INNER: u64 = 1 << 10;
 const HCR_TWI: u64 = 1 << 13;
+const HCR_TWE: u64 = 1 << 14;
 const HCR_TID1: u64 = 1 << 16;
 const HCR_TID3: u64 = 1 << 18;
 const HCR_TSC: u64 = 1 << 19;
@@ -208,8 +209,8 @@ const HCR_RW: u64 = 1 << 31;
 /// What the guest may do without us, and what traps: stage 2 on, physical
 /// interrupts to EL2 (virtual ones to the guest), WFI, SMC, ID registers,
 /// ACTLR, set/way cache operations and the virtual-memory control registers
-/// trap; WFE does not (each vCPU owns its physical CPU, so spinning costs
-/// nobody else).
+/// trap; WFE does not where a vCPU owns its physical CPU (spinning costs
+/// nobody else), but does on a time-shared one ([`GUEST_HCR_SHARED`]).
 pub const GUEST_HCR: u64 = HCR_VM
     | HCR_SWIO
     | HCR_FMO
@@ -226,6 +227,11 @@ pub const GUEST_HCR: u64 = HCR_VM
     | HCR_TVM
     | HCR_TRVM
     | HCR_RW;
+
+/// On a time-shared CPU WFE traps too: a vCPU waiting for an event (a lock
+/// another vCPU holds) gives the CPU to the others instead of spinning out
+/// its slice.
+pub const GUEST_HCR_SHARED: u64 = GUEST_HCR | HCR_TWE;
 
 /// CPTR_EL2 (non-VHE): RES1 bits only; FP/SIMD is not trapped, since the
 /// hypervisor itself never touches FP registers (soft-float target).
@@ -284,9 +290,10 @@ pub fn install_current(vcpu: Vcpu) -> &'static mut Vcpu {
 }
 
 /// The per-CPU EL2 configuration every guest runs under (the same for
-/// every VM), and the private interrupts the hypervisor takes.
-pub fn configure_cpu_for_guests() {
-    write_sysreg!("HCR_EL2", GUEST_HCR);
+/// every VM; WFE traps on a time-shared CPU), and the private interrupts
+/// the hypervisor takes.
+pub fn configure_cpu_for_guests(shared: bool) {
+    write_sysreg!("HCR_EL2", if shared { GUEST_HCR_SHARED } else { GUEST_HCR });
     write_sysreg!("VPIDR_EL2", read_sysreg!("MIDR_EL1"));
     write_sysreg!("CPTR_EL2", CPTR_EL2_RES1);
     write_sysreg!("HSTR_EL2", 0);
@@ -310,7 +317,7 @@ pub fn run(vm: &'static Vm, index: usize, entry: u64, x0: u64) -> ! {
     let pcpu = cpu::current_index();
     install_current(Vcpu::new(vm, index, false, 0, entry, x0));
 
-    configure_cpu_for_guests();
+    configure_cpu_for_guests(false);
     write_sysreg!("VTCR_EL2", vm.vtcr);
     write_sysreg!("VTTBR_EL2", vm.vttbr);
     write_sysreg!("VMPIDR_EL2", (1 << 31) | index as u64);

@@ -33,6 +33,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("cpu-off-on", cpu_off_on::run),
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
+    ("timeshare-pingpong", timeshare::run_pingpong),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
@@ -43,6 +44,9 @@ pub fn secondary_main(_cpu: u64) -> ! {
     }
     if timeshare::ACTIVE.load(core::sync::atomic::Ordering::SeqCst) {
         timeshare::secondary();
+    }
+    if timeshare::PINGPONG.load(core::sync::atomic::Ordering::SeqCst) {
+        timeshare::pingpong_secondary();
     }
     loop {
         // SAFETY: waiting only.

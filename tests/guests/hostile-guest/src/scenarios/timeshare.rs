@@ -7,6 +7,10 @@
 //!
 //! `timeshare` runs on vCPU 0; `timeshare-smp` also starts vCPU 1 with the
 //! same work, so one VM has two vCPUs to share whatever CPUs it has.
+//! `timeshare-pingpong` passes a token between vCPUs 0 and 1 a number of
+//! times, each waiting for its turn in a WFE loop (as a spinlock waiter
+//! does): on a shared CPU each wait must hand the CPU over at once rather
+//! than spin out a slice.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -20,6 +24,11 @@ const FPCR_TOWARDS_ZERO: u64 = 0xc0_0000;
 
 /// Set while `timeshare-smp` runs: vCPU 1 works too.
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Set while `timeshare-pingpong` runs: vCPU 1 passes the token back.
+pub static PINGPONG: AtomicBool = AtomicBool::new(false);
+/// Whose turn it is (vCPU index), and how many passes are left.
+static TURN: AtomicU64 = AtomicU64::new(0);
+const PASSES: u64 = 50;
 static SECONDARY_DONE: AtomicBool = AtomicBool::new(false);
 static SECONDARY_BAD: AtomicU64 = AtomicU64::new(0);
 
@@ -95,6 +104,48 @@ fn work(vcpu: u64) -> u64 {
     let ticks = guest_rt::counter() - start;
     println!("timeshare: vcpu{vcpu} ticks={ticks} checksum={checksum:#x} fp-mismatches={bad}");
     bad
+}
+
+fn wait_for_turn(me: u64) {
+    while TURN.load(Ordering::Acquire) != me {
+        // SAFETY: waiting for an event only.
+        unsafe { core::arch::asm!("wfe", options(nostack)) };
+    }
+}
+
+fn pass_to(other: u64) {
+    TURN.store(other, Ordering::Release);
+    // SAFETY: signals an event only.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+}
+
+/// vCPU 1's body in `timeshare-pingpong`.
+pub fn pingpong_secondary() -> ! {
+    for _ in 0..PASSES {
+        wait_for_turn(1);
+        pass_to(0);
+    }
+    loop {
+        // SAFETY: waiting only.
+        unsafe { core::arch::asm!("wfi", options(nostack)) };
+    }
+}
+
+pub fn run_pingpong(_dtb: u64) {
+    PINGPONG.store(true, Ordering::SeqCst);
+    let ret = hvc(PSCI_CPU_ON, 1, guest_rt::secondary_entry_address(), 1)[0];
+    if ret != 0 {
+        println!("timeshare: FAIL: CPU_ON returned {ret:#x}");
+        return;
+    }
+    let start = guest_rt::counter();
+    for _ in 0..PASSES {
+        pass_to(1);
+        wait_for_turn(0);
+    }
+    let ticks = guest_rt::counter() - start;
+    println!("timeshare: pingpong passes={PASSES} ticks={ticks}");
+    println!("timeshare: PASS");
 }
 
 /// vCPU 1's body in `timeshare-smp`.
