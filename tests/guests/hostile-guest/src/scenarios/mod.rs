@@ -9,6 +9,7 @@ mod irq;
 mod mmio_flood;
 mod probe_ipa;
 mod ram_zeroed;
+mod rezero;
 mod timeshare;
 mod uart_tx_off;
 
@@ -31,6 +32,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("cpu-on-bad-entry", cpu_on_bad_entry::run),
     ("probe-ipa", probe_ipa::run),
     ("cpu-off-on", cpu_off_on::run),
+    ("rezero", rezero::run),
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),

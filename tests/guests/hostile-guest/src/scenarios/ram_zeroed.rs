@@ -40,7 +40,7 @@ fn starts_with(addr: u64, prefix: &[u8]) -> bool {
 }
 
 /// The first `reg` (2 address cells, 2 size cells) of a `memory` node.
-fn memory_range(dtb: u64) -> Option<(u64, u64)> {
+pub fn memory_range(dtb: u64) -> Option<(u64, u64)> {
     let structs = dtb + u64::from(be32(dtb + 8));
     let strings = dtb + u64::from(be32(dtb + 12));
     let mut at = structs;
