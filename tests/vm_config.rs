@@ -360,3 +360,46 @@ fn a_restarted_vm_finds_even_a_short_last_ram_chunk_zeroed() {
     );
     assert!(!run.output.contains("rezero: FAIL"), "{}", run.tail(30));
 }
+
+/// One VM storms the virtual GIC (SGIs broadcast and to 16 targets, every
+/// SPI enabled, routed, set pending and active, its private interrupts set
+/// pending) while two VMs with every interrupt enabled listen: one shares
+/// the stormer's CPU (time-shared), one has its own. Neither receives a
+/// single interrupt; the stormer takes its own.
+#[test]
+fn sgis_and_gic_writes_never_reach_another_vm() {
+    common::build_images();
+    let vm = |name: &str, scenario: &str, cpus: &str, shared: bool| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nkernel = \"hostile-guest\"\ncmdline = \"hostile={scenario}\"\n\
+             vcpus = 1\nmemory = \"64M\"\ncpus = {cpus}\ntime_shared = {shared}\n"
+        )
+    };
+    let text = format!(
+        "[machine]\ncpus = 2\n{}{}{}",
+        vm("storm", "gic-storm", "[0]", true),
+        vm("nextdoor", "irq-quiet", "[0]", true),
+        vm("apart", "irq-quiet", "[1]", false)
+    );
+    let path = config_file("gic-storm", &text);
+    let run = common::boot(
+        "config-gic-storm",
+        &["--config", path.to_str().unwrap()],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    let took: u64 = run
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("(storm) gic-storm: "))
+        .and_then(|l| l.split(", took ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no storm result\n{}", run.tail(30)));
+    assert!(took > 0, "the storm reached its own vCPU");
+    for name in ["nextdoor", "apart"] {
+        run.assert_line(&format!(
+            "({name}) irq-quiet: received 0 interrupts in 200 ms"
+        ));
+    }
+}

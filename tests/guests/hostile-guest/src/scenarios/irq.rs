@@ -187,3 +187,84 @@ pub fn ptimer(_dtb: u64) {
         "ptimer: tval ok {tval_ok}, delivered {intid}, status {status:#x}, pending after {pending}, then {after}"
     );
 }
+
+/// A 32-bit store with a plain register address, so the trap carries a
+/// syndrome the hypervisor can emulate (a post-indexed store, which the
+/// compiler picks in loops, has none and is refused as an external abort).
+fn store32(addr: usize, value: u32) {
+    // SAFETY: a store to a GIC register of this VM.
+    unsafe {
+        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack))
+    };
+}
+
+/// How long `gic-storm` storms, in counter ticks (QEMU virt: 62.5 MHz, so
+/// 100 ms); `irq-quiet` listens twice as long, so the storm falls inside.
+const WINDOW_TICKS: u64 = 6_250_000;
+
+/// Everything a guest can do to interrupts, as fast as it can, for the
+/// window: SGIs 0-15 to every other vCPU (IRM broadcast) and to a target
+/// list naming 16 vCPUs it does not have; every SPI enabled, routed to
+/// vCPU 0 and 1, set pending and active; every private interrupt set
+/// pending on its own redistributor (the frames of vCPUs it does not have
+/// are not there: an external abort, see `probe-ipa`). None of it may reach
+/// another VM (tests: `irq-quiet`).
+pub fn gic_storm(_dtb: u64) {
+    gic_on();
+    store32(GICR_SGI + 0x100, u32::MAX);
+    for word in 1..4 {
+        store32(GICD + 0x100 + word * 4, u32::MAX); // ISENABLER
+    }
+    for spi in 32..128usize {
+        store32(GICD + 0x6000 + spi * 8, (spi % 2) as u32); // IROUTER, Aff0
+    }
+    let start = guest_rt::counter();
+    let (mut rounds, mut taken) = (0u64, 0u64);
+    while guest_rt::counter() - start < WINDOW_TICKS {
+        for sgi in 0..16u64 {
+            msr!("S3_0_C12_C11_5", (sgi << 24) | (1 << 40)); // ICC_SGI1R_EL1, IRM: all but self
+            msr!("S3_0_C12_C11_5", (sgi << 24) | 0xffff); // target list Aff0 0-15
+        }
+        for word in 1..4 {
+            store32(GICD + 0x200 + word * 4, u32::MAX); // ISPENDR
+            store32(GICD + 0x300 + word * 4, u32::MAX); // ISACTIVER
+            store32(GICD + 0x380 + word * 4, u32::MAX); // ICACTIVER
+        }
+        store32(GICR_SGI + 0x200, u32::MAX); // ISPENDR0 of its own redistributor
+        loop {
+            let intid = iar();
+            if intid == SPURIOUS {
+                break;
+            }
+            eoi(intid);
+            taken += 1;
+        }
+        rounds += 1;
+    }
+    println!("gic-storm: {rounds} rounds, took {taken} of its own interrupts");
+}
+
+/// Every interrupt enabled and unmasked at the CPU interface, no timer
+/// armed, nothing sent: for the window, count what arrives. Another VM's
+/// SGIs, SPI or redistributor writes must never show up here: 0.
+pub fn irq_quiet(_dtb: u64) {
+    gic_on();
+    mmio_write::<u32>(GICR_SGI + 0x100, u32::MAX);
+    for word in 1..4 {
+        mmio_write::<u32>(GICD + 0x100 + word * 4, u32::MAX);
+    }
+    let start = guest_rt::counter();
+    let mut received = 0u64;
+    let mut first = SPURIOUS;
+    while guest_rt::counter() - start < 2 * WINDOW_TICKS {
+        let intid = iar();
+        if intid != SPURIOUS {
+            if received == 0 {
+                first = intid;
+            }
+            received += 1;
+            eoi(intid);
+        }
+    }
+    println!("irq-quiet: received {received} interrupts in 200 ms (first {first})");
+}

@@ -33,6 +33,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("probe-ipa", probe_ipa::run),
     ("cpu-off-on", cpu_off_on::run),
     ("rezero", rezero::run),
+    ("gic-storm", irq::gic_storm),
+    ("irq-quiet", irq::irq_quiet),
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),
