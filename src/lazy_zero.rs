@@ -303,7 +303,6 @@ mod tests {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::frame_alloc::FrameAllocator;
 
     const BASE: u64 = 0x10_0000;
     const FRAMES: usize = 4;
@@ -324,70 +323,82 @@ mod proofs {
         /// Whatever RAM held, every frame of a chunk handed out (by a range,
         /// a range the owner overwrites, or a lookup) reads zero unless the
         /// owner wrote it; a chunk is zeroed once, zeroing touches nothing
-        /// already handed out, and addresses handed out lie in the VM's frames.
+        /// already handed out, and addresses handed out lie in the VM's
+        /// frames. One operation from any state where that already holds
+        /// (any chunks zeroed, any RAM contents, any owner writes), so it
+        /// holds after every sequence of operations.
         #[unwind(6)]
         fn ram_is_handed_out_only_zeroed(src) {
-            let mut a = FrameAllocator::new(BASE, FRAMES as u64 * FRAME_SIZE).unwrap();
+            let chunk_shift = FRAME_SIZE.trailing_zeros() + src.below(2) as u32;
+            let chunks = (FRAMES as u64 * FRAME_SIZE).div_ceil(1 << chunk_shift) as usize;
+            let zeroed_bits = src.below(1 << chunks);
+            let mut lazy = LazilyZeroed {
+                pa: BASE,
+                size: FRAMES as u64 * FRAME_SIZE,
+                chunk_shift,
+                zeroed: alloc::vec![zeroed_bits],
+                zeroed_chunks: zeroed_bits.count_ones() as usize,
+            };
+            let chunk_of = |f: usize| ((f as u64 * FRAME_SIZE) >> chunk_shift) as usize;
             let mut ram = ModelRam(src.any());
-            let chunk = FRAME_SIZE << src.below(2);
-            let mut lazy = LazilyZeroed::new(a.alloc_for_owner(FRAMES, FRAME_SIZE).unwrap(), chunk).unwrap();
-            let mut handed = [false; FRAMES];
-            let mut written = [false; FRAMES];
-            for _ in 0..3 {
-                let op = src.below(3);
-                let (offset, len) = if op == 2 {
-                    // The overwriting form writes whole frames (the model's unit).
-                    (src.below(FRAMES as u64 + 1) * FRAME_SIZE, src.below(3) * FRAME_SIZE)
-                } else {
-                    (src.below(FRAMES as u64 * FRAME_SIZE + 2), src.below(2 * FRAME_SIZE + 1))
-                };
-                let before = ram.0;
-                let mut fresh = [false; FRAMES];
-                let mut overwritten = [false; FRAMES];
-                let mut mark = |c: Chunk| {
-                    for f in (c.pa - BASE) / FRAME_SIZE..(c.pa - BASE + c.len) / FRAME_SIZE {
-                        fresh[f as usize] = true;
-                    }
-                };
-                let pa = match op {
-                    0 => lazy.zero_range(offset, len, &mut ram, &mut mark),
-                    1 => lazy.host_address(offset, len),
-                    _ => lazy.zero_range_around(offset, len, &mut ram, |ram, pa| {
-                        let range = ((pa - BASE) / FRAME_SIZE) as usize..((pa - BASE + len) / FRAME_SIZE) as usize;
-                        ram.0[range.clone()].fill(0xee);
-                        overwritten[range].fill(true);
-                    }, &mut mark),
-                };
-                for f in 0..FRAMES {
-                    if fresh[f] {
-                        assert!(!handed[f], "a chunk handed out twice");
-                        handed[f] = true;
-                    } else if !overwritten[f] {
-                        assert_eq!(ram.0[f], before[f], "zeroing touched another chunk");
-                    }
-                    written[f] |= overwritten[f];
-                }
-                if let Some(pa) = pa {
-                    let first = ((pa - BASE) / FRAME_SIZE) as usize;
-                    let last = ((pa - BASE + len - 1) / FRAME_SIZE) as usize;
-                    assert!(pa >= BASE && last < FRAMES);
-                    for f in first..=last {
-                        assert!(handed[f], "an address handed out before its chunk");
-                        cover!(before[f] != 0 && !written[f], "a dirty chunk was zeroed and handed out");
-                    }
-                    if op != 2 {
-                        // The owner writes what it was given.
-                        for (cell, owned) in ram.0[first..=last].iter_mut().zip(&mut written[first..=last]) {
-                            *cell = 0xee;
-                            *owned = true;
-                        }
-                    }
-                }
-                for f in 0..FRAMES {
-                    assert!(!handed[f] || written[f] || ram.0[f] == 0, "handed out dirty");
-                }
-                cover!(op == 2 && fresh.iter().any(|&f| f), "an overwritten range handed out a chunk");
+            let mut written: [bool; FRAMES] = src.any();
+            let handed: [bool; FRAMES] = core::array::from_fn(|f| lazy.chunk_zeroed(chunk_of(f)));
+            // The invariant: a frame handed out reads zero unless its owner wrote it.
+            for f in 0..FRAMES {
+                assume!(!handed[f] || written[f] || ram.0[f] == 0);
             }
+
+            let op = src.below(3);
+            let (offset, len) = if op == 2 {
+                // The overwriting form writes whole frames (the model's unit).
+                (src.below(FRAMES as u64 + 1) * FRAME_SIZE, src.below(3) * FRAME_SIZE)
+            } else {
+                (src.below(FRAMES as u64 * FRAME_SIZE + 2), src.below(2 * FRAME_SIZE + 1))
+            };
+            let before = ram.0;
+            let mut fresh = [false; FRAMES];
+            let mut overwritten = [false; FRAMES];
+            let mut mark = |c: Chunk| {
+                for f in (c.pa - BASE) / FRAME_SIZE..(c.pa - BASE + c.len) / FRAME_SIZE {
+                    fresh[f as usize] = true;
+                }
+            };
+            let pa = match op {
+                0 => lazy.zero_range(offset, len, &mut ram, &mut mark),
+                1 => lazy.host_address(offset, len),
+                _ => lazy.zero_range_around(offset, len, &mut ram, |ram, pa| {
+                    let range = ((pa - BASE) / FRAME_SIZE) as usize..((pa - BASE + len) / FRAME_SIZE) as usize;
+                    ram.0[range.clone()].fill(0xee);
+                    overwritten[range].fill(true);
+                }, &mut mark),
+            };
+            let mut now_handed = handed;
+            for f in 0..FRAMES {
+                if fresh[f] {
+                    assert!(!handed[f], "a chunk handed out twice");
+                    now_handed[f] = true;
+                } else if !overwritten[f] {
+                    assert_eq!(ram.0[f], before[f], "zeroing touched another chunk");
+                }
+                written[f] |= overwritten[f];
+                // The bookkeeping says exactly which chunks are handed out.
+                assert_eq!(now_handed[f], lazy.chunk_zeroed(chunk_of(f)));
+            }
+            if let Some(pa) = pa {
+                let first = ((pa - BASE) / FRAME_SIZE) as usize;
+                let last = ((pa - BASE + len - 1) / FRAME_SIZE) as usize;
+                assert!(pa >= BASE && last < FRAMES);
+                for f in first..=last {
+                    assert!(now_handed[f], "an address handed out before its chunk");
+                    cover!(before[f] != 0 && !written[f], "a dirty chunk was zeroed and handed out");
+                }
+            }
+            for f in 0..FRAMES {
+                assert!(!now_handed[f] || written[f] || ram.0[f] == 0, "handed out dirty");
+            }
+            assert_eq!(lazy.zeroed_chunks, lazy.zeroed[0].count_ones() as usize);
+            cover!(op == 2 && fresh.iter().any(|&f| f), "an overwritten range handed out a chunk");
+            cover!(op == 1 && pa.is_some(), "a lookup of zeroed chunks");
         }
     }
 }

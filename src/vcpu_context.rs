@@ -199,48 +199,22 @@ pub const ENCODED_SIZE: usize = ENCODED_WORDS * 8;
 /// "hvCPU" and format version 1.
 const MAGIC: u64 = 0x6876_4350_5500_0001;
 
-/// Appends words; the layout below never writes more than ENCODED_WORDS.
-struct Writer {
-    words: [u64; ENCODED_WORDS],
-    at: usize,
-}
-
-impl Writer {
-    fn word(&mut self, value: u64) {
-        if let Some(slot) = self.words.get_mut(self.at) {
-            *slot = value;
-        }
-        self.at += 1;
-    }
-
-    fn words(&mut self, values: &[u64]) {
-        for &v in values {
-            self.word(v);
-        }
-    }
-}
-
-/// Reads words in the order [`Writer`] wrote them.
-struct Reader<'a> {
-    words: &'a [u64; ENCODED_WORDS],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn word(&mut self) -> u64 {
-        let value = self.words.get(self.at).copied().unwrap_or(0);
-        self.at += 1;
-        value
-    }
-
-    fn words<const N: usize>(&mut self) -> [u64; N] {
-        let mut out = [0; N];
-        for v in out.iter_mut() {
-            *v = self.word();
-        }
-        out
-    }
-}
+// Where each field starts in the encoded words (word 0 is the format word).
+const AT_GPRS: usize = 1;
+const AT_PC: usize = AT_GPRS + NUM_GPRS;
+const AT_PSTATE: usize = AT_PC + 1;
+const AT_EL1: usize = AT_PSTATE + 1;
+const AT_FP: usize = AT_EL1 + NUM_EL1_REGS;
+const AT_FPCR: usize = AT_FP + 64;
+const AT_FPSR: usize = AT_FPCR + 1;
+const AT_VTIMER: usize = AT_FPSR + 1;
+const AT_ICH_HCR: usize = AT_VTIMER + 4;
+const AT_ICH_VMCR: usize = AT_ICH_HCR + 1;
+const AT_APRS: usize = AT_ICH_VMCR + 1;
+const AT_LRS: usize = AT_APRS + NUM_APRS;
+const AT_PTIMER: usize = AT_LRS + MAX_LRS;
+const AT_POWER: usize = AT_PTIMER + 2;
+const _: () = assert!(AT_POWER + 1 == ENCODED_WORDS);
 
 fn power_word(power: PowerWord) -> u64 {
     match power {
@@ -253,101 +227,94 @@ fn power_word(power: PowerWord) -> u64 {
 impl VcpuContext {
     /// The context as words: a format word, then every field in a fixed order.
     pub fn to_words(&self) -> [u64; ENCODED_WORDS] {
-        let mut w = Writer {
-            words: [0; ENCODED_WORDS],
-            at: 0,
-        };
-        w.word(MAGIC);
-        w.words(&self.gprs);
-        w.word(self.pc);
-        w.word(self.pstate);
-        w.words(&self.el1);
-        for half in &self.fp.v {
-            w.words(half);
+        let mut w = [0; ENCODED_WORDS];
+        w[0] = MAGIC;
+        w[AT_GPRS..AT_PC].copy_from_slice(&self.gprs);
+        w[AT_PC] = self.pc;
+        w[AT_PSTATE] = self.pstate;
+        w[AT_EL1..AT_FP].copy_from_slice(&self.el1);
+        for (i, half) in self.fp.v.iter().enumerate() {
+            w[AT_FP + 2 * i] = half[0];
+            w[AT_FP + 2 * i + 1] = half[1];
         }
-        w.word(self.fp.fpcr);
-        w.word(self.fp.fpsr);
-        w.word(self.vtimer.ctl);
-        w.word(self.vtimer.cval);
-        w.word(self.vtimer.cntvoff);
-        w.word(u64::from(self.vtimer.phys_active));
-        w.word(self.gic.hcr);
-        w.word(self.gic.vmcr);
-        for (ap0, ap1) in self.gic.ap0r.iter().zip(self.gic.ap1r) {
-            w.word(u64::from(*ap0) | u64::from(ap1) << 32);
+        w[AT_FPCR] = self.fp.fpcr;
+        w[AT_FPSR] = self.fp.fpsr;
+        w[AT_VTIMER] = self.vtimer.ctl;
+        w[AT_VTIMER + 1] = self.vtimer.cval;
+        w[AT_VTIMER + 2] = self.vtimer.cntvoff;
+        w[AT_VTIMER + 3] = u64::from(self.vtimer.phys_active);
+        w[AT_ICH_HCR] = self.gic.hcr;
+        w[AT_ICH_VMCR] = self.gic.vmcr;
+        for i in 0..NUM_APRS {
+            w[AT_APRS + i] = u64::from(self.gic.ap0r[i]) | u64::from(self.gic.ap1r[i]) << 32;
         }
-        w.words(&self.gic.lrs);
-        w.word(self.ptimer.ctl);
-        w.word(self.ptimer.cval);
-        w.word(power_word(self.power));
-        w.words
+        w[AT_LRS..AT_PTIMER].copy_from_slice(&self.gic.lrs);
+        w[AT_PTIMER] = self.ptimer.ctl;
+        w[AT_PTIMER + 1] = self.ptimer.cval;
+        w[AT_POWER] = power_word(self.power);
+        w
     }
 
     /// A context from words written by [`to_words`](Self::to_words); `None`
     /// for anything else (format word, or a field out of range).
-    pub fn from_words(words: &[u64; ENCODED_WORDS]) -> Option<Self> {
-        let mut r = Reader { words, at: 0 };
-        if r.word() != MAGIC {
+    pub fn from_words(w: &[u64; ENCODED_WORDS]) -> Option<Self> {
+        if w[0] != MAGIC {
             return None;
         }
-        let gprs = r.words::<NUM_GPRS>();
-        let pc = r.word();
-        let pstate = r.word();
-        let el1 = r.words::<NUM_EL1_REGS>();
-        let mut v = [[0; 2]; 32];
-        for half in v.iter_mut() {
-            *half = r.words::<2>();
-        }
-        let fp = FpState {
-            v,
-            fpcr: r.word(),
-            fpsr: r.word(),
-        };
-        let (ctl, cval, cntvoff) = (r.word(), r.word(), r.word());
-        let phys_active = match r.word() {
+        let phys_active = match w[AT_VTIMER + 3] {
             0 => false,
             1 => true,
             _ => return None,
         };
-        let (hcr, vmcr) = (r.word(), r.word());
-        let mut ap0r = [0; NUM_APRS];
-        let mut ap1r = [0; NUM_APRS];
-        for (ap0, ap1) in ap0r.iter_mut().zip(ap1r.iter_mut()) {
-            let both = r.word();
-            *ap0 = both as u32;
-            *ap1 = (both >> 32) as u32;
-        }
-        let lrs = r.words::<MAX_LRS>();
-        let ptimer = PtimerState {
-            ctl: r.word(),
-            cval: r.word(),
-        };
-        let power = match r.word() {
+        let power = match w[AT_POWER] {
             0 => PowerWord::Off,
             1 => PowerWord::OnPending,
             2 => PowerWord::On,
             _ => return None,
         };
+        let mut gprs = [0; NUM_GPRS];
+        gprs.copy_from_slice(&w[AT_GPRS..AT_PC]);
+        let mut el1 = [0; NUM_EL1_REGS];
+        el1.copy_from_slice(&w[AT_EL1..AT_FP]);
+        let mut v = [[0; 2]; 32];
+        for (i, half) in v.iter_mut().enumerate() {
+            *half = [w[AT_FP + 2 * i], w[AT_FP + 2 * i + 1]];
+        }
+        let mut ap0r = [0; NUM_APRS];
+        let mut ap1r = [0; NUM_APRS];
+        for i in 0..NUM_APRS {
+            ap0r[i] = w[AT_APRS + i] as u32;
+            ap1r[i] = (w[AT_APRS + i] >> 32) as u32;
+        }
+        let mut lrs = [0; MAX_LRS];
+        lrs.copy_from_slice(&w[AT_LRS..AT_PTIMER]);
         Some(VcpuContext {
             gprs,
-            pc,
-            pstate,
+            pc: w[AT_PC],
+            pstate: w[AT_PSTATE],
             el1,
-            fp,
+            fp: FpState {
+                v,
+                fpcr: w[AT_FPCR],
+                fpsr: w[AT_FPSR],
+            },
             vtimer: VtimerState {
-                ctl,
-                cval,
-                cntvoff,
+                ctl: w[AT_VTIMER],
+                cval: w[AT_VTIMER + 1],
+                cntvoff: w[AT_VTIMER + 2],
                 phys_active,
             },
             gic: GicCpuState {
-                hcr,
-                vmcr,
+                hcr: w[AT_ICH_HCR],
+                vmcr: w[AT_ICH_VMCR],
                 ap0r,
                 ap1r,
                 lrs,
             },
-            ptimer,
+            ptimer: PtimerState {
+                ctl: w[AT_PTIMER],
+                cval: w[AT_PTIMER + 1],
+            },
             power,
         })
     }
