@@ -94,6 +94,15 @@ fn invalid_configurations_name_the_vm_and_field_and_start_nothing() {
             "VM 'sharer', cpus: CPU 0 already belongs to another VM ('owner')",
         ),
         (
+            "crowded-cpu",
+            format!(
+                "[machine]\ncpus = 1\n{}{}",
+                vm("five", "vcpus = 5\ncpus = [0]\ntime_shared = true"),
+                vm("four", "vcpus = 4\ncpus = [0]\ntime_shared = true")
+            ),
+            "VM 'four', cpus: CPU 0 would run more than 8 vCPUs",
+        ),
+        (
             "no-such-cpu",
             format!("[machine]\ncpus = 2\n{}", vm("one", "cpus = [1, 5]")),
             "VM 'one', cpus: CPU 5 does not exist (the machine has 2)",

@@ -488,6 +488,23 @@ pub fn validate(specs: &mut [VmSpec], machine: &Machine) -> Result<(), SpecError
     for (spec, mask) in specs.iter_mut().zip(cpus) {
         spec.cpus = mask;
     }
+    // A time-shared CPU keeps a slot per vCPU placed on it.
+    let mut placed = [0usize; MAX_PHYS_CPUS];
+    for spec in specs.iter() {
+        for index in 0..spec.vcpus {
+            let Some(cpu) = spec.cpu_of(index) else {
+                continue;
+            };
+            placed[cpu] += 1;
+            if placed[cpu] > crate::sched::MAX_SLOTS {
+                let problem = alloc::format!(
+                    "CPU {cpu} would run more than {} vCPUs",
+                    crate::sched::MAX_SLOTS
+                );
+                return Err(error(&spec.name, "cpus", problem));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -85,6 +85,19 @@ fn time_shared_vms_share_cpus_and_may_have_more_vcpus_than_cpus() {
     assert_eq!(specs[0].cpus, 0b0001);
     assert_eq!(specs[1].cpus, 0b1110);
 
+    // At most 8 vCPUs share one CPU.
+    let mut specs = two();
+    for spec in specs.iter_mut() {
+        spec.time_shared = true;
+        spec.cpus = 0b0001;
+        spec.vcpus = 5;
+    }
+    let message = validate(&mut specs, &machine()).unwrap_err().to_string();
+    assert!(
+        message.contains("VM 'linux2', cpus: CPU 0 would run more than 8 vCPUs"),
+        "{message}"
+    );
+
     // Without time-sharing, more vCPUs than CPUs is refused, and says why.
     let mut specs = two();
     specs[0].cpus = 0b0001;
