@@ -36,6 +36,7 @@ pub mod trapped_insn;
 pub mod uart_tx;
 pub mod vcpu_context;
 pub mod vgic;
+pub mod virtio_blk;
 pub mod virtio_mmio;
 pub mod virtqueue;
 pub mod vm_spec;
