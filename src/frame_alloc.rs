@@ -217,6 +217,31 @@ impl FrameAllocator {
         Some(self.base + first as u64 * FRAME_SIZE)
     }
 
+    /// The `count` frames from `pa` (a frame address), if every one of them
+    /// is free; all or nothing. For RAM that must start at a given address
+    /// (a guest whose kernel already lies where its RAM will be).
+    pub fn alloc_at(&mut self, pa: u64, count: usize) -> Option<u64> {
+        let first = self.index(pa).ok()?;
+        if count == 0 || first.checked_add(count).is_none_or(|end| end > self.frames) {
+            return None;
+        }
+        if (first..first + count).any(|i| self.is_used(i)) {
+            return None;
+        }
+        for i in first..first + count {
+            self.set_used(i, true);
+        }
+        self.free -= count;
+        Some(pa)
+    }
+
+    /// Like [`FrameAllocator::alloc_at`], for a new owner who gets the
+    /// address once the frames are zeroed ([`UnscrubbedFrames::zero`]).
+    pub fn alloc_for_owner_at(&mut self, pa: u64, count: usize) -> Option<UnscrubbedFrames> {
+        let pa = self.alloc_at(pa, count)?;
+        Some(UnscrubbedFrames { pa, count })
+    }
+
     /// Like [`FrameAllocator::alloc_contiguous`], for a new owner: the
     /// frames are zeroed through `scrubber` (and nothing else is) before
     /// their address is returned.
@@ -282,6 +307,34 @@ mod tests {
         assert_eq!(a.free_count(), 0);
         a.free(BASE + 5 * FRAME_SIZE).unwrap();
         assert_eq!(a.alloc(), Some(BASE + 5 * FRAME_SIZE));
+    }
+
+    #[test]
+    fn allocates_at_an_address_only_when_every_frame_is_free() {
+        let mut a = FrameAllocator::new(BASE, 16 * FRAME_SIZE).unwrap();
+        a.reserve(BASE + 4 * FRAME_SIZE, FRAME_SIZE).unwrap();
+        let before = a.free_count();
+        // Refused, changing nothing: a reserved frame inside, past the end,
+        // unaligned, outside, empty.
+        assert_eq!(a.alloc_at(BASE + 2 * FRAME_SIZE, 4), None);
+        assert_eq!(a.alloc_at(BASE + 12 * FRAME_SIZE, 5), None);
+        assert_eq!(a.alloc_at(BASE + 5 * FRAME_SIZE + 8, 2), None);
+        assert_eq!(a.alloc_at(BASE - FRAME_SIZE, 1), None);
+        assert_eq!(a.alloc_at(BASE + 5 * FRAME_SIZE, 0), None);
+        assert_eq!(a.free_count(), before);
+        // Freeing the reservation lets a run over it be taken.
+        a.free(BASE + 4 * FRAME_SIZE).unwrap();
+        assert_eq!(
+            a.alloc_at(BASE + 4 * FRAME_SIZE, 12),
+            Some(BASE + 4 * FRAME_SIZE)
+        );
+        assert_eq!(a.free_count(), 4);
+        assert!((4..16).all(|i| a.is_allocated(BASE + i * FRAME_SIZE)));
+        assert!((0..4).all(|i| !a.is_allocated(BASE + i * FRAME_SIZE)));
+        assert_eq!(a.alloc_at(BASE + 15 * FRAME_SIZE, 1), None);
+        let owner = a.alloc_for_owner_at(BASE, 4).unwrap();
+        assert_eq!(owner.count(), 4);
+        assert_eq!(a.free_count(), 0);
     }
 
     #[test]
