@@ -225,11 +225,19 @@ impl FrameAllocator {
         if count == 0 || first.checked_add(count).is_none_or(|end| end > self.frames) {
             return None;
         }
-        if (first..first + count).any(|i| self.is_used(i)) {
+        // A word of the bitmap at a time (a guest's 256 MiB is 65536 frames).
+        let end = first + count;
+        let words = first / 64..end.div_ceil(64);
+        let mask = |w: usize| {
+            let lo = first.max(w * 64) - w * 64;
+            let hi = end.min(w * 64 + 64) - w * 64;
+            (u64::MAX >> (64 - (hi - lo))) << lo
+        };
+        if words.clone().any(|w| self.used[w] & mask(w) != 0) {
             return None;
         }
-        for i in first..first + count {
-            self.set_used(i, true);
+        for w in words {
+            self.used[w] |= mask(w);
         }
         self.free -= count;
         Some(pa)
@@ -335,6 +343,35 @@ mod tests {
         let owner = a.alloc_for_owner_at(BASE, 4).unwrap();
         assert_eq!(owner.count(), 4);
         assert_eq!(a.free_count(), 0);
+    }
+
+    #[test]
+    fn alloc_at_matches_a_frame_by_frame_check() {
+        // Every start and length over 3 words with a few frames reserved:
+        // taken exactly when every frame is free, marking exactly those.
+        for start in 0..192usize {
+            for count in 1..=192 - start {
+                let mut a = FrameAllocator::new(BASE, 192 * FRAME_SIZE).unwrap();
+                for reserved in [5u64, 63, 64, 130] {
+                    a.reserve(BASE + reserved * FRAME_SIZE, 1).unwrap();
+                }
+                let before: Vec<bool> = (0..192)
+                    .map(|i| a.is_allocated(BASE + i * FRAME_SIZE))
+                    .collect();
+                let free = (start..start + count).all(|i| !before[i]);
+                let got = a.alloc_at(BASE + start as u64 * FRAME_SIZE, count);
+                assert_eq!(got.is_some(), free, "start {start} count {count}");
+                for (i, was) in before.iter().enumerate() {
+                    let inside = (start..start + count).contains(&i);
+                    assert_eq!(
+                        a.is_allocated(BASE + i as u64 * FRAME_SIZE),
+                        *was || (free && inside),
+                        "start {start} count {count} frame {i}"
+                    );
+                }
+                assert_eq!(a.free_count(), 192 - 4 - if free { count } else { 0 });
+            }
+        }
     }
 
     #[test]
