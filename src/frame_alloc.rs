@@ -217,6 +217,39 @@ impl FrameAllocator {
         Some(self.base + first as u64 * FRAME_SIZE)
     }
 
+    /// The `count` frames from `pa` (a frame address), if every one of them
+    /// is free; all or nothing. For RAM that must start at a given address
+    /// (a guest whose kernel already lies where its RAM will be).
+    pub fn alloc_at(&mut self, pa: u64, count: usize) -> Option<u64> {
+        let first = self.index(pa).ok()?;
+        if count == 0 || first.checked_add(count).is_none_or(|end| end > self.frames) {
+            return None;
+        }
+        // A word of the bitmap at a time (a guest's 256 MiB is 65536 frames).
+        let end = first + count;
+        let words = first / 64..end.div_ceil(64);
+        let mask = |w: usize| {
+            let lo = first.max(w * 64) - w * 64;
+            let hi = end.min(w * 64 + 64) - w * 64;
+            (u64::MAX >> (64 - (hi - lo))) << lo
+        };
+        if words.clone().any(|w| self.used[w] & mask(w) != 0) {
+            return None;
+        }
+        for w in words {
+            self.used[w] |= mask(w);
+        }
+        self.free -= count;
+        Some(pa)
+    }
+
+    /// Like [`FrameAllocator::alloc_at`], for a new owner who gets the
+    /// address once the frames are zeroed ([`UnscrubbedFrames::zero`]).
+    pub fn alloc_for_owner_at(&mut self, pa: u64, count: usize) -> Option<UnscrubbedFrames> {
+        let pa = self.alloc_at(pa, count)?;
+        Some(UnscrubbedFrames { pa, count })
+    }
+
     /// Like [`FrameAllocator::alloc_contiguous`], for a new owner: the
     /// frames are zeroed through `scrubber` (and nothing else is) before
     /// their address is returned.
@@ -282,6 +315,63 @@ mod tests {
         assert_eq!(a.free_count(), 0);
         a.free(BASE + 5 * FRAME_SIZE).unwrap();
         assert_eq!(a.alloc(), Some(BASE + 5 * FRAME_SIZE));
+    }
+
+    #[test]
+    fn allocates_at_an_address_only_when_every_frame_is_free() {
+        let mut a = FrameAllocator::new(BASE, 16 * FRAME_SIZE).unwrap();
+        a.reserve(BASE + 4 * FRAME_SIZE, FRAME_SIZE).unwrap();
+        let before = a.free_count();
+        // Refused, changing nothing: a reserved frame inside, past the end,
+        // unaligned, outside, empty.
+        assert_eq!(a.alloc_at(BASE + 2 * FRAME_SIZE, 4), None);
+        assert_eq!(a.alloc_at(BASE + 12 * FRAME_SIZE, 5), None);
+        assert_eq!(a.alloc_at(BASE + 5 * FRAME_SIZE + 8, 2), None);
+        assert_eq!(a.alloc_at(BASE - FRAME_SIZE, 1), None);
+        assert_eq!(a.alloc_at(BASE + 5 * FRAME_SIZE, 0), None);
+        assert_eq!(a.free_count(), before);
+        // Freeing the reservation lets a run over it be taken.
+        a.free(BASE + 4 * FRAME_SIZE).unwrap();
+        assert_eq!(
+            a.alloc_at(BASE + 4 * FRAME_SIZE, 12),
+            Some(BASE + 4 * FRAME_SIZE)
+        );
+        assert_eq!(a.free_count(), 4);
+        assert!((4..16).all(|i| a.is_allocated(BASE + i * FRAME_SIZE)));
+        assert!((0..4).all(|i| !a.is_allocated(BASE + i * FRAME_SIZE)));
+        assert_eq!(a.alloc_at(BASE + 15 * FRAME_SIZE, 1), None);
+        let owner = a.alloc_for_owner_at(BASE, 4).unwrap();
+        assert_eq!(owner.count(), 4);
+        assert_eq!(a.free_count(), 0);
+    }
+
+    #[test]
+    fn alloc_at_matches_a_frame_by_frame_check() {
+        // Every start and length over 3 words with a few frames reserved:
+        // taken exactly when every frame is free, marking exactly those.
+        for start in 0..192usize {
+            for count in 1..=192 - start {
+                let mut a = FrameAllocator::new(BASE, 192 * FRAME_SIZE).unwrap();
+                for reserved in [5u64, 63, 64, 130] {
+                    a.reserve(BASE + reserved * FRAME_SIZE, 1).unwrap();
+                }
+                let before: Vec<bool> = (0..192)
+                    .map(|i| a.is_allocated(BASE + i * FRAME_SIZE))
+                    .collect();
+                let free = (start..start + count).all(|i| !before[i]);
+                let got = a.alloc_at(BASE + start as u64 * FRAME_SIZE, count);
+                assert_eq!(got.is_some(), free, "start {start} count {count}");
+                for (i, was) in before.iter().enumerate() {
+                    let inside = (start..start + count).contains(&i);
+                    assert_eq!(
+                        a.is_allocated(BASE + i as u64 * FRAME_SIZE),
+                        *was || (free && inside),
+                        "start {start} count {count} frame {i}"
+                    );
+                }
+                assert_eq!(a.free_count(), 192 - 4 - if free { count } else { 0 });
+            }
+        }
     }
 
     #[test]

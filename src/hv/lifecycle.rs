@@ -131,6 +131,13 @@ pub fn restart_if_parked(vm: &'static Vm) {
     if !vm.restart_requested.swap(false, Ordering::AcqRel) {
         return;
     }
+    if vm.kernel_in_place() {
+        info!(
+            "VM '{}' restarts with the machine (its kernel ran in place)",
+            vm.name
+        );
+        hv_arch::psci::system_reset();
+    }
     vm.reset();
     RUNNING.fetch_add(1, Ordering::AcqRel);
     vm.stopped.store(false, Ordering::Release);

@@ -159,7 +159,11 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     let mut vms: alloc::vec::Vec<&'static Vm> = alloc::vec::Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let vmid = u16::try_from(i + 1).map_err(|_| "too many VMs")?;
-        let vm = Vm::create(vmid, &host, &args, spec, cntvoff)
+        // A lone VM may run its kernel where the loader put it (restarting
+        // it resets the machine, which reloads the images).
+        let reserved = [hypervisor, host_tree];
+        let in_place_clear_of = (specs.len() == 1).then_some(&reserved[..]);
+        let vm = Vm::create(vmid, &host, &args, spec, cntvoff, in_place_clear_of)
             .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
         vms.push(Box::leak(Box::new(vm)));
     }

@@ -120,25 +120,60 @@ impl Vm {
         args: &HvArgs,
         vm_spec: &VmSpec,
         cntvoff: u64,
+        in_place_clear_of: Option<&[(u64, u64)]>,
     ) -> Result<Vm, String> {
         let num_vcpus = vm_spec.vcpus;
         let ram_size = vm_spec.mem_bytes;
         let ram_frames = (ram_size / FRAME_SIZE) as usize;
-        if vm_spec.test_device {
-            leave_previous_owner_data(ram_frames);
-        }
+
+        // SAFETY: the kernel blob is host RAM reserved at boot.
+        let header_bytes =
+            unsafe { core::slice::from_raw_parts(vm_spec.kernel.addr as *const u8, 64) };
+        let header =
+            parse_image_header(header_bytes).map_err(|e| alloc::format!("guest kernel: {e:?}"))?;
+        let initrd_size = vm_spec.initrd.map_or(0, |m| m.size);
+        let layout = plan_layout(
+            RAM_IPA,
+            ram_size,
+            &header,
+            vm_spec.kernel.size,
+            initrd_size,
+            DTB_MAX_SIZE,
+        )
+        .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
+
         // The frames may hold a previous owner's data (another VM's, the
         // hypervisor's, whatever was in RAM at boot): each chunk is zeroed
         // before it is mapped, at the guest's first touch (a stage-2 fault,
         // `zero_on_first_touch`) or before the hypervisor writes into it.
         // Zeroing all 256 MiB up front cost 48 ms of instructions before the
         // guest's first one, and made QEMU back every host page.
-        let unscrubbed = frames()
-            .lock()
-            .alloc_for_owner(ram_frames, TWO_MIB)
-            .ok_or_else(|| {
-                alloc::format!("no {} MiB of contiguous RAM for the guest", ram_size >> 20)
-            })?;
+        // A lone VM's RAM starts where its kernel already lies, if it can
+        // (see `claim_ram_around_kernel`); otherwise the kernel is copied.
+        let in_place = in_place_clear_of.and_then(|others| {
+            claim_ram_around_kernel(vm_spec, layout.kernel_ipa, ram_frames, others)
+        });
+        let kernel_in_place = in_place.is_some();
+        if kernel_in_place {
+            info!(
+                "vm{vmid}: kernel run in place at PA {:#x} (not copied)",
+                vm_spec.kernel.addr
+            );
+        }
+        let unscrubbed = match in_place {
+            Some(frames) => frames,
+            None => {
+                if vm_spec.test_device {
+                    leave_previous_owner_data(ram_frames, None);
+                }
+                frames()
+                    .lock()
+                    .alloc_for_owner(ram_frames, TWO_MIB)
+                    .ok_or_else(|| {
+                        alloc::format!("no {} MiB of contiguous RAM for the guest", ram_size >> 20)
+                    })?
+            }
+        };
         let mut ram_zeroing =
             LazilyZeroed::new(unscrubbed, RAM_CHUNK).expect("the chunk size is a power of two");
         let ram_pa = ram_zeroing.bounds().0;
@@ -182,21 +217,6 @@ impl Vm {
             });
         }
 
-        // SAFETY: the kernel blob is host RAM reserved at boot.
-        let header_bytes =
-            unsafe { core::slice::from_raw_parts(vm_spec.kernel.addr as *const u8, 64) };
-        let header =
-            parse_image_header(header_bytes).map_err(|e| alloc::format!("guest kernel: {e:?}"))?;
-        let initrd_size = vm_spec.initrd.map_or(0, |m| m.size);
-        let layout = plan_layout(
-            RAM_IPA,
-            ram_size,
-            &header,
-            vm_spec.kernel.size,
-            initrd_size,
-            DTB_MAX_SIZE,
-        )
-        .map_err(|e| alloc::format!("guest layout: {e:?}"))?;
         let initrd_range = vm_spec
             .initrd
             .zip(layout.initrd_ipa)
@@ -224,11 +244,13 @@ impl Vm {
         let boot = BootImages {
             kernel: vm_spec.kernel,
             kernel_ipa: layout.kernel_ipa,
+            kernel_in_place,
             initrd: vm_spec.initrd.zip(layout.initrd_ipa),
             dtb,
             dtb_ipa: layout.dtb_ipa,
         };
-        // Copied into chunks zeroed only around the copy (the kernel is 27 MB).
+        // Copied into chunks zeroed only around the copy (the kernel is 27 MB),
+        // or only zeroed around the kernel where it lies in place.
         boot.load_into(&mut ram_zeroing, &mut stage2)?;
         let vgic = fresh_vgic(num_vcpus, &assigned_spis);
 
@@ -311,6 +333,12 @@ impl Vm {
         if let Some(virtio) = &self.virtio {
             *virtio.lock() = VirtioMmio::new(NullBackend::default());
         }
+    }
+
+    /// Whether the VM's kernel ran where the loader put it: its images are
+    /// gone, so only a machine reset (which reloads them) restarts it.
+    pub fn kernel_in_place(&self) -> bool {
+        self.boot.kernel_in_place
     }
 
     /// Whether every vCPU is off (parked), so the VM can be reset.
@@ -551,26 +579,96 @@ impl EmulatedDevice {
     }
 }
 
+/// The RAM of a lone VM, claimed so that it starts where QEMU's loader put
+/// the kernel blob, minus the kernel's offset in guest RAM: the kernel is
+/// then already in place and is not copied. Copying 27 MB under QEMU's TCG
+/// cost about as many host instructions as a third of the boot's whole
+/// difference to bare QEMU, and made QEMU back 28 MiB more host pages.
+/// `None` (the blob stays reserved, the caller copies) when the RAM there
+/// is not free, not 2 MiB aligned, or would meet a frame of `others` (the
+/// other reserved ranges: the blob's frames are freed for a moment, and one
+/// may share its last frame) or of the initramfs.
+fn claim_ram_around_kernel(
+    vm_spec: &VmSpec,
+    kernel_ipa: u64,
+    ram_frames: usize,
+    others: &[(u64, u64)],
+) -> Option<hvcore::frame_alloc::UnscrubbedFrames> {
+    let kernel = vm_spec.kernel;
+    let ram_pa = kernel.addr.checked_sub(kernel_ipa.checked_sub(RAM_IPA)?)?;
+    if !ram_pa.is_multiple_of(TWO_MIB) || !kernel.addr.is_multiple_of(FRAME_SIZE) {
+        return None;
+    }
+    let ram_end = ram_pa.checked_add(ram_frames as u64 * FRAME_SIZE)?;
+    let initrd = vm_spec.initrd.map(|m| (m.addr, m.size));
+    let meets_ram = |&(addr, size): &(u64, u64)| {
+        let first = addr & !(FRAME_SIZE - 1);
+        let end = addr.saturating_add(size).next_multiple_of(FRAME_SIZE);
+        first < ram_end && end > ram_pa
+    };
+    if others.iter().chain(initrd.iter()).any(meets_ram) {
+        return None;
+    }
+    let blob_frames = kernel.size.div_ceil(FRAME_SIZE) as usize;
+    let lead_frames = ((kernel.addr - ram_pa) / FRAME_SIZE) as usize;
+    let rest_pa = kernel.addr + blob_frames as u64 * FRAME_SIZE;
+    let rest_frames = ram_frames.checked_sub(lead_frames + blob_frames)?;
+    if vm_spec.test_device {
+        // The frames it gets besides the blob, as for a copied kernel.
+        let runs = [(ram_pa, lead_frames), (rest_pa, rest_frames)];
+        leave_previous_owner_data(ram_frames, Some(&runs));
+    }
+    let mut allocator = frames().lock();
+    // The blob's frames are reserved; they become part of the RAM.
+    allocator.free_contiguous(kernel.addr, blob_frames).ok()?;
+    let claimed = allocator.alloc_for_owner_at(ram_pa, ram_frames);
+    if claimed.is_none() {
+        allocator
+            .reserve(kernel.addr, kernel.size)
+            .expect("the blob was reserved a moment ago");
+    }
+    claimed
+}
+
 /// Test VMs only (`hv.testdev=on`): play a previous owner of the frames the
 /// VM is about to get, leaving a byte pattern in one cache line of every
 /// page and freeing them again, so a test can see whether the new owner is
-/// handed that data. The allocator is first-fit, so the VM gets these frames.
-fn leave_previous_owner_data(frames_wanted: usize) {
+/// handed that data. Without `at` the allocator's first fit, which the VM
+/// then gets; with `at`, the runs `(pa, frames)` the VM will claim there
+/// (its RAM around a kernel run in place).
+fn leave_previous_owner_data(frames_wanted: usize, at: Option<&[(u64, usize)]>) {
     let mut allocator = frames().lock();
-    let Some(pa) = allocator.alloc_contiguous(frames_wanted, TWO_MIB) else {
-        return;
+    let first_fit;
+    let runs = match at {
+        Some(runs) => runs,
+        None => {
+            let Some(pa) = allocator.alloc_contiguous(frames_wanted, TWO_MIB) else {
+                return;
+            };
+            let _ = allocator.free_contiguous(pa, frames_wanted);
+            first_fit = [(pa, frames_wanted)];
+            &first_fit[..]
+        }
     };
-    for page in 0..frames_wanted as u64 {
-        // A different line of each page, so every line offset is covered.
-        let line = pa + page * FRAME_SIZE + (page * 64) % FRAME_SIZE;
-        // SAFETY: frames just allocated to this function, identity-mapped at EL2.
-        unsafe { core::ptr::write_bytes(line as *mut u8, 0xa5, 64) };
+    let mut left = 0;
+    for &(pa, count) in runs {
+        if count == 0 || allocator.alloc_at(pa, count).is_none() {
+            continue;
+        }
+        for page in 0..count as u64 {
+            // A different line of each page, so every line offset is covered.
+            let line = pa + page * FRAME_SIZE + (page * 64) % FRAME_SIZE;
+            // SAFETY: frames just allocated to this function, identity-mapped at EL2.
+            unsafe { core::ptr::write_bytes(line as *mut u8, 0xa5, 64) };
+        }
+        hv_arch::cache::clean_dcache_range(pa as usize, count * FRAME_SIZE as usize);
+        let _ = allocator.free_contiguous(pa, count);
+        left += count;
     }
-    hv_arch::cache::clean_dcache_range(pa as usize, frames_wanted * FRAME_SIZE as usize);
-    let _ = allocator.free_contiguous(pa, frames_wanted);
     info!(
-        "testdev: left a pattern in {} MiB of free RAM at PA {pa:#x}",
-        (frames_wanted as u64 * FRAME_SIZE) >> 20
+        "testdev: left a pattern in {} KiB of free RAM at PA {:#x}",
+        (left as u64 * FRAME_SIZE) >> 10,
+        runs.first().map_or(0, |r| r.0)
     );
 }
 
@@ -620,6 +718,9 @@ impl Vm {
 struct BootImages {
     kernel: Module,
     kernel_ipa: u64,
+    /// The kernel blob is the guest's RAM at `kernel_ipa` (not copied; the
+    /// guest overwrites it, so the VM cannot be restarted from it).
+    kernel_in_place: bool,
     initrd: Option<(Module, u64)>,
     dtb: Vec<u8>,
     dtb_ipa: u64,
@@ -633,11 +734,17 @@ impl BootImages {
         ram: &mut LazilyZeroed,
         stage2: &mut Stage2<FrameTableMemory>,
     ) -> Result<(), String> {
+        if self.kernel_in_place {
+            map_in_place(ram, stage2, self.kernel_ipa, self.kernel)
+                .ok_or_else(|| alloc::format!("mapping the kernel at {:#x}", self.kernel_ipa))?;
+        }
         let mut copy_in = |ipa: u64, src_pa: u64, len: u64| {
             copy_and_map(ram, stage2, ipa, src_pa, len)
                 .ok_or_else(|| alloc::format!("mapping guest RAM at {ipa:#x}"))
         };
-        copy_in(self.kernel_ipa, self.kernel.addr, self.kernel.size)?;
+        if !self.kernel_in_place {
+            copy_in(self.kernel_ipa, self.kernel.addr, self.kernel.size)?;
+        }
         if let Some((initrd, ipa)) = self.initrd {
             copy_in(ipa, initrd.addr, initrd.size)?;
         }
@@ -715,6 +822,32 @@ fn copy_and_map(
         len,
         &mut HostScrubber,
         |_, dst_pa| copy_to_guest(dst_pa, src_pa, len),
+        |chunk| {
+            if mapped.is_ok() {
+                mapped = map_ram_chunk(stage2, chunk);
+            }
+        },
+    )?;
+    mapped.ok()
+}
+
+/// Zero and map the chunks of guest RAM that hold `blob` at `ipa`, where it
+/// already lies (a kernel run in place): only their parts outside the blob
+/// are zeroed.
+fn map_in_place(
+    ram: &mut LazilyZeroed,
+    stage2: &mut Stage2<FrameTableMemory>,
+    ipa: u64,
+    blob: Module,
+) -> Option<()> {
+    let mut mapped = Ok(());
+    ram.zero_range_around(
+        ipa.checked_sub(RAM_IPA)?,
+        blob.size,
+        &mut HostScrubber,
+        // Written already, by the loader; the hypervisor never wrote these
+        // lines, so none is dirty in its caches for a guest with caches off.
+        |_, pa| debug_assert_eq!(pa, blob.addr),
         |chunk| {
             if mapped.is_ok() {
                 mapped = map_ram_chunk(stage2, chunk);
