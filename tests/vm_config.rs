@@ -343,8 +343,12 @@ fn tagged_vms_cannot_forge_hypervisor_lines() {
 #[test]
 fn a_restarted_vm_finds_even_a_short_last_ram_chunk_zeroed() {
     common::build_images();
-    let text = "[machine]\ncpus = 1\n[[vm]]\nname = \"rz\"\nkernel = \"hostile-guest\"\n\
-                cmdline = \"hostile=rezero\"\nvcpus = 1\nmemory = \"65M\"\n";
+    // A second VM, so that kernels are copied into guest RAM and restarts
+    // reload them (a lone VM runs its kernel in place and restarts with the
+    // machine).
+    let text = "[machine]\ncpus = 2\n[[vm]]\nname = \"rz\"\nkernel = \"hostile-guest\"\n\
+                cmdline = \"hostile=rezero\"\nvcpus = 1\nmemory = \"65M\"\n\
+                [[vm]]\nname = \"other\"\nkernel = \"test-guest\"\nvcpus = 1\nmemory = \"64M\"\n";
     let path = config_file("rezero", text);
     let escape = "\u{1d}";
     let written = "rezero: pattern written";
