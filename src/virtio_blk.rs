@@ -48,11 +48,12 @@ pub enum BlkOp {
 }
 
 /// A request to serve: the operation, its data as pieces of guest memory
-/// in order, and where its status byte goes.
+/// in order (at most `N`, the chain's buffer cap; smaller in proofs), and
+/// where its status byte goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlkRequest {
+pub struct BlkRequest<const N: usize = MAX_CHAIN_BUFFERS> {
     pub op: BlkOp,
-    data: [Buffer; MAX_CHAIN_BUFFERS],
+    data: [Buffer; N],
     count: usize,
     /// Total bytes of data.
     pub data_len: u64,
@@ -60,7 +61,7 @@ pub struct BlkRequest {
     pub status_addr: u64,
 }
 
-impl BlkRequest {
+impl<const N: usize> BlkRequest<N> {
     /// The data, as guest memory pieces in order (device-readable for a
     /// write, device-writable otherwise).
     pub fn data(&self) -> &[Buffer] {
@@ -73,8 +74,8 @@ impl BlkRequest {
 // on the exit path that serves it.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    Request(BlkRequest),
+pub enum Parsed<const N: usize = MAX_CHAIN_BUFFERS> {
+    Request(BlkRequest<N>),
     /// Answer `status` at `status_addr` at once, touching nothing else.
     Refused {
         status: u8,
@@ -88,16 +89,16 @@ pub struct NoStatusByte;
 
 /// The part of `buffers` that starts `skip_front` bytes in and ends
 /// `skip_back` bytes before their end, as pieces; with its length.
-fn carve(
+fn carve<const N: usize>(
     buffers: &[Buffer],
     skip_front: u64,
     skip_back: u64,
-) -> ([Buffer; MAX_CHAIN_BUFFERS], usize, u64) {
+) -> ([Buffer; N], usize, u64) {
     let mut out = [Buffer {
         addr: 0,
         len: 0,
         writable: false,
-    }; MAX_CHAIN_BUFFERS];
+    }; N];
     let mut count = 0;
     let total: u64 = buffers.iter().map(|b| u64::from(b.len)).sum();
     let end = total.saturating_sub(skip_back);
@@ -107,7 +108,7 @@ fn carve(
         at = stop;
         let from = start.max(skip_front);
         let to = stop.min(end);
-        if from >= to || count >= MAX_CHAIN_BUFFERS {
+        if from >= to || count >= N {
             continue;
         }
         out[count] = Buffer {
@@ -141,12 +142,12 @@ fn read_header(readable: &[Buffer], mem: &(impl GuestMemory + ?Sized)) -> Option
 
 /// Check a request chain for a disk of `capacity` sectors. `buffers` come
 /// from the virtqueue parser: inside guest memory, readable ones first.
-pub fn parse_request(
+pub fn parse_request<const N: usize>(
     buffers: &[Buffer],
     mem: &(impl GuestMemory + ?Sized),
     capacity: u64,
     read_only: bool,
-) -> Result<Parsed, NoStatusByte> {
+) -> Result<Parsed<N>, NoStatusByte> {
     let split = buffers
         .iter()
         .position(|b| b.writable)
@@ -225,6 +226,15 @@ mod tests {
 
     const BASE: u64 = 0x4000_0000;
 
+    fn parse(
+        buffers: &[Buffer],
+        mem: &FlatMemory,
+        capacity: u64,
+        read_only: bool,
+    ) -> Result<Parsed, NoStatusByte> {
+        parse_request::<MAX_CHAIN_BUFFERS>(buffers, mem, capacity, read_only)
+    }
+
     fn r(addr: u64, len: u32) -> Buffer {
         Buffer {
             addr: BASE + addr,
@@ -264,14 +274,14 @@ mod tests {
     fn linux_style_read_and_write_chains() {
         let mem = memory_with_header(T_IN, 8);
         let chain = [r(0, 16), w(0x1000, 4096), w(0x3000, 1)];
-        let req = request(parse_request(&chain, &mem, 16, false));
+        let req = request(parse(&chain, &mem, 16, false));
         assert_eq!(req.op, BlkOp::Read { sector: 8 });
         assert_eq!(req.data(), &[w(0x1000, 4096)]);
         assert_eq!((req.data_len, req.status_addr), (4096, BASE + 0x3000));
 
         let mem = memory_with_header(T_OUT, 0);
         let chain = [r(0, 16), r(0x1000, 512), r(0x2000, 1024), w(0x3000, 1)];
-        let req = request(parse_request(&chain, &mem, 3, false));
+        let req = request(parse(&chain, &mem, 3, false));
         assert_eq!(req.op, BlkOp::Write { sector: 0 });
         assert_eq!(req.data(), &[r(0x1000, 512), r(0x2000, 1024)]);
         assert_eq!(req.data_len, 1536);
@@ -282,18 +292,18 @@ mod tests {
         // Header split in two, header and data in one buffer, data and status in one.
         let mem = memory_with_header(T_OUT, 1);
         let chain = [r(0, 10), r(10, 6 + 512), w(0x3000, 1)];
-        let req = request(parse_request(&chain, &mem, 2, false));
+        let req = request(parse(&chain, &mem, 2, false));
         assert_eq!(req.data(), &[r(16, 512)]);
         let mem = memory_with_header(T_IN, 1);
         let chain = [r(0, 16), w(0x1000, 513)];
-        let req = request(parse_request(&chain, &mem, 2, false));
+        let req = request(parse(&chain, &mem, 2, false));
         assert_eq!(req.data(), &[w(0x1000, 512)]);
         assert_eq!(req.status_addr, BASE + 0x1000 + 512);
     }
 
     #[test]
     fn bad_requests_get_the_status_the_spec_says() {
-        let refused = |status| {
+        let refused = |status| -> Result<Parsed, NoStatusByte> {
             Ok(Parsed::Refused {
                 status,
                 status_addr: BASE + 0x3000,
@@ -302,16 +312,16 @@ mod tests {
         // Past the end, not whole sectors, sector arithmetic overflowing.
         let mem = memory_with_header(T_IN, 15);
         assert_eq!(
-            parse_request(&[r(0, 16), w(0x1000, 1024), w(0x3000, 1)], &mem, 16, false),
+            parse(&[r(0, 16), w(0x1000, 1024), w(0x3000, 1)], &mem, 16, false),
             refused(S_IOERR)
         );
         assert_eq!(
-            parse_request(&[r(0, 16), w(0x1000, 100), w(0x3000, 1)], &mem, 16, false),
+            parse(&[r(0, 16), w(0x1000, 100), w(0x3000, 1)], &mem, 16, false),
             refused(S_IOERR)
         );
         let mem = memory_with_header(T_IN, u64::MAX);
         assert_eq!(
-            parse_request(
+            parse(
                 &[r(0, 16), w(0x1000, 512), w(0x3000, 1)],
                 &mem,
                 u64::MAX,
@@ -322,25 +332,25 @@ mod tests {
         // A write to a read-only disk; a header cut short; an unknown type.
         let mem = memory_with_header(T_OUT, 0);
         assert_eq!(
-            parse_request(&[r(0, 16), r(0x1000, 512), w(0x3000, 1)], &mem, 16, true),
+            parse(&[r(0, 16), r(0x1000, 512), w(0x3000, 1)], &mem, 16, true),
             refused(S_IOERR)
         );
         assert_eq!(
-            parse_request(&[r(0, 15), w(0x3000, 1)], &mem, 16, false),
+            parse(&[r(0, 15), w(0x3000, 1)], &mem, 16, false),
             refused(S_IOERR)
         );
         let mem = memory_with_header(11, 0);
         assert_eq!(
-            parse_request(&[r(0, 16), w(0x3000, 1)], &mem, 16, false),
+            parse(&[r(0, 16), w(0x3000, 1)], &mem, 16, false),
             refused(S_UNSUPP)
         );
         // No byte for the status: the device cannot answer.
         assert_eq!(
-            parse_request(&[r(0, 16), r(0x1000, 512)], &mem, 16, false),
+            parse(&[r(0, 16), r(0x1000, 512)], &mem, 16, false),
             Err(NoStatusByte)
         );
         assert_eq!(
-            parse_request(&[r(0, 16), w(0x1000, 0)], &mem, 16, false),
+            parse(&[r(0, 16), w(0x1000, 0)], &mem, 16, false),
             Err(NoStatusByte)
         );
     }
@@ -348,10 +358,10 @@ mod tests {
     #[test]
     fn flush_and_get_id() {
         let mem = memory_with_header(T_FLUSH, 0);
-        let req = request(parse_request(&[r(0, 16), w(0x3000, 1)], &mem, 0, true));
+        let req = request(parse(&[r(0, 16), w(0x3000, 1)], &mem, 0, true));
         assert_eq!((req.op, req.data_len), (BlkOp::Flush, 0));
         let mem = memory_with_header(T_GET_ID, 0);
-        let req = request(parse_request(
+        let req = request(parse(
             &[r(0, 16), w(0x1000, 64), w(0x3000, 1)],
             &mem,
             0,
@@ -459,7 +469,7 @@ mod proofs {
             let chain = &chain[..count];
             let capacity: u64 = if src.any() { src.below(8) } else { src.any() };
             let read_only: bool = src.any();
-            let result = parse_request(chain, &mem, capacity, read_only);
+            let result = parse_request::<BUFFERS>(chain, &mem, capacity, read_only);
             let writable_bytes: u64 = chain.iter().filter(|b| b.writable).map(|b| u64::from(b.len)).sum();
             assert!(result.is_err() == (writable_bytes == 0));
             let status_addr = match &result {
