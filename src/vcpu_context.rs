@@ -354,64 +354,25 @@ mod proofs {
     use super::*;
     use crate::verify::Source;
 
-    fn any_power(src: &mut Source) -> PowerWord {
-        match src.below(3) {
-            0 => PowerWord::Off,
-            1 => PowerWord::OnPending,
-            _ => PowerWord::On,
-        }
-    }
-
-    /// Any context at all: every field drawn independently.
-    fn any_context(src: &mut Source) -> VcpuContext {
-        VcpuContext {
-            gprs: src.any(),
-            pc: src.any(),
-            pstate: src.any(),
-            el1: src.any(),
-            fp: FpState {
-                v: src.any(),
-                fpcr: src.any(),
-                fpsr: src.any(),
-            },
-            vtimer: VtimerState {
-                ctl: src.any(),
-                cval: src.any(),
-                cntvoff: src.any(),
-                phys_active: src.any(),
-            },
-            gic: GicCpuState {
-                hcr: src.any(),
-                vmcr: src.any(),
-                ap0r: src.any(),
-                ap1r: src.any(),
-                lrs: src.any(),
-            },
-            ptimer: PtimerState {
-                ctl: src.any(),
-                cval: src.any(),
-            },
-            power: any_power(src),
-        }
-    }
-
-    // Save → restore is the identity, in three harnesses over the same
-    // encoding (one over everything timed out in the prover): each takes
-    // any context, writes it out as words and reads it back, and checks
-    // its part of the fields; together they check every field.
-    fn round_trip(src: &mut Source) -> (VcpuContext, VcpuContext) {
-        let context = any_context(src);
-        let back = VcpuContext::from_words(&context.to_words());
-        assert!(back.is_some());
-        (context, back.unwrap_or(context))
-    }
-
     proof! {
-        /// Save → restore keeps the general registers, PC, PSTATE and the
-        /// EL1/EL0 system registers.
+        /// Save → restore is the identity: any context, written out as words
+        /// and read back, is the same context, field for field. The context
+        /// is read from any words whose format word and two enumerations are
+        /// valid: every field is one of those words as it is, so that is
+        /// every context there is (drawing the fields one by one timed out
+        /// in the prover).
         #[unwind(33)]
-        fn save_then_restore_keeps_the_cpu_registers(src) {
-            let (a, b) = round_trip(src);
+        fn save_then_restore_is_identity(src) {
+            let mut words: [u64; ENCODED_WORDS] = src.any();
+            words[0] = MAGIC;
+            words[AT_VTIMER + 3] = src.below(2);
+            words[AT_POWER] = src.below(3);
+            let Some(a) = VcpuContext::from_words(&words) else {
+                panic!("valid words always read");
+            };
+            let Some(b) = VcpuContext::from_words(&a.to_words()) else {
+                panic!("a written context always reads back");
+            };
             for i in 0..NUM_GPRS {
                 assert!(a.gprs[i] == b.gprs[i]);
             }
@@ -419,29 +380,10 @@ mod proofs {
                 assert!(a.el1[i] == b.el1[i]);
             }
             assert!(a.pc == b.pc && a.pstate == b.pstate);
-            cover!(a.pc != 0 && a.gprs[30] != 0, "a vCPU in the middle of its code");
-        }
-    }
-
-    proof! {
-        /// Save → restore keeps the FP/SIMD registers, FPCR and FPSR.
-        #[unwind(33)]
-        fn save_then_restore_keeps_fp_simd(src) {
-            let (a, b) = round_trip(src);
             for i in 0..32 {
                 assert!(a.fp.v[i][0] == b.fp.v[i][0] && a.fp.v[i][1] == b.fp.v[i][1]);
             }
             assert!(a.fp.fpcr == b.fp.fpcr && a.fp.fpsr == b.fp.fpsr);
-            cover!(a.fp.v[31][1] != 0, "a live V31");
-        }
-    }
-
-    proof! {
-        /// Save → restore keeps the timers, the GIC CPU interface (list
-        /// registers included) and the PSCI state.
-        #[unwind(33)]
-        fn save_then_restore_keeps_timers_gic_and_power(src) {
-            let (a, b) = round_trip(src);
             assert!(a.vtimer == b.vtimer && a.ptimer == b.ptimer && a.power == b.power);
             assert!(a.gic.hcr == b.gic.hcr && a.gic.vmcr == b.gic.vmcr);
             for i in 0..NUM_APRS {
