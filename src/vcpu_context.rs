@@ -352,7 +352,6 @@ impl VcpuContext {
 #[cfg(any(test, kani))]
 mod proofs {
     use super::*;
-    use crate::verify::Source;
 
     proof! {
         /// Save → restore is the identity: any context, written out as words
