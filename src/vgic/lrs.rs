@@ -6,7 +6,7 @@
 //! ([`Vgic::flush_lrs`]): occupied registers are rewritten from the model,
 //! free ones get the best deliverable interrupts.
 
-use super::{Irq, Vgic, PRIORITY_MASK};
+use super::{bit, Vgic, PRIORITY_MASK, PRIVATE_BITS};
 
 const LR_STATE_SHIFT: u32 = 62;
 const LR_STATE_PENDING: u64 = 0b01;
@@ -86,27 +86,6 @@ pub fn maintenance_asserted(hcr: u64, lrs: &[u64]) -> bool {
     eoi || underflow || eoicount || no_pending
 }
 
-/// The list-register value for `intid` in state `irq`, shown pending or not.
-fn lr_value(intid: u32, irq: &Irq, pending: bool) -> u64 {
-    let mut lr = u64::from(intid) | (u64::from(irq.priority & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
-    if irq.group1 {
-        lr |= LR_GROUP1;
-    }
-    if let Some(pintid) = irq.hw {
-        lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
-    } else if !irq.edge {
-        // Level-sensitive: exit on deactivation to resample the line.
-        lr |= LR_EOI_MAINTENANCE;
-    }
-    if pending {
-        lr |= LR_PENDING;
-    }
-    if irq.active {
-        lr |= LR_ACTIVE;
-    }
-    lr
-}
-
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Read back the list registers of `vcpu` after an exit: what the guest
     /// acknowledged became active, what it completed became invalid.
@@ -130,23 +109,23 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             let (Some(intid), Some(&lr)) = (self.lr_owner[vcpu][slot], lrs.get(slot)) else {
                 continue;
             };
-            let Some(irq) = self.irq_mut(vcpu, intid) else {
+            if !self.exists(vcpu, intid) {
                 continue;
-            };
+            }
             let state = lr_state(lr);
-            irq.active = state & LR_STATE_ACTIVE != 0;
+            self.active.set(vcpu, intid, state & LR_STATE_ACTIVE != 0);
             // Not acknowledged: the pending state the flush moved out of the
             // latch comes back (a new edge latched meanwhile stays latched).
-            if state & LR_STATE_PENDING != 0 && irq.lr_latched {
-                irq.latch = true;
+            if state & LR_STATE_PENDING != 0 && self.lr_latched.get(vcpu, intid) {
+                self.latch.set(vcpu, intid, true);
             }
-            irq.lr_latched = false;
-            if state == 0 && irq.hw.is_some() {
+            self.lr_latched.set(vcpu, intid, false);
+            if state == 0 && self.hw_backed.get(vcpu, intid) {
                 // The guest completed it: the hardware deactivated the
                 // physical twin, which fires again if its line is still
                 // high. Until then the line counts as low.
-                irq.phys_active = false;
-                irq.level = false;
+                self.phys_active.set(vcpu, intid, false);
+                self.level.set(vcpu, intid, false);
                 self.update_phys(vcpu, intid);
             }
             if state == 0 {
@@ -154,8 +133,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 // Completed: a new edge or a line still high is deliverable again.
                 let target = self.target_of(vcpu, intid);
                 self.hint_irq(target, intid);
-                let deliverable = self.irq(vcpu, intid).is_some_and(|i| self.deliverable(i));
-                if target != vcpu && deliverable {
+                if target != vcpu && self.deliverable(vcpu) & bit(intid) != 0 {
                     kick |= 1 << target;
                 }
             }
@@ -235,9 +213,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                     // Take back what the last flush put there, in case no sync came
                     // since: a flush must not lose what an earlier one moved.
                     self.reclaim(vcpu, intid);
-                    let keep = self
-                        .irq(vcpu, intid)
-                        .is_some_and(|irq| irq.active || self.shows_pending(irq));
+                    let keep =
+                        (self.active.view(vcpu) | self.shows_pending(vcpu)) & bit(intid) != 0;
                     if keep {
                         self.place(vcpu, intid)
                     } else {
@@ -308,7 +285,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if let Some(free) = (0..lrs.len()).find(|&s| self.lr_owner[vcpu][s].is_none()) {
             return Some(free);
         }
-        let prio = self.irq(vcpu, intid)?.priority;
+        let prio = self.priority(vcpu, intid);
         let victim = self.eviction_victim(vcpu, lrs, prio)?;
         if let Some(old) = self.lr_owner[vcpu][victim] {
             self.unload(vcpu, victim, old);
@@ -317,9 +294,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         Some(victim)
     }
 
-    fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.lr = Some((vcpu as u8, slot as u8));
+    pub(super) fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
+        self.in_lr.set(vcpu, intid, true);
+        if let Some(holder) = self.spi_holder.get_mut(intid.wrapping_sub(32) as usize) {
+            *holder = vcpu as u8;
         }
         self.lr_owner[vcpu][slot] = Some(intid);
         self.lr_used[vcpu] |= 1 << slot;
@@ -328,27 +306,44 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// The list-register value for `intid`; a pending state shown there
     /// moves out of the model's latch (remembered in `lr_latched`).
     fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
-        let Some(irq) = self.irq(vcpu, intid).copied() else {
-            return 0;
-        };
-        let pending = self.shows_pending(&irq);
+        let pending = self.shows_pending(vcpu) & bit(intid) != 0;
+        let lr = self.lr_value(vcpu, intid, pending);
         if pending {
-            if let Some(irq) = self.irq_mut(vcpu, intid) {
-                irq.lr_latched = irq.latch;
-                irq.latch = false;
-            }
+            let latched = self.latch.get(vcpu, intid);
+            self.lr_latched.set(vcpu, intid, latched);
+            self.latch.set(vcpu, intid, false);
         }
-        lr_value(intid, &irq, pending)
+        lr
+    }
+
+    /// The list-register value for `intid`, shown pending or not.
+    fn lr_value(&self, vcpu: usize, intid: u32, pending: bool) -> u64 {
+        let priority = self.priority(vcpu, intid) & PRIORITY_MASK;
+        let mut lr = u64::from(intid) | (u64::from(priority) << LR_PRIORITY_SHIFT);
+        if self.group1.get(vcpu, intid) {
+            lr |= LR_GROUP1;
+        }
+        if let Some(pintid) = self.hw(vcpu, intid) {
+            lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
+        } else if !self.edge.get(vcpu, intid) {
+            // Level-sensitive: exit on deactivation to resample the line.
+            lr |= LR_EOI_MAINTENANCE;
+        }
+        if pending {
+            lr |= LR_PENDING;
+        }
+        if self.active.get(vcpu, intid) {
+            lr |= LR_ACTIVE;
+        }
+        lr
     }
 
     /// Give the latch back to the model if the last flush moved it into a
     /// list register.
     fn reclaim(&mut self, vcpu: usize, intid: u32) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            if irq.lr_latched {
-                irq.latch = true;
-                irq.lr_latched = false;
-            }
+        if self.lr_latched.get(vcpu, intid) {
+            self.latch.set(vcpu, intid, true);
+            self.lr_latched.set(vcpu, intid, false);
         }
     }
 
@@ -362,9 +357,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     fn release(&mut self, vcpu: usize, slot: usize, intid: u32) {
         self.lr_owner[vcpu][slot] = None;
         self.lr_used[vcpu] &= !(1 << slot);
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.lr = None;
-        }
+        self.in_lr.set(vcpu, intid, false);
     }
 
     /// The vCPU is (re)starting with empty list registers: whatever they
@@ -382,38 +375,47 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         self.full_scan[vcpu] = true;
     }
 
-    /// (priority, INTID) of `intid` if it can be loaded into a list register of `vcpu`.
-    pub(super) fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
-        let irq = self.irq(vcpu, intid)?;
-        (irq.lr.is_none() && self.deliverable(irq) && self.target_of(vcpu, intid) == vcpu)
-            .then_some((irq.priority, intid))
+    /// The interrupts that can be loaded into a list register of `vcpu`
+    /// (bit = INTID): deliverable, in no list register, routed to `vcpu`.
+    pub(super) fn candidates(&self, vcpu: usize) -> u128 {
+        if vcpu >= self.num_vcpus {
+            return 0;
+        }
+        let routed_here = PRIVATE_BITS | self.routed.get(vcpu).copied().unwrap_or(0);
+        self.deliverable(vcpu) & !self.in_lr.view(vcpu) & routed_here
     }
 
-    /// The next interrupt to load: the best of the hinted ones, or of all
-    /// after a group enable or a restart.
-    fn next_candidate(&self, vcpu: usize) -> Option<u32> {
-        if self.full_scan[vcpu] {
-            return self.best_candidate(vcpu);
-        }
-        let mut bits = self.hint[vcpu];
+    /// The best of the interrupts `bits` of `vcpu`: highest priority
+    /// (lowest value), then lowest INTID.
+    fn best_of(&self, vcpu: usize, mut bits: u128) -> Option<u32> {
         let mut best: Option<(u8, u32)> = None;
         while bits != 0 {
             let intid = bits.trailing_zeros();
             bits &= bits - 1;
-            if let Some(c) = self.candidate(vcpu, intid) {
-                best = Some(best.map_or(c, |b| b.min(c)));
+            let priority = self.priority(vcpu, intid);
+            if best.is_none_or(|(p, _)| priority < p) {
+                best = Some((priority, intid));
             }
         }
         best.map(|(_, intid)| intid)
     }
 
+    /// The next interrupt to load: the best of the hinted ones, or of all
+    /// after a group enable or a restart.
+    fn next_candidate(&self, vcpu: usize) -> Option<u32> {
+        let look = if self.full_scan[vcpu] {
+            u128::MAX
+        } else {
+            self.hint[vcpu]
+        };
+        self.best_of(vcpu, self.candidates(vcpu) & look)
+    }
+
     /// Highest-priority deliverable interrupt for `vcpu` not already in a
     /// list register, looking at every interrupt.
+    #[cfg(any(test, kani))]
     pub(super) fn best_candidate(&self, vcpu: usize) -> Option<u32> {
-        (0..Self::INTIDS)
-            .filter_map(|intid| self.candidate(vcpu, intid))
-            .min()
-            .map(|(_, intid)| intid)
+        self.best_of(vcpu, self.candidates(vcpu))
     }
 
     /// A list register holding a pending-only interrupt of lower priority
@@ -424,7 +426,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             .filter(|(_, lr)| lr_state(**lr) == LR_STATE_PENDING)
             .filter_map(|(s, _)| {
                 let intid = self.lr_owner[vcpu].get(s).copied().flatten()?;
-                Some((s, self.irq(vcpu, intid)?.priority))
+                Some((s, self.priority(vcpu, intid)))
             })
             .filter(|&(_, p)| p > prio)
             .max_by_key(|&(_, p)| p)

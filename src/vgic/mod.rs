@@ -57,64 +57,89 @@ const FIRST_SPECIAL_INTID: u32 = 1020;
 const CTLR_ENABLE_GRP0: u32 = 1 << 0;
 const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 
-/// The state of one interrupt as the guest configured it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Irq {
-    enabled: bool,
-    /// Pending latch: an edge, a write to ISPENDR, or a HW interrupt taken.
-    latch: bool,
-    /// The pending state of the list register holding this interrupt came
-    /// from `latch` (moved there by a flush). Given back to `latch` while
-    /// the list register still shows it pending, so nothing is lost or
-    /// invented whether the pending state came from the latch or the line.
-    lr_latched: bool,
-    /// Input line level (level-sensitive interrupts).
-    level: bool,
-    active: bool,
-    priority: u8,
-    group1: bool,
-    edge: bool,
-    /// vCPU an SPI is routed to (from GICD_IROUTER).
-    target: u8,
-    /// Raw GICD_IROUTER value, as the guest wrote it (writable fields only).
-    router: u64,
-    /// Physical INTID deactivated along with this one (LR HW bit).
-    hw: Option<u16>,
-    /// (vCPU, list register) holding this interrupt, if any.
-    lr: Option<(u8, u8)>,
-    /// HW-backed: the physical twin is active (taken by the hypervisor and
-    /// not yet deactivated). Kept equal to `active || pending_anywhere()`.
-    phys_active: bool,
+/// INTIDs 0..32: the SGIs and PPIs of one vCPU (one bank per vCPU).
+const PRIVATE_BITS: u128 = 0xffff_ffff;
+
+/// The bit of `intid` in a [`IrqBits::view`] (INTIDs are below 128).
+#[inline(always)]
+const fn bit(intid: u32) -> u128 {
+    1u128 << (intid % 128)
 }
 
-/// Reset state of one interrupt: disabled, Group 0, priority 0, level.
-const IRQ_RESET: Irq = Irq {
-    enabled: false,
-    latch: false,
-    lr_latched: false,
-    level: false,
-    active: false,
-    priority: 0,
-    group1: false,
-    edge: false,
-    target: 0,
-    router: 0,
-    hw: None,
-    lr: None,
-    phys_active: false,
-};
+/// One bit of per-interrupt state for every interrupt: a word per vCPU for
+/// its SGIs and PPIs, one set for the SPIs (bit = INTID, so bits 0..32 of
+/// `spis` are always clear). Register words, list-register decisions and
+/// proofs all work on whole words; no interrupt has a record of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IrqBits<const V: usize> {
+    private: [u32; V],
+    spis: u128,
+}
 
-/// Reset state of one vCPU's SGIs and PPIs (SGIs are always edge).
-/// Built at compile time, so `Vgic::new` has no loop over them.
-const PRIVATE_RESET: [Irq; NUM_PRIVATE] = {
-    let mut irqs = [IRQ_RESET; NUM_PRIVATE];
-    let mut i = 0;
-    while i < 16 {
-        irqs[i].edge = true;
-        i += 1;
+impl<const V: usize> IrqBits<V> {
+    const CLEAR: Self = IrqBits {
+        private: [0; V],
+        spis: 0,
+    };
+
+    /// The bits of every interrupt `vcpu` sees: its own SGIs and PPIs, every SPI.
+    #[inline(always)]
+    fn view(&self, vcpu: usize) -> u128 {
+        self.spis | u128::from(self.private.get(vcpu).copied().unwrap_or(0))
     }
-    irqs
-};
+
+    #[inline(always)]
+    fn get(&self, vcpu: usize, intid: u32) -> bool {
+        if intid < 32 {
+            self.private
+                .get(vcpu)
+                .is_some_and(|word| word & (1 << intid) != 0)
+        } else {
+            self.spis & bit(intid) != 0
+        }
+    }
+
+    #[inline(always)]
+    fn set(&mut self, vcpu: usize, intid: u32, on: bool) {
+        if intid < 32 {
+            if let Some(word) = self.private.get_mut(vcpu) {
+                *word = if on {
+                    *word | 1 << intid
+                } else {
+                    *word & !(1 << intid)
+                };
+            }
+        } else if on {
+            self.spis |= bit(intid);
+        } else {
+            self.spis &= !bit(intid);
+        }
+    }
+
+    /// The register word of INTIDs `first..first + 32` (`first` a multiple of 32).
+    #[inline(always)]
+    fn word(&self, vcpu: usize, first: u32) -> u32 {
+        if first < 32 {
+            self.private.get(vcpu).copied().unwrap_or(0)
+        } else {
+            (self.spis >> (first % 128)) as u32
+        }
+    }
+
+    /// Replace the word [`IrqBits::word`] reads; bits outside `exists` stay.
+    #[inline(always)]
+    fn set_word(&mut self, vcpu: usize, first: u32, exists: u32, word: u32) {
+        if first < 32 {
+            if let Some(old) = self.private.get_mut(vcpu) {
+                *old = (*old & !exists) | (word & exists);
+            }
+        } else {
+            let shift = first % 128;
+            let exists = u128::from(exists) << shift;
+            self.spis = (self.spis & !exists) | ((u128::from(word) << shift) & exists);
+        }
+    }
+}
 
 /// A change the glue must make to the physical twin of a HW-backed
 /// interrupt: make it active or inactive. `vcpu` names the redistributor
@@ -126,28 +151,54 @@ pub struct HwActiveChange {
     pub active: bool,
 }
 
-impl Irq {
-    /// Pending as the model sees it between an exit and the next entry.
-    fn pending(&self) -> bool {
-        self.latch || (self.level && !self.edge)
-    }
-
-    /// Pending in the model or in the list register the last flush wrote.
-    fn pending_anywhere(&self) -> bool {
-        self.pending() || self.lr_latched
-    }
-}
-
 /// One VM's virtual distributor and redistributors, for at most `V`
 /// vCPUs, with `S` SPIs (INTIDs `32..32 + S`, `S` <= 96) and at most `L`
 /// list registers per vCPU.
+///
+/// Per-interrupt state is kept field by field ([`IrqBits`] for the 1-bit
+/// fields, arrays for priorities, physical INTIDs and routing), so that a
+/// register word is a few word operations and the proofs meet no references
+/// to records at symbolic INTIDs.
 #[derive(Debug, Clone)]
 pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: usize = MAX_LRS> {
     num_vcpus: usize,
     /// GICD_CTLR EnableGrp0 / EnableGrp1.
     ctlr: u32,
-    private: [[Irq; NUM_PRIVATE]; V],
-    spis: [Irq; S],
+    enabled: IrqBits<V>,
+    /// Pending latch: an edge, a write to ISPENDR, or a HW interrupt taken.
+    latch: IrqBits<V>,
+    /// The pending state of the list register holding the interrupt came
+    /// from `latch` (moved there by a flush). Given back to `latch` while
+    /// the list register still shows it pending, so nothing is lost or
+    /// invented whether the pending state came from the latch or the line.
+    lr_latched: IrqBits<V>,
+    /// Input line level (level-sensitive interrupts).
+    level: IrqBits<V>,
+    active: IrqBits<V>,
+    group1: IrqBits<V>,
+    /// Edge-triggered (SGIs always).
+    edge: IrqBits<V>,
+    /// Backed by a physical interrupt (list-register HW bit; its INTID in
+    /// `hw_private` / `hw_spis`).
+    hw_backed: IrqBits<V>,
+    /// HW-backed: the physical twin is active (taken by the hypervisor and
+    /// not yet deactivated). Kept equal to `active || pending_anywhere`.
+    phys_active: IrqBits<V>,
+    /// In a list register (of its own vCPU for SGIs/PPIs, of `spi_holder`
+    /// for SPIs); `lr_owner` says which.
+    in_lr: IrqBits<V>,
+    priority_private: [[u8; NUM_PRIVATE]; V],
+    priority_spis: [u8; S],
+    hw_private: [[u16; NUM_PRIVATE]; V],
+    hw_spis: [u16; S],
+    /// vCPU each SPI is routed to (from GICD_IROUTER) ...
+    spi_target: [u8; S],
+    /// ... and, per vCPU, the SPIs routed to it (bit = INTID).
+    routed: [u128; V],
+    /// Raw GICD_IROUTER values, as the guest wrote them (writable fields only).
+    spi_router: [u64; S],
+    /// vCPU whose list register holds each SPI in `in_lr`.
+    spi_holder: [u8; S],
     /// Per vCPU, which INTID each list register holds.
     lr_owner: [[Option<u32>; L]; V],
     /// Per vCPU, the list registers `lr_owner` says are held (bit = register).
@@ -182,15 +233,46 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         (NUM_PRIVATE + S) as u32
     };
 
+    /// The SPIs that exist (bit = INTID).
+    const SPI_BITS: u128 = {
+        let below = if S >= 96 {
+            u128::MAX
+        } else {
+            (1u128 << (NUM_PRIVATE + S)) - 1
+        };
+        below & !PRIVATE_BITS
+    };
+
     /// A VM with `num_vcpus` vCPUs (clamped to 1..=V), all interrupts
     /// at reset state: disabled, Group 0, priority 0, level-sensitive (SGIs
     /// edge), SPIs routed to vCPU 0, redistributors asleep.
     pub fn new(num_vcpus: usize) -> Self {
+        let mut routed = [0; V];
+        routed[0] = Self::SPI_BITS;
         Vgic {
             num_vcpus: num_vcpus.clamp(1, V),
             ctlr: 0,
-            private: [PRIVATE_RESET; V],
-            spis: [IRQ_RESET; S],
+            enabled: IrqBits::CLEAR,
+            latch: IrqBits::CLEAR,
+            lr_latched: IrqBits::CLEAR,
+            level: IrqBits::CLEAR,
+            active: IrqBits::CLEAR,
+            group1: IrqBits::CLEAR,
+            edge: IrqBits {
+                private: [0xffff; V],
+                spis: 0,
+            },
+            hw_backed: IrqBits::CLEAR,
+            phys_active: IrqBits::CLEAR,
+            in_lr: IrqBits::CLEAR,
+            priority_private: [[0; NUM_PRIVATE]; V],
+            priority_spis: [0; S],
+            hw_private: [[0; NUM_PRIVATE]; V],
+            hw_spis: [0; S],
+            spi_target: [0; S],
+            routed,
+            spi_router: [0; S],
+            spi_holder: [0; S],
             lr_owner: [[None; L]; V],
             lr_used: [0; V],
             asleep: [true; V],
@@ -207,10 +289,66 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         self.num_vcpus
     }
 
+    /// Whether `intid` exists as seen from `vcpu` (SGIs/PPIs only for an
+    /// existing vCPU).
+    #[inline(always)]
+    fn exists(&self, vcpu: usize, intid: u32) -> bool {
+        if intid < 32 {
+            vcpu < self.num_vcpus
+        } else {
+            intid < Self::INTIDS
+        }
+    }
+
+    /// The interrupts of the register word at `first` that exist as seen
+    /// from `vcpu` (bit = INTID - first).
+    #[inline(always)]
+    fn word_exists(&self, vcpu: usize, first: u32) -> u32 {
+        if first < 32 {
+            if vcpu < self.num_vcpus {
+                u32::MAX
+            } else {
+                0
+            }
+        } else {
+            (Self::SPI_BITS >> (first % 128)) as u32
+        }
+    }
+
+    fn priority(&self, vcpu: usize, intid: u32) -> u8 {
+        if intid < 32 {
+            self.priority_private
+                .get(vcpu)
+                .and_then(|p| p.get(intid as usize))
+                .copied()
+                .unwrap_or(0)
+        } else {
+            self.priority_spis
+                .get((intid - 32) as usize)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    /// The physical INTID backing `intid`, if any.
+    fn hw(&self, vcpu: usize, intid: u32) -> Option<u16> {
+        if !self.hw_backed.get(vcpu, intid) {
+            return None;
+        }
+        if intid < 32 {
+            self.hw_private
+                .get(vcpu)
+                .and_then(|p| p.get(intid as usize))
+                .copied()
+        } else {
+            self.hw_spis.get((intid - 32) as usize).copied()
+        }
+    }
+
     /// Note that `intid` may have become deliverable to `vcpu`.
     fn hint_irq(&mut self, vcpu: usize, intid: u32) {
         if let Some(bits) = self.hint.get_mut(vcpu) {
-            *bits |= 1u128 << (intid % 128);
+            *bits |= bit(intid);
         }
     }
 
@@ -236,30 +374,14 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         self.full_scan = [true; V];
     }
 
-    /// The interrupt `intid` as seen from `vcpu` (private ones are per vCPU;
-    /// SPIs are the same from any vCPU).
-    fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
-        match intid {
-            0..=31 if vcpu < self.num_vcpus => self.private.get(vcpu)?.get(intid as usize),
-            32.. => self.spis.get(intid as usize - NUM_PRIVATE),
-            _ => None,
-        }
-    }
-
-    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
-        match intid {
-            0..=31 if vcpu < self.num_vcpus => self.private.get_mut(vcpu)?.get_mut(intid as usize),
-            32.. => self.spis.get_mut(intid as usize - NUM_PRIVATE),
-            _ => None,
-        }
-    }
-
     /// The vCPU an interrupt is routed to.
     fn target_of(&self, vcpu: usize, intid: u32) -> usize {
         if intid < 32 {
             vcpu
         } else {
-            self.irq(vcpu, intid).map_or(0, |i| usize::from(i.target))
+            self.spi_target
+                .get((intid - 32) as usize)
+                .map_or(0, |t| usize::from(*t))
         }
     }
 
@@ -267,57 +389,85 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// holds it (an SPI rerouted while in flight finishes where it started),
     /// else the one it is routed to.
     fn owner_of(&self, vcpu: usize, intid: u32) -> usize {
-        match self.irq(vcpu, intid).and_then(|i| i.lr) {
-            Some((holder, _)) => usize::from(holder),
-            None => self.target_of(vcpu, intid),
+        if intid >= 32 && self.in_lr.get(vcpu, intid) {
+            self.spi_holder
+                .get((intid - 32) as usize)
+                .map_or(0, |h| usize::from(*h))
+        } else {
+            self.target_of(vcpu, intid)
         }
     }
 
-    fn group_enabled(&self, irq: &Irq) -> bool {
-        let bit = if irq.group1 {
-            CTLR_ENABLE_GRP1
-        } else {
-            CTLR_ENABLE_GRP0
-        };
-        self.ctlr & bit != 0
+    /// The interrupts of `vcpu`'s view whose group is enabled.
+    #[inline(always)]
+    fn group_enabled(&self, vcpu: usize) -> u128 {
+        let group1 = self.group1.view(vcpu);
+        let mut mask = 0;
+        if self.ctlr & CTLR_ENABLE_GRP1 != 0 {
+            mask |= group1;
+        }
+        if self.ctlr & CTLR_ENABLE_GRP0 != 0 {
+            mask |= !group1;
+        }
+        mask
+    }
+
+    /// Pending as the model sees it between an exit and the next entry.
+    #[inline(always)]
+    fn pending(&self, vcpu: usize) -> u128 {
+        self.latch.view(vcpu) | (self.level.view(vcpu) & !self.edge.view(vcpu))
+    }
+
+    /// Pending in the model or in the list register the last flush wrote.
+    #[inline(always)]
+    fn pending_anywhere(&self, vcpu: usize) -> u128 {
+        self.pending(vcpu) | self.lr_latched.view(vcpu)
     }
 
     /// Could be loaded into a list register as pending now.
-    fn deliverable(&self, irq: &Irq) -> bool {
-        irq.enabled && irq.pending() && !irq.active && self.group_enabled(irq)
+    #[inline(always)]
+    fn deliverable(&self, vcpu: usize) -> u128 {
+        self.enabled.view(vcpu)
+            & self.pending(vcpu)
+            & !self.active.view(vcpu)
+            & self.group_enabled(vcpu)
     }
 
-    /// Whether a list register holding `irq` shows it pending. With the HW
-    /// bit, pending-and-active is not a valid list-register state; the
-    /// physical interrupt cannot fire again while active anyway.
-    fn shows_pending(&self, irq: &Irq) -> bool {
-        irq.enabled
-            && irq.pending_anywhere()
-            && self.group_enabled(irq)
-            && !(irq.active && irq.hw.is_some())
+    /// Whether a list register holding the interrupt shows it pending. With
+    /// the HW bit, pending-and-active is not a valid list-register state;
+    /// the physical interrupt cannot fire again while active anyway.
+    #[inline(always)]
+    fn shows_pending(&self, vcpu: usize) -> u128 {
+        self.enabled.view(vcpu)
+            & self.pending_anywhere(vcpu)
+            & self.group_enabled(vcpu)
+            & !(self.active.view(vcpu) & self.hw_backed.view(vcpu))
     }
 
     /// Latch an edge on `intid` (`vcpu_for_private` names the vCPU for
     /// SGIs/PPIs). Returns the vCPU to kick if the interrupt can now be
     /// delivered; `None` for an unknown INTID or vCPU.
     pub fn set_pending(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        irq.latch = true;
-        let irq = *irq;
-        self.became_pending(irq, intid, vcpu_for_private)
+        if !self.exists(vcpu_for_private, intid) {
+            return None;
+        }
+        self.latch.set(vcpu_for_private, intid, true);
+        self.became_pending(intid, vcpu_for_private)
     }
 
-    /// `irq` (INTID `intid`) just became pending: the vCPU to kick, if any.
-    /// Already in a list register, the holder's next entry shows it there
-    /// (pending, or pending and active); otherwise its target's next flush
-    /// is hinted to look at it.
-    fn became_pending(&mut self, irq: Irq, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        if let Some((holder, _)) = irq.lr {
-            return (irq.enabled && self.group_enabled(&irq)).then_some(usize::from(holder));
+    /// `intid` just became pending: the vCPU to kick, if any. Already in a
+    /// list register, the holder's next entry shows it there (pending, or
+    /// pending and active); otherwise its target's next flush is hinted to
+    /// look at it.
+    fn became_pending(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
+        let vcpu = vcpu_for_private;
+        if self.in_lr.get(vcpu, intid) {
+            let shown = self.enabled.view(vcpu) & self.group_enabled(vcpu) & bit(intid) != 0;
+            return shown.then(|| self.owner_of(vcpu, intid));
         }
-        let target = self.target_of(vcpu_for_private, intid);
+        let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        self.deliverable(&irq).then_some(target)
+        (self.deliverable(vcpu) & bit(intid) != 0).then_some(target)
     }
 
     /// Drive the input line of a level-sensitive interrupt. Returns the vCPU
@@ -331,23 +481,20 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// output on every exit that syncs): the interrupt stops being pending
     /// and its physical twin is deactivated unless the guest has it active.
     pub fn set_level(&mut self, intid: u32, vcpu_for_private: usize, level: bool) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        if irq.level == level {
+        let vcpu = vcpu_for_private;
+        if !self.exists(vcpu, intid) || self.level.get(vcpu, intid) == level {
             return None;
         }
-        irq.level = level;
-        let irq = *irq;
-        if irq.hw.is_some() {
-            self.update_phys(vcpu_for_private, intid);
-        }
-        if irq.lr.is_some() {
+        self.level.set(vcpu, intid, level);
+        self.update_phys(vcpu, intid);
+        if self.in_lr.get(vcpu, intid) {
             // In a list register: a level-sensitive entry asks for a
             // maintenance exit on deactivation, which resamples the line.
             return None;
         }
-        let target = self.target_of(vcpu_for_private, intid);
+        let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        (level && self.deliverable(&irq)).then_some(target)
+        (level && self.deliverable(vcpu) & bit(intid) != 0).then_some(target)
     }
 
     /// The physical twin of HW-backed `intid` fired and the glue took it
@@ -355,14 +502,16 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// pending (as an edge or as a high line, as the guest configured it).
     /// Returns the vCPU to kick.
     pub fn hw_fired(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        irq.phys_active = true;
-        if irq.edge {
-            return self.set_pending(intid, vcpu_for_private);
+        let vcpu = vcpu_for_private;
+        if !self.exists(vcpu, intid) {
+            return None;
         }
-        irq.level = true;
-        let irq = *irq;
-        self.became_pending(irq, intid, vcpu_for_private)
+        self.phys_active.set(vcpu, intid, true);
+        if self.edge.get(vcpu, intid) {
+            return self.set_pending(intid, vcpu);
+        }
+        self.level.set(vcpu, intid, true);
+        self.became_pending(intid, vcpu)
     }
 
     /// Keep a HW-backed interrupt's physical twin active exactly while the
@@ -371,24 +520,21 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// list register, which deactivates the twin; a twin left active would
     /// never fire again.)
     fn update_phys(&mut self, vcpu: usize, intid: u32) {
-        let Some(irq) = self.irq_mut(vcpu, intid) else {
-            return;
-        };
-        if irq.hw.is_none() {
+        if !self.hw_backed.get(vcpu, intid) {
             return;
         }
-        let want = irq.active || irq.pending_anywhere();
-        if want == irq.phys_active {
+        let want = (self.active.view(vcpu) | self.pending_anywhere(vcpu)) & bit(intid) != 0;
+        if want == self.phys_active.get(vcpu, intid) {
             return;
         }
-        irq.phys_active = want;
+        self.phys_active.set(vcpu, intid, want);
         self.phys_changed_any = true;
         if intid < 32 {
             if let Some(bits) = self.phys_changed_private.get_mut(vcpu) {
                 *bits |= 1 << intid;
             }
         } else {
-            self.phys_changed_spis |= 1u128 << (intid % 128);
+            self.phys_changed_spis |= bit(intid);
         }
     }
 
@@ -406,20 +552,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                     (vcpu, intid)
                 } else if self.phys_changed_spis != 0 {
                     let intid = self.phys_changed_spis.trailing_zeros();
-                    self.phys_changed_spis &= !(1u128 << intid);
+                    self.phys_changed_spis &= !bit(intid);
                     (self.target_of(0, intid), intid)
                 } else {
                     self.phys_changed_any = false;
                     break;
                 };
-            if let Some(irq) = self.irq(vcpu, intid) {
-                if let Some(pintid) = irq.hw {
-                    *slot = Some(HwActiveChange {
-                        pintid: u32::from(pintid),
-                        vcpu,
-                        active: irq.phys_active,
-                    });
-                }
+            if let Some(pintid) = self.hw(vcpu, intid) {
+                *slot = Some(HwActiveChange {
+                    pintid: u32::from(pintid),
+                    vcpu,
+                    active: self.phys_active.get(vcpu, intid),
+                });
             }
         }
         out
@@ -433,16 +577,28 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Back `intid` with physical interrupt `pintid` (list-register HW bit),
     /// or stop doing so with `None`. Physical INTIDs >= 1020 are refused.
     pub fn set_hw(&mut self, intid: u32, vcpu: usize, pintid: Option<u32>) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.hw = pintid
-                .filter(|p| *p < FIRST_SPECIAL_INTID)
-                .and_then(|p| u16::try_from(p).ok());
+        if !self.exists(vcpu, intid) {
+            return;
+        }
+        let pintid = pintid
+            .filter(|p| *p < FIRST_SPECIAL_INTID)
+            .and_then(|p| u16::try_from(p).ok());
+        self.hw_backed.set(vcpu, intid, pintid.is_some());
+        let slot = if intid < 32 {
+            self.hw_private
+                .get_mut(vcpu)
+                .and_then(|p| p.get_mut(intid as usize))
+        } else {
+            self.hw_spis.get_mut((intid - 32) as usize)
+        };
+        if let Some(slot) = slot {
+            *slot = pintid.unwrap_or(0);
         }
     }
 
     /// Whether the guest has `intid` enabled (as seen from `vcpu` for SGIs/PPIs).
     pub fn is_enabled(&self, intid: u32, vcpu: usize) -> bool {
-        self.irq(vcpu, intid).is_some_and(|i| i.enabled)
+        self.exists(vcpu, intid) && self.enabled.get(vcpu, intid)
     }
 
     /// HW-backed SPIs whose enable or routing the guest changed since they
@@ -457,11 +613,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 break;
             }
             let intid = self.hw_changed.trailing_zeros();
-            self.hw_changed &= !(1u128 << intid);
-            if let Some(irq) = self.irq(0, intid) {
-                if let Some(pintid) = irq.hw {
-                    *slot = Some((u32::from(pintid), irq.enabled, usize::from(irq.target)));
-                }
+            self.hw_changed &= !bit(intid);
+            if let Some(pintid) = self.hw(0, intid) {
+                *slot = Some((
+                    u32::from(pintid),
+                    self.enabled.get(0, intid),
+                    self.target_of(0, intid),
+                ));
             }
         }
         out
@@ -483,8 +641,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// Queue a report for the glue if `intid` is a HW-backed SPI.
     fn note_hw_change(&mut self, intid: u32) {
-        if intid >= 32 && self.irq(0, intid).is_some_and(|i| i.hw.is_some()) {
-            self.hw_changed |= 1u128 << (intid % 128);
+        if intid >= 32 && self.hw_backed.get(0, intid) {
+            self.hw_changed |= bit(intid);
         }
     }
 
@@ -517,6 +675,20 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         kick
     }
 
+    /// The SPIs held in a list register of `vcpu` (bit = INTID).
+    fn spis_held_by(&self, vcpu: usize) -> u128 {
+        let mut held = 0;
+        let mut used = self.lrs_in_use(vcpu);
+        while used != 0 {
+            let slot = used.trailing_zeros() as usize;
+            used &= used - 1;
+            if let Some(Some(intid)) = self.lr_owner.get(vcpu).and_then(|o| o.get(slot)) {
+                held |= bit(*intid);
+            }
+        }
+        held & !PRIVATE_BITS
+    }
+
     /// Whether `vcpu` has an interrupt it could take now, in a list register
     /// or in the model (for WFI: whether to block). Ignores the guest's
     /// priority mask, so a WFI may return early, which the architecture allows.
@@ -524,21 +696,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if vcpu >= self.num_vcpus {
             return false;
         }
-        let waiting = |intid: u32, irq: &Irq| {
-            self.shows_pending(irq)
-                && (!irq.active || irq.lr.is_some())
-                && self.owner_of(vcpu, intid) == vcpu
-        };
-        let private = self.private[vcpu]
-            .iter()
-            .enumerate()
-            .any(|(i, irq)| waiting(i as u32, irq));
-        private
-            || self
-                .spis
-                .iter()
-                .enumerate()
-                .any(|(i, irq)| waiting(i as u32 + 32, irq))
+        let in_lr = self.in_lr.view(vcpu);
+        // In a list register: the holder acts on it (its own SGIs/PPIs, the
+        // SPIs it holds); elsewhere: its target, unless it is active.
+        let held = (in_lr & PRIVATE_BITS) | self.spis_held_by(vcpu);
+        let routed_here = PRIVATE_BITS | self.routed.get(vcpu).copied().unwrap_or(0);
+        let waiting = held | (!in_lr & !self.active.view(vcpu) & routed_here);
+        self.shows_pending(vcpu) & waiting != 0
     }
 
     /// GICD access by `vcpu` at `offset` in the 64 KiB distributor frame.
