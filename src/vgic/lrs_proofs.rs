@@ -29,12 +29,10 @@ fn configured() -> Small {
         v.priority_private[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
         v.set_hw(HW_PPI, cpu, Some(HW_PPI));
     }
-    v.enabled.private = [enabled; VCPUS];
-    v.group1 = IrqBits {
-        private: [u32::MAX; VCPUS],
-        spis: Small::SPI_BITS,
-    };
-    v.enabled.spis = bit(LEVEL_SPI);
+    v.rebuild_priority_planes();
+    v.enabled = IrqBits::with(enabled, 0);
+    v.group1 = IrqBits::with(u32::MAX, Small::SPI_BITS);
+    v.enabled.set(0, LEVEL_SPI, true);
     v.ctlr = CTLR_ENABLE_GRP1;
     v
 }

@@ -50,6 +50,8 @@ pub const NUM_SPIS: usize = NUM_INTIDS as usize - NUM_PRIVATE;
 /// Priority bits kept: QEMU's CPU interface implements 5 (the minimum), and
 /// the list registers' unimplemented low bits are RES0.
 const PRIORITY_MASK: u8 = 0xf8;
+/// Implemented priority bits (7..3), one [`Vgic::priority_planes`] each.
+const PRIORITY_PLANES: usize = 5;
 /// Physical INTIDs at or above this are special (1020-1023) or LPIs.
 const FIRST_SPECIAL_INTID: u32 = 1020;
 
@@ -66,78 +68,128 @@ const fn bit(intid: u32) -> u128 {
     1u128 << (intid % 128)
 }
 
-/// One bit of per-interrupt state for every interrupt: a word per vCPU for
-/// its SGIs and PPIs, one set for the SPIs (bit = INTID, so bits 0..32 of
-/// `spis` are always clear). Register words, list-register decisions and
-/// proofs all work on whole words; no interrupt has a record of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IrqBits<const V: usize> {
-    private: [u32; V],
-    spis: u128,
+/// 32-INTID words of SPIs (INTIDs 32..128).
+const SPI_WORDS: usize = 3;
+/// Words of an [`IrqBits`]: one per vCPU (at most 32), the SPIs' words
+/// from [`SPI_WORD0`], and [`NO_WORD`]; a power of two, so that an index
+/// masked with `WORDS - 1` needs no bounds check.
+const WORDS: usize = 64;
+const SPI_WORD0: usize = 32;
+/// The word of INTIDs that do not exist: always 0, never written.
+const NO_WORD: usize = WORDS - 1;
+
+/// Where the word of INTIDs `first..first + 32` (`first` a multiple of 32)
+/// as seen from `vcpu` lives in an [`IrqBits`]. Computed once per access,
+/// it then names the same word in every field.
+#[inline(always)]
+fn word_index(vcpu: usize, first: u32) -> usize {
+    if first < 32 {
+        if vcpu < SPI_WORD0 {
+            vcpu
+        } else {
+            NO_WORD
+        }
+    } else {
+        (SPI_WORD0 - 1 + (first / 32) as usize).min(NO_WORD)
+    }
 }
 
-impl<const V: usize> IrqBits<V> {
-    const CLEAR: Self = IrqBits {
-        private: [0; V],
-        spis: 0,
-    };
+/// One interrupt's word (a [`word_index`]) and its bit in that word.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    word: usize,
+    bit: u32,
+}
+
+/// Where `intid` as seen from `vcpu` lives in an [`IrqBits`].
+#[inline(always)]
+fn at(vcpu: usize, intid: u32) -> At {
+    At {
+        word: word_index(vcpu, intid & !31),
+        bit: 1 << (intid % 32),
+    }
+}
+
+/// One bit of per-interrupt state for every interrupt: a word per vCPU for
+/// its SGIs and PPIs, and the SPIs' words (see [`word_index`]). Register
+/// words, list-register decisions and proofs all work on whole words; no
+/// interrupt has a record of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IrqBits {
+    words: [u32; WORDS],
+}
+
+impl IrqBits {
+    const CLEAR: Self = IrqBits { words: [0; WORDS] };
+
+    /// The same bits for every vCPU's SGIs and PPIs, and `spis` (bit = INTID).
+    #[cfg(any(test, kani))]
+    fn with(private: u32, spis: u128) -> Self {
+        let mut bits = IrqBits::CLEAR;
+        bits.words[..SPI_WORD0].fill(private);
+        for w in 0..SPI_WORDS {
+            bits.words[SPI_WORD0 + w] = (spis >> (32 * (w + 1))) as u32;
+        }
+        bits
+    }
+
+    /// The SPIs' bits (bit = INTID).
+    fn spis_view(&self) -> u128 {
+        (0..SPI_WORDS).fold(0, |view, w| {
+            view | u128::from(self.words[SPI_WORD0 + w]) << (32 * (w + 1))
+        })
+    }
 
     /// The bits of every interrupt `vcpu` sees: its own SGIs and PPIs, every SPI.
-    #[inline(always)]
     fn view(&self, vcpu: usize) -> u128 {
-        self.spis | u128::from(self.private.get(vcpu).copied().unwrap_or(0))
+        self.spis_view() | u128::from(self.word_at(word_index(vcpu, 0)))
+    }
+
+    /// The word at `index` (from [`word_index`]).
+    #[inline(always)]
+    fn word_at(&self, index: usize) -> u32 {
+        self.words[index & (WORDS - 1)]
+    }
+
+    /// Replace the bits `mask` of the word at `index` with those of `word`.
+    /// Callers only write bits of interrupts that exist, so [`NO_WORD`]
+    /// stays 0.
+    #[inline(always)]
+    fn put(&mut self, index: usize, mask: u32, word: u32) {
+        let old = &mut self.words[index & (WORDS - 1)];
+        *old = (*old & !mask) | (word & mask);
     }
 
     #[inline(always)]
     fn get(&self, vcpu: usize, intid: u32) -> bool {
-        if intid < 32 {
-            self.private
-                .get(vcpu)
-                .is_some_and(|word| word & (1 << intid) != 0)
-        } else {
-            self.spis & bit(intid) != 0
-        }
+        self.has(at(vcpu, intid))
     }
 
     #[inline(always)]
     fn set(&mut self, vcpu: usize, intid: u32, on: bool) {
-        if intid < 32 {
-            if let Some(word) = self.private.get_mut(vcpu) {
-                *word = if on {
-                    *word | 1 << intid
-                } else {
-                    *word & !(1 << intid)
-                };
-            }
-        } else if on {
-            self.spis |= bit(intid);
-        } else {
-            self.spis &= !bit(intid);
-        }
+        self.mark(at(vcpu, intid), on);
+    }
+
+    #[inline(always)]
+    fn has(&self, at: At) -> bool {
+        self.word_at(at.word) & at.bit != 0
+    }
+
+    #[inline(always)]
+    fn mark(&mut self, at: At, on: bool) {
+        self.put(at.word, at.bit, if on { at.bit } else { 0 });
     }
 
     /// The register word of INTIDs `first..first + 32` (`first` a multiple of 32).
     #[inline(always)]
     fn word(&self, vcpu: usize, first: u32) -> u32 {
-        if first < 32 {
-            self.private.get(vcpu).copied().unwrap_or(0)
-        } else {
-            (self.spis >> (first % 128)) as u32
-        }
+        self.word_at(word_index(vcpu, first))
     }
 
     /// Replace the word [`IrqBits::word`] reads; bits outside `exists` stay.
     #[inline(always)]
     fn set_word(&mut self, vcpu: usize, first: u32, exists: u32, word: u32) {
-        if first < 32 {
-            if let Some(old) = self.private.get_mut(vcpu) {
-                *old = (*old & !exists) | (word & exists);
-            }
-        } else {
-            let shift = first % 128;
-            let exists = u128::from(exists) << shift;
-            self.spis = (self.spis & !exists) | ((u128::from(word) << shift) & exists);
-        }
+        self.put(word_index(vcpu, first), exists, word);
     }
 }
 
@@ -164,37 +216,41 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     num_vcpus: usize,
     /// GICD_CTLR EnableGrp0 / EnableGrp1.
     ctlr: u32,
-    enabled: IrqBits<V>,
+    enabled: IrqBits,
     /// Pending latch: an edge, a write to ISPENDR, or a HW interrupt taken.
-    latch: IrqBits<V>,
+    latch: IrqBits,
     /// The pending state of the list register holding the interrupt came
     /// from `latch` (moved there by a flush). Given back to `latch` while
     /// the list register still shows it pending, so nothing is lost or
     /// invented whether the pending state came from the latch or the line.
-    lr_latched: IrqBits<V>,
+    lr_latched: IrqBits,
     /// Input line level (level-sensitive interrupts).
-    level: IrqBits<V>,
-    active: IrqBits<V>,
-    group1: IrqBits<V>,
+    level: IrqBits,
+    active: IrqBits,
+    group1: IrqBits,
     /// Edge-triggered (SGIs always).
-    edge: IrqBits<V>,
+    edge: IrqBits,
     /// Backed by a physical interrupt (list-register HW bit; its INTID in
     /// `hw_private` / `hw_spis`).
-    hw_backed: IrqBits<V>,
+    hw_backed: IrqBits,
     /// HW-backed: the physical twin is active (taken by the hypervisor and
     /// not yet deactivated). Kept equal to `active || pending_anywhere`.
-    phys_active: IrqBits<V>,
+    phys_active: IrqBits,
     /// In a list register (of its own vCPU for SGIs/PPIs, of `spi_holder`
     /// for SPIs); `lr_owner` says which.
-    in_lr: IrqBits<V>,
+    in_lr: IrqBits,
     priority_private: [[u8; NUM_PRIVATE]; V],
     priority_spis: [u8; S],
+    /// The priorities again, bit-sliced: plane `k` holds bit `k + 3` of each
+    /// interrupt's priority (the 5 implemented bits), so that a flush finds
+    /// the best of several candidates in 5 word steps.
+    priority_planes: [IrqBits; PRIORITY_PLANES],
     hw_private: [[u16; NUM_PRIVATE]; V],
     hw_spis: [u16; S],
     /// vCPU each SPI is routed to (from GICD_IROUTER) ...
     spi_target: [u8; S],
-    /// ... and, per vCPU, the SPIs routed to it (bit = INTID).
-    routed: [u128; V],
+    /// ... and, per vCPU, the SPIs routed to it (bit = INTID, in words as `IrqBits::spis`).
+    routed: [[u32; SPI_WORDS]; V],
     /// Raw GICD_IROUTER values, as the guest wrote them (writable fields only).
     spi_router: [u64; S],
     /// vCPU whose list register holds each SPI in `in_lr`.
@@ -221,6 +277,9 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     phys_changed_spis: u128,
     /// Some bit above is set (checked on every entry, so kept cheap).
     phys_changed_any: bool,
+    /// Counts the register writes that changed something a flush or the
+    /// glue acts on (see [`Vgic::changes`]).
+    changes: u32,
 }
 
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
@@ -243,12 +302,23 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         below & !PRIVATE_BITS
     };
 
+    /// [`Vgic::SPI_BITS`] as SPI words.
+    const SPI_EXISTS: [u32; SPI_WORDS] = {
+        let mut words = [0; SPI_WORDS];
+        let mut w = 0;
+        while w < SPI_WORDS {
+            words[w] = (Self::SPI_BITS >> (32 * (w + 1))) as u32;
+            w += 1;
+        }
+        words
+    };
+
     /// A VM with `num_vcpus` vCPUs (clamped to 1..=V), all interrupts
     /// at reset state: disabled, Group 0, priority 0, level-sensitive (SGIs
     /// edge), SPIs routed to vCPU 0, redistributors asleep.
     pub fn new(num_vcpus: usize) -> Self {
-        let mut routed = [0; V];
-        routed[0] = Self::SPI_BITS;
+        let mut routed = [[0; SPI_WORDS]; V];
+        routed[0] = Self::SPI_EXISTS;
         Vgic {
             num_vcpus: num_vcpus.clamp(1, V),
             ctlr: 0,
@@ -258,15 +328,22 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             level: IrqBits::CLEAR,
             active: IrqBits::CLEAR,
             group1: IrqBits::CLEAR,
-            edge: IrqBits {
-                private: [0xffff; V],
-                spis: 0,
+            edge: {
+                // SGIs are always edge-triggered.
+                let mut edge = IrqBits::CLEAR;
+                let mut vcpu = 0;
+                while vcpu < V {
+                    edge.words[vcpu] = 0xffff;
+                    vcpu += 1;
+                }
+                edge
             },
             hw_backed: IrqBits::CLEAR,
             phys_active: IrqBits::CLEAR,
             in_lr: IrqBits::CLEAR,
             priority_private: [[0; NUM_PRIVATE]; V],
             priority_spis: [0; S],
+            priority_planes: [IrqBits::CLEAR; PRIORITY_PLANES],
             hw_private: [[0; NUM_PRIVATE]; V],
             hw_spis: [0; S],
             spi_target: [0; S],
@@ -282,7 +359,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             phys_changed_private: [0; V],
             phys_changed_spis: 0,
             phys_changed_any: false,
+            changes: 0,
         }
+    }
+
+    /// A counter that moves whenever a register access changes something
+    /// that may need a refill or physical-interrupt work (an interrupt
+    /// hinted, a full scan due, a physical twin or HW-backed SPI to update).
+    /// An access that leaves it unchanged needs nothing after it, so the
+    /// glue can skip the refill it would otherwise do.
+    #[inline(always)]
+    pub fn changes(&self) -> u32 {
+        self.changes
     }
 
     pub fn num_vcpus(&self) -> usize {
@@ -311,7 +399,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 0
             }
         } else {
-            (Self::SPI_BITS >> (first % 128)) as u32
+            Self::SPI_EXISTS
+                .get((first / 32).wrapping_sub(1) as usize)
+                .copied()
+                .unwrap_or(0)
         }
     }
 
@@ -327,6 +418,39 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 .get((intid - 32) as usize)
                 .copied()
                 .unwrap_or(0)
+        }
+    }
+
+    /// Bring the priority planes of the interrupts `first + b` for each bit
+    /// `b` of `changed` to the priorities in byte `b` of `value`.
+    fn set_priority_planes(&mut self, vcpu: usize, first: u32, mut changed: u32, value: u64) {
+        while changed != 0 {
+            let byte = changed.trailing_zeros();
+            changed &= changed - 1;
+            let priority = (value >> (8 * byte)) as u8;
+            for (k, plane) in self.priority_planes.iter_mut().enumerate() {
+                plane.set(vcpu, first + byte, priority & (8 << k) != 0);
+            }
+        }
+    }
+
+    /// Recompute the priority planes from the priority bytes (after a test
+    /// or proof set the bytes directly).
+    #[cfg(any(test, kani))]
+    fn rebuild_priority_planes(&mut self) {
+        for vcpu in 0..V {
+            for intid in 0..32 {
+                let priority = self.priority(vcpu, intid);
+                for (k, plane) in self.priority_planes.iter_mut().enumerate() {
+                    plane.set(vcpu, intid, priority & (8 << k) != 0);
+                }
+            }
+        }
+        for intid in 32..Self::INTIDS {
+            let priority = self.priority(0, intid);
+            for (k, plane) in self.priority_planes.iter_mut().enumerate() {
+                plane.set(0, intid, priority & (8 << k) != 0);
+            }
         }
     }
 
@@ -357,6 +481,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// that vCPU (SGIs/PPIs) or, for SPIs, to any. `mask` never spans private
     /// interrupts and SPIs (register words cover 32-aligned INTID ranges).
     fn note_written(&mut self, vcpu: usize, first: u32, mask: u32) {
+        if mask == 0 {
+            return;
+        }
+        self.changes = self.changes.wrapping_add(1);
         let bits = u128::from(mask) << (first % 128);
         if first < 32 {
             if let Some(hint) = self.hint.get_mut(vcpu) {
@@ -371,6 +499,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// Note that anything may have become deliverable anywhere (a group enabled).
     fn mark_scan_all(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.full_scan = [true; V];
     }
 
@@ -399,7 +528,6 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     }
 
     /// The interrupts of `vcpu`'s view whose group is enabled.
-    #[inline(always)]
     fn group_enabled(&self, vcpu: usize) -> u128 {
         let group1 = self.group1.view(vcpu);
         let mut mask = 0;
@@ -413,35 +541,78 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     }
 
     /// Pending as the model sees it between an exit and the next entry.
-    #[inline(always)]
     fn pending(&self, vcpu: usize) -> u128 {
         self.latch.view(vcpu) | (self.level.view(vcpu) & !self.edge.view(vcpu))
     }
 
     /// Pending in the model or in the list register the last flush wrote.
-    #[inline(always)]
     fn pending_anywhere(&self, vcpu: usize) -> u128 {
         self.pending(vcpu) | self.lr_latched.view(vcpu)
-    }
-
-    /// Could be loaded into a list register as pending now.
-    #[inline(always)]
-    fn deliverable(&self, vcpu: usize) -> u128 {
-        self.enabled.view(vcpu)
-            & self.pending(vcpu)
-            & !self.active.view(vcpu)
-            & self.group_enabled(vcpu)
     }
 
     /// Whether a list register holding the interrupt shows it pending. With
     /// the HW bit, pending-and-active is not a valid list-register state;
     /// the physical interrupt cannot fire again while active anyway.
-    #[inline(always)]
     fn shows_pending(&self, vcpu: usize) -> u128 {
         self.enabled.view(vcpu)
             & self.pending_anywhere(vcpu)
             & self.group_enabled(vcpu)
             & !(self.active.view(vcpu) & self.hw_backed.view(vcpu))
+    }
+
+    // The same per register word (INTIDs `first..first + 32`, `first` a
+    // multiple of 32), the form the exit paths use: one interrupt's answer
+    // is a bit of its word, without the other words' work.
+
+    #[inline(always)]
+    fn group_enabled_at(&self, i: usize) -> u32 {
+        let group1 = self.group1.word_at(i);
+        let mut mask = 0;
+        if self.ctlr & CTLR_ENABLE_GRP1 != 0 {
+            mask |= group1;
+        }
+        if self.ctlr & CTLR_ENABLE_GRP0 != 0 {
+            mask |= !group1;
+        }
+        mask
+    }
+
+    #[inline(always)]
+    fn pending_at(&self, i: usize) -> u32 {
+        self.latch.word_at(i) | (self.level.word_at(i) & !self.edge.word_at(i))
+    }
+
+    #[inline(always)]
+    fn pending_anywhere_at(&self, i: usize) -> u32 {
+        self.pending_at(i) | self.lr_latched.word_at(i)
+    }
+
+    /// Could be loaded into a list register as pending now.
+    #[inline(always)]
+    fn deliverable_at(&self, i: usize) -> u32 {
+        self.enabled.word_at(i)
+            & self.pending_at(i)
+            & !self.active.word_at(i)
+            & self.group_enabled_at(i)
+    }
+
+    #[inline(always)]
+    fn shows_pending_at(&self, i: usize) -> u32 {
+        self.enabled.word_at(i)
+            & self.pending_anywhere_at(i)
+            & self.group_enabled_at(i)
+            & !(self.active.word_at(i) & self.hw_backed.word_at(i))
+    }
+
+    #[inline(always)]
+    fn deliverable_word(&self, vcpu: usize, first: u32) -> u32 {
+        self.deliverable_at(word_index(vcpu, first))
+    }
+
+    /// Whether `intid` could be loaded into a list register as pending now.
+    fn is_deliverable(&self, vcpu: usize, intid: u32) -> bool {
+        let at = at(vcpu, intid);
+        self.deliverable_at(at.word) & at.bit != 0
     }
 
     /// Latch an edge on `intid` (`vcpu_for_private` names the vCPU for
@@ -459,15 +630,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// list register, the holder's next entry shows it there (pending, or
     /// pending and active); otherwise its target's next flush is hinted to
     /// look at it.
+    #[inline(always)]
     fn became_pending(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
         let vcpu = vcpu_for_private;
-        if self.in_lr.get(vcpu, intid) {
-            let shown = self.enabled.view(vcpu) & self.group_enabled(vcpu) & bit(intid) != 0;
+        let at = at(vcpu, intid);
+        if self.in_lr.has(at) {
+            let shown =
+                self.enabled.word_at(at.word) & self.group_enabled_at(at.word) & at.bit != 0;
             return shown.then(|| self.owner_of(vcpu, intid));
         }
         let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        (self.deliverable(vcpu) & bit(intid) != 0).then_some(target)
+        (self.deliverable_at(at.word) & at.bit != 0).then_some(target)
     }
 
     /// Drive the input line of a level-sensitive interrupt. Returns the vCPU
@@ -494,7 +668,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         }
         let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        (level && self.deliverable(vcpu) & bit(intid) != 0).then_some(target)
+        (level && self.is_deliverable(vcpu, intid)).then_some(target)
     }
 
     /// The physical twin of HW-backed `intid` fired and the glue took it
@@ -519,16 +693,19 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// (A pending HW-backed interrupt is completed by the guest through the
     /// list register, which deactivates the twin; a twin left active would
     /// never fire again.)
+    #[inline(always)]
     fn update_phys(&mut self, vcpu: usize, intid: u32) {
-        if !self.hw_backed.get(vcpu, intid) {
+        let at = at(vcpu, intid);
+        if !self.hw_backed.has(at) {
             return;
         }
-        let want = (self.active.view(vcpu) | self.pending_anywhere(vcpu)) & bit(intid) != 0;
-        if want == self.phys_active.get(vcpu, intid) {
+        let want = (self.active.word_at(at.word) | self.pending_anywhere_at(at.word)) & at.bit != 0;
+        if want == self.phys_active.has(at) {
             return;
         }
-        self.phys_active.set(vcpu, intid, want);
+        self.phys_active.mark(at, want);
         self.phys_changed_any = true;
+        self.changes = self.changes.wrapping_add(1);
         if intid < 32 {
             if let Some(bits) = self.phys_changed_private.get_mut(vcpu) {
                 *bits |= 1 << intid;
@@ -642,6 +819,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Queue a report for the glue if `intid` is a HW-backed SPI.
     fn note_hw_change(&mut self, intid: u32) {
         if intid >= 32 && self.hw_backed.get(0, intid) {
+            self.changes = self.changes.wrapping_add(1);
             self.hw_changed |= bit(intid);
         }
     }
@@ -700,7 +878,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         // In a list register: the holder acts on it (its own SGIs/PPIs, the
         // SPIs it holds); elsewhere: its target, unless it is active.
         let held = (in_lr & PRIVATE_BITS) | self.spis_held_by(vcpu);
-        let routed_here = PRIVATE_BITS | self.routed.get(vcpu).copied().unwrap_or(0);
+        let routed = self.routed.get(vcpu).copied().unwrap_or_default();
+        let routed_here = (0..SPI_WORDS).fold(PRIVATE_BITS, |view, w| {
+            view | u128::from(routed[w]) << (32 * (w + 1))
+        });
         let waiting = held | (!in_lr & !self.active.view(vcpu) & routed_here);
         self.shows_pending(vcpu) & waiting != 0
     }

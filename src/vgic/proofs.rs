@@ -56,15 +56,10 @@ fn redist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, vcpu: usize, offset:
 fn configured<const V: usize>(sgis: u32) -> Vgic<V, SPIS, LRS> {
     let mut v = Vgic::<V, SPIS, LRS>::new(V);
     v.priority_private = [core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]); V];
-    v.group1 = IrqBits {
-        private: [u32::MAX; V],
-        spis: Vgic::<V, SPIS, LRS>::SPI_BITS,
-    };
-    v.enabled = IrqBits {
-        private: [(1u32 << sgis) - 1; V],
-        spis: bit(EDGE_SPI) | bit(LEVEL_SPI),
-    };
-    v.edge.spis = bit(EDGE_SPI);
+    v.rebuild_priority_planes();
+    v.group1 = IrqBits::with(u32::MAX, Vgic::<V, SPIS, LRS>::SPI_BITS);
+    v.enabled = IrqBits::with((1u32 << sgis) - 1, bit(EDGE_SPI) | bit(LEVEL_SPI));
+    v.edge = IrqBits::with(0xffff, bit(EDGE_SPI));
     v.ctlr = CTLR_ENABLE_GRP1;
     v
 }
@@ -259,7 +254,7 @@ fn check_bookkeeping<const V: usize, const S: usize, const L: usize>(
             }
         }
         assert_eq!(
-            u128::from(v.in_lr.private[cpu]),
+            u128::from(v.in_lr.word(cpu, 0)),
             owned & PRIVATE_BITS,
             "in_lr disagrees"
         );
@@ -270,7 +265,20 @@ fn check_bookkeeping<const V: usize, const S: usize, const L: usize>(
         );
         spis_owned |= owned & !PRIVATE_BITS;
     }
-    assert_eq!(v.in_lr.spis, spis_owned, "in_lr disagrees");
+    assert_eq!(v.in_lr.spis_view(), spis_owned, "in_lr disagrees");
+    // The priority planes a flush chooses by are the priorities.
+    for cpu in 0..v.num_vcpus() {
+        for intid in 0..Vgic::<V, S, L>::INTIDS {
+            let priority = v.priority(cpu, intid);
+            for (k, plane) in v.priority_planes.iter().enumerate() {
+                assert_eq!(
+                    plane.get(cpu, intid),
+                    priority & (8 << k) != 0,
+                    "priority planes disagree"
+                );
+            }
+        }
+    }
 }
 
 /// The list register (vCPU, slot) holding `intid` as seen from `cpu`.
@@ -552,11 +560,12 @@ proof! {
 }
 
 /// Any 1-bit field of one vCPU's interrupts.
-fn any_bits<const S: usize, const L: usize>(src: &mut crate::verify::Source) -> IrqBits<1> {
-    IrqBits {
-        private: [src.any()],
-        spis: (u128::from(src.any::<u64>()) << 32) & Vgic::<1, S, L>::SPI_BITS,
-    }
+fn any_bits<const S: usize, const L: usize>(src: &mut crate::verify::Source) -> IrqBits {
+    let private = src.any();
+    IrqBits::with(
+        private,
+        (u128::from(src.any::<u64>()) << 32) & Vgic::<1, S, L>::SPI_BITS,
+    )
 }
 
 /// Any state of one vCPU's interrupts whose bookkeeping is consistent, as
@@ -574,11 +583,12 @@ fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) ->
     v.active = any_bits::<S, L>(src);
     v.group1 = any_bits::<S, L>(src);
     v.edge = any_bits::<S, L>(src);
-    v.edge.private[0] |= 0xffff;
+    v.edge.words[0] |= 0xffff;
     v.hw_backed = any_bits::<S, L>(src);
     v.phys_active = any_bits::<S, L>(src);
     v.priority_private = [core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK)];
     v.priority_spis = core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK);
+    v.rebuild_priority_planes();
     v.hw_private = [core::array::from_fn(|_| {
         src.below(u64::from(FIRST_SPECIAL_INTID)) as u16
     })];

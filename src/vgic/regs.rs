@@ -4,7 +4,7 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{bit, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK};
+use super::{Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         // Writing 0 to a set/clear register changes nothing (IGROUPR
         // stores every bit).
         let ones = value as u32 & exists;
+        if ones == 0 && !matches!(field, BitField::Group) {
+            return MmioResult::Written;
+        }
         let hw = self.hw_backed.word(vcpu, first);
         let changed = match field {
             BitField::Group => {
@@ -115,7 +118,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 self.enabled.set_word(vcpu, first, exists, new);
                 let changed = old ^ new;
                 if first >= 32 && changed & hw != 0 {
-                    // The glue follows enable changes of HW-backed SPIs.
+                    // The glue follows enable changes of HW-backed SPIs
+                    // (`changed` also moves the change counter).
                     self.hw_changed |= u128::from(changed & hw) << (first % 128);
                 }
                 changed
@@ -200,6 +204,25 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         let offset = first % 32;
         let bytes = self.word_priorities_mut(vcpu, first - offset);
         let bytes = bytes.get_mut(offset as usize..).unwrap_or_default();
+        if let Some(word) = bytes.first_chunk_mut::<4>().filter(|_| size == 4) {
+            // A whole word of existing interrupts: one load, one compare.
+            let old = u32::from_le_bytes(*word);
+            if !write {
+                return MmioResult::Read(u64::from(old));
+            }
+            let new = value as u32 & u32::from_le_bytes([PRIORITY_MASK; 4]);
+            if new != old {
+                *word = new.to_le_bytes();
+                let diff = (old ^ new).to_le_bytes();
+                let changed = diff
+                    .iter()
+                    .enumerate()
+                    .fold(0, |mask, (byte, d)| mask | u32::from(*d != 0) << byte);
+                self.set_priority_planes(vcpu, first, changed, u64::from(new));
+                self.note_written(vcpu, first, changed);
+            }
+            return MmioResult::Written;
+        }
         let bytes = bytes.iter_mut().take(usize::from(size)).enumerate();
         if !write {
             let word = bytes.fold(0u64, |word, (byte, priority)| {
@@ -216,6 +239,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             }
         }
         if changed != 0 {
+            self.set_priority_planes(vcpu, first, changed, value);
             self.note_written(vcpu, first, changed);
         }
         MmioResult::Written
@@ -259,6 +283,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 }
 
 /// The registers shared by GICD (SPIs, `private=false`) and the GICR SGI frame (SGIs/PPIs).
+#[inline(always)]
 fn banked_access<const V: usize, const S: usize, const L: usize>(
     v: &mut Vgic<V, S, L>,
     vcpu: usize,
@@ -439,11 +464,14 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         self.spi_router[index] = router;
         if target != old_target {
             self.spi_target[index] = target;
+            let (word, bit) = (index / 32, 1 << (index % 32));
             for (vcpu, routed) in self.routed.iter_mut().enumerate() {
-                if vcpu == usize::from(target) {
-                    *routed |= bit(intid);
-                } else {
-                    *routed &= !bit(intid);
+                if let Some(routed) = routed.get_mut(word) {
+                    if vcpu == usize::from(target) {
+                        *routed |= bit;
+                    } else {
+                        *routed &= !bit;
+                    }
                 }
             }
             // The glue moves the physical SPI along with the virtual one.
