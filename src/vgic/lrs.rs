@@ -461,7 +461,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// The best of the interrupts `bits` of `vcpu`: highest priority
     /// (lowest value), then lowest INTID.
-    fn best_of(&self, vcpu: usize, bits: u128) -> Option<u32> {
+    pub(super) fn best_of(&self, vcpu: usize, bits: u128) -> Option<u32> {
         if bits & bits.wrapping_sub(1) == 0 {
             // None or one: nothing to compare.
             return (bits != 0).then(|| bits.trailing_zeros());

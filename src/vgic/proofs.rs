@@ -681,6 +681,17 @@ proof! {
                 "an interrupt left out of a free list register"
             );
             assert_ne!(hcr & ICH_HCR_UIE, 0, "overflow without underflow interrupt");
+            // The list registers hold the best: nothing waiting beats a
+            // pending-only entry (which a better one would have evicted).
+            let best_waiting = v.best_of(0, waiting).map(|intid| v.priority(0, intid));
+            for l in lrs {
+                if lr_state(l) == 0b01 {
+                    assert!(
+                        best_waiting.is_some_and(|p| v.priority(0, lr_intid(l)) <= p),
+                        "a better interrupt waits behind a pending-only entry"
+                    );
+                }
+            }
         }
         cover!(
             waiting != 0 && lrs.iter().all(|l| lr_state(*l) == 0b01),
