@@ -70,11 +70,19 @@ const fn bit(intid: u32) -> u128 {
 
 /// 32-INTID words of SPIs (INTIDs 32..128).
 const SPI_WORDS: usize = 3;
-/// Words of an [`IrqBits`]: one per vCPU (at most 32), the SPIs' words
-/// from [`SPI_WORD0`], and [`NO_WORD`]; a power of two, so that an index
-/// masked with `WORDS - 1` needs no bounds check.
+/// Words of an [`IrqBits`]: one per vCPU (at most [`SPI_WORD0`]), the
+/// SPIs' words from [`SPI_WORD0`], and [`NO_WORD`]; a power of two, so that
+/// an index masked with `WORDS - 1` needs no bounds check.
+#[cfg(not(kani))]
 const WORDS: usize = 64;
+#[cfg(not(kani))]
 const SPI_WORD0: usize = 32;
+/// The proofs' instances have at most 4 vCPUs: 8 words per field keep every
+/// access at a symbolic INTID a choice among 8 words, not 64.
+#[cfg(kani)]
+const WORDS: usize = 8;
+#[cfg(kani)]
+const SPI_WORD0: usize = 4;
 /// The word of INTIDs that do not exist: always 0, never written.
 const NO_WORD: usize = WORDS - 1;
 
@@ -286,7 +294,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// INTIDs 0..INTIDS exist.
     pub const INTIDS: u32 = {
         assert!(
-            S <= 96 && V >= 1 && V <= 32 && L <= 32,
+            S <= 96 && V >= 1 && V <= 32 && V <= SPI_WORD0 && L <= 32,
             "vGIC size out of range"
         );
         (NUM_PRIVATE + S) as u32
