@@ -162,10 +162,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 // high. Until then the line counts as low.
                 self.phys_active.mark(at, false);
                 self.level.mark(at, false);
-                self.update_phys(vcpu, intid);
+                self.update_phys_at(vcpu, intid, at);
             }
             if state == 0 {
-                self.release(vcpu, slot, intid);
+                // `release`, with the place already at hand.
+                self.lr_owner[vcpu][slot] = None;
+                self.lr_used[vcpu] &= !(1 << slot);
+                self.in_lr.mark(at, false);
                 // Completed: a new edge or a line still high is deliverable again.
                 let target = self.target_of(vcpu, intid);
                 self.hint_irq(target, intid);
@@ -362,11 +365,11 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         let at = at(vcpu, intid);
         let pending = self.shows_pending_at(at.word) & at.bit != 0;
         let mut lr = u64::from(intid)
-            | (u64::from(self.priority(vcpu, intid) & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
+            | (u64::from(self.priority_at(at, intid) & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
         if self.group1.has(at) {
             lr |= LR_GROUP1;
         }
-        if let Some(pintid) = self.hw(vcpu, intid) {
+        if let Some(pintid) = self.hw_at(at, intid) {
             lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
         } else if !self.edge.has(at) {
             // Level-sensitive: exit on deactivation to resample the line.

@@ -26,7 +26,7 @@ fn configured() -> Small {
     let mut v = Small::new(VCPUS);
     let enabled = ((1u32 << SGIS) - 1) | (1 << HW_PPI);
     for cpu in 0..VCPUS {
-        v.priority_private[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
+        v.priorities[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
         v.set_hw(HW_PPI, cpu, Some(HW_PPI));
     }
     v.rebuild_priority_planes();

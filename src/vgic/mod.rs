@@ -239,7 +239,7 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     /// Edge-triggered (SGIs always).
     edge: IrqBits,
     /// Backed by a physical interrupt (list-register HW bit; its INTID in
-    /// `hw_private` / `hw_spis`).
+    /// `pintids`).
     hw_backed: IrqBits,
     /// HW-backed: the physical twin is active (taken by the hypervisor and
     /// not yet deactivated). Kept equal to `active || pending_anywhere`.
@@ -247,14 +247,15 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     /// In a list register (of its own vCPU for SGIs/PPIs, of `spi_holder`
     /// for SPIs); `lr_owner` says which.
     in_lr: IrqBits,
-    priority_private: [[u8; NUM_PRIVATE]; V],
-    priority_spis: [u8; S],
+    /// Priorities by word (as the flags: a [`word_index`], then the INTID's
+    /// bit number), so one index finds every flag and byte of an interrupt.
+    priorities: [[u8; 32]; WORDS],
     /// The priorities again, bit-sliced: plane `k` holds bit `k + 3` of each
     /// interrupt's priority (the 5 implemented bits), so that a flush finds
     /// the best of several candidates in 5 word steps.
     priority_planes: [IrqBits; PRIORITY_PLANES],
-    hw_private: [[u16; NUM_PRIVATE]; V],
-    hw_spis: [u16; S],
+    /// Physical INTIDs of HW-backed interrupts, by word as `priorities`.
+    pintids: [[u16; 32]; WORDS],
     /// vCPU each SPI is routed to (from GICD_IROUTER) ...
     spi_target: [u8; S],
     /// ... and, per vCPU, the SPIs routed to it (bit = INTID, in words as `IrqBits::spis`).
@@ -349,11 +350,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             hw_backed: IrqBits::CLEAR,
             phys_active: IrqBits::CLEAR,
             in_lr: IrqBits::CLEAR,
-            priority_private: [[0; NUM_PRIVATE]; V],
-            priority_spis: [0; S],
+            priorities: [[0; 32]; WORDS],
             priority_planes: [IrqBits::CLEAR; PRIORITY_PLANES],
-            hw_private: [[0; NUM_PRIVATE]; V],
-            hw_spis: [0; S],
+            pintids: [[0; 32]; WORDS],
             spi_target: [0; S],
             routed,
             spi_router: [0; S],
@@ -414,19 +413,14 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         }
     }
 
+    #[inline(always)]
     fn priority(&self, vcpu: usize, intid: u32) -> u8 {
-        if intid < 32 {
-            self.priority_private
-                .get(vcpu)
-                .and_then(|p| p.get(intid as usize))
-                .copied()
-                .unwrap_or(0)
-        } else {
-            self.priority_spis
-                .get((intid - 32) as usize)
-                .copied()
-                .unwrap_or(0)
-        }
+        self.priority_at(at(vcpu, intid), intid)
+    }
+
+    #[inline(always)]
+    fn priority_at(&self, at: At, intid: u32) -> u8 {
+        self.priorities[at.word & (WORDS - 1)][(intid % 32) as usize]
     }
 
     /// Bring the priority planes of the interrupts `first + b` for each bit
@@ -464,17 +458,14 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// The physical INTID backing `intid`, if any.
     fn hw(&self, vcpu: usize, intid: u32) -> Option<u16> {
-        if !self.hw_backed.get(vcpu, intid) {
-            return None;
-        }
-        if intid < 32 {
-            self.hw_private
-                .get(vcpu)
-                .and_then(|p| p.get(intid as usize))
-                .copied()
-        } else {
-            self.hw_spis.get((intid - 32) as usize).copied()
-        }
+        self.hw_at(at(vcpu, intid), intid)
+    }
+
+    #[inline(always)]
+    fn hw_at(&self, at: At, intid: u32) -> Option<u16> {
+        self.hw_backed
+            .has(at)
+            .then(|| self.pintids[at.word & (WORDS - 1)][(intid % 32) as usize])
     }
 
     /// Note that `intid` may have become deliverable to `vcpu`.
@@ -688,11 +679,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if !self.exists(vcpu, intid) {
             return None;
         }
-        self.phys_active.set(vcpu, intid, true);
-        if self.edge.get(vcpu, intid) {
-            return self.set_pending(intid, vcpu);
+        let at = at(vcpu, intid);
+        self.phys_active.mark(at, true);
+        if self.edge.has(at) {
+            self.latch.mark(at, true);
+        } else {
+            self.level.mark(at, true);
         }
-        self.level.set(vcpu, intid, true);
         self.became_pending(intid, vcpu)
     }
 
@@ -704,9 +697,14 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     #[inline(always)]
     fn update_phys(&mut self, vcpu: usize, intid: u32) {
         let at = at(vcpu, intid);
-        if !self.hw_backed.has(at) {
-            return;
+        if self.hw_backed.has(at) {
+            self.update_phys_at(vcpu, intid, at);
         }
+    }
+
+    /// [`Vgic::update_phys`] for a HW-backed interrupt at `at`.
+    #[inline(always)]
+    fn update_phys_at(&mut self, vcpu: usize, intid: u32, at: At) {
         let want = (self.active.word_at(at.word) | self.pending_anywhere_at(at.word)) & at.bit != 0;
         if want == self.phys_active.has(at) {
             return;
@@ -769,16 +767,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             .filter(|p| *p < FIRST_SPECIAL_INTID)
             .and_then(|p| u16::try_from(p).ok());
         self.hw_backed.set(vcpu, intid, pintid.is_some());
-        let slot = if intid < 32 {
-            self.hw_private
-                .get_mut(vcpu)
-                .and_then(|p| p.get_mut(intid as usize))
-        } else {
-            self.hw_spis.get_mut((intid - 32) as usize)
-        };
-        if let Some(slot) = slot {
-            *slot = pintid.unwrap_or(0);
-        }
+        let word = at(vcpu, intid).word & (WORDS - 1);
+        self.pintids[word][(intid % 32) as usize] = pintid.unwrap_or(0);
     }
 
     /// Whether the guest has `intid` enabled (as seen from `vcpu` for SGIs/PPIs).

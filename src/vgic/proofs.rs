@@ -55,7 +55,9 @@ fn redist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, vcpu: usize, offset:
 /// SPI and one level SPI enabled, Group 1 everywhere, Group 1 enabled.
 fn configured<const V: usize>(sgis: u32) -> Vgic<V, SPIS, LRS> {
     let mut v = Vgic::<V, SPIS, LRS>::new(V);
-    v.priority_private = [core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]); V];
+    for cpu in 0..V {
+        v.priorities[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
+    }
     v.rebuild_priority_planes();
     v.group1 = IrqBits::with(u32::MAX, Vgic::<V, SPIS, LRS>::SPI_BITS);
     v.enabled = IrqBits::with((1u32 << sgis) - 1, bit(EDGE_SPI) | bit(LEVEL_SPI));
@@ -586,13 +588,16 @@ fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) ->
     v.edge.words[0] |= 0xffff;
     v.hw_backed = any_bits::<S, L>(src);
     v.phys_active = any_bits::<S, L>(src);
-    v.priority_private = [core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK)];
-    v.priority_spis = core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK);
+    v.priorities[0] = core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK);
+    for spi in 0..S {
+        v.priorities[SPI_WORD0 + spi / 32][spi % 32] = src.any::<u8>() & PRIORITY_MASK;
+    }
     v.rebuild_priority_planes();
-    v.hw_private = [core::array::from_fn(|_| {
-        src.below(u64::from(FIRST_SPECIAL_INTID)) as u16
-    })];
-    v.hw_spis = core::array::from_fn(|_| src.below(u64::from(FIRST_SPECIAL_INTID)) as u16);
+    v.pintids[0] = core::array::from_fn(|_| src.below(u64::from(FIRST_SPECIAL_INTID)) as u16);
+    for spi in 0..S {
+        v.pintids[SPI_WORD0 + spi / 32][spi % 32] =
+            src.below(u64::from(FIRST_SPECIAL_INTID)) as u16;
+    }
     for slot in 0..L {
         let intid = src.below(u64::from(Vgic::<1, S, L>::INTIDS) + 1) as u32;
         if intid < Vgic::<1, S, L>::INTIDS && !v.in_lr.get(0, intid) {

@@ -4,7 +4,7 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK};
+use super::{word_index, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK, WORDS};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,15 +176,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// multiple of 32) as seen from `vcpu`: fewer than 32, or none, where
     /// INTIDs do not exist.
     fn word_priorities_mut(&mut self, vcpu: usize, first: u32) -> &mut [u8] {
-        if first < 32 {
-            return match self.priority_private.get_mut(vcpu) {
-                Some(bytes) if vcpu < self.num_vcpus => &mut bytes[..],
-                _ => &mut [],
-            };
-        }
-        let start = (first as usize - 32).min(S);
-        let end = (start + 32).min(S);
-        &mut self.priority_spis[start..end]
+        let exist = self.word_exists(vcpu, first).count_ones() as usize;
+        let word = word_index(vcpu, first) & (WORDS - 1);
+        &mut self.priorities[word][..exist]
     }
 
     /// IPRIORITYR bytes for INTIDs `first..first+size`.
