@@ -717,3 +717,26 @@ fn icactiver_on_the_forwarded_timer_deactivates_the_physical_ppi() {
     redist_write(&mut v, 1, SGI + 0x200, 1 << VTIMER);
     assert_eq!(hw_active_changes(&mut v), [(VTIMER, 1, true)]);
 }
+
+/// Of more waiting interrupts than list registers, the best priorities are
+/// loaded whatever their INTIDs: here the best one has the highest INTID of
+/// six, behind five worse ones, and the priorities differ only in the most
+/// significant implemented bit (the flush's bit-sliced choice must use
+/// every priority bit).
+#[test]
+fn the_best_priority_is_loaded_first_whatever_its_intid() {
+    let mut v = <Vgic>::new(1);
+    linux_init(&mut v);
+    // SGI 5 priority 0x00, SGIs 0-4 priority 0x80.
+    redist_write(&mut v, 0, SGI + 0x400, 0x8080_8080);
+    redist_write(&mut v, 0, SGI + 0x404, 0x0000_0080);
+    for sgi in 0..6 {
+        v.set_pending(sgi, 0);
+    }
+    let mut lrs = [0u64; 4];
+    v.flush_lrs(0, &mut lrs);
+    assert!(
+        slot_of(&lrs, 5).is_some(),
+        "the best interrupt waits: {lrs:x?}"
+    );
+}
