@@ -351,8 +351,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     pub(super) fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
         self.in_lr.set(vcpu, intid, true);
-        if let Some(holder) = self.spi_holder.get_mut(intid.wrapping_sub(32) as usize) {
-            *holder = vcpu as u8;
+        let spi = intid.wrapping_sub(32) as usize;
+        if spi < S {
+            self.spi_holder[spi] = vcpu as u8;
         }
         self.lr_owner[vcpu][slot] = Some(intid);
         self.lr_used[vcpu] |= 1 << slot;

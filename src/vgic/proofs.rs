@@ -588,12 +588,25 @@ fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) ->
     v.edge.words[0] |= 0xffff;
     v.hw_backed = any_bits::<S, L>(src);
     v.phys_active = any_bits::<S, L>(src);
-    v.priorities[0] = core::array::from_fn(|_| src.any::<u8>() & PRIORITY_MASK);
-    for spi in 0..S {
-        v.priorities[SPI_WORD0 + spi / 32][spi % 32] = src.any::<u8>() & PRIORITY_MASK;
+    // Any priorities: the planes drawn as words, the bytes derived from them
+    // (cheaper for Kani than 33 symbolic bytes sliced bit by bit).
+    for plane in v.priority_planes.iter_mut() {
+        *plane = any_bits::<S, L>(src);
     }
-    v.rebuild_priority_planes();
-    v.pintids[0] = core::array::from_fn(|_| src.below(u64::from(FIRST_SPECIAL_INTID)) as u16);
+    for word in [0, SPI_WORD0] {
+        for i in 0..32 {
+            let mut priority = 0u8;
+            for (k, plane) in v.priority_planes.iter().enumerate() {
+                if plane.words[word] & (1 << i) != 0 {
+                    priority |= 8 << k;
+                }
+            }
+            v.priorities[word][i] = priority;
+        }
+    }
+    for i in 0..32 {
+        v.pintids[0][i] = src.below(u64::from(FIRST_SPECIAL_INTID)) as u16;
+    }
     for spi in 0..S {
         v.pintids[SPI_WORD0 + spi / 32][spi % 32] =
             src.below(u64::from(FIRST_SPECIAL_INTID)) as u16;
