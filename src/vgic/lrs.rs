@@ -309,8 +309,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             }
             candidates &= !bit(intid);
             self.load(vcpu, slot, intid);
-            if let Some(lr) = lrs.get_mut(slot) {
-                *lr = self.place(vcpu, intid);
+            // Indexed, not through a reference (one update for Kani).
+            if slot < lrs.len() {
+                lrs[slot] = self.place(vcpu, intid);
                 changed |= 1 << slot;
             }
         }
