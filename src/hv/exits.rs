@@ -149,16 +149,28 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             inject::undefined_instruction();
             return;
         }
-        SysRegOutcome::SendSgi { value, .. } => with_vgic_synced(vcpu, |vcpu| {
-            let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
-            irq::kick_all(vcpu.vm, vcpu.index, targets);
-        }),
+        SysRegOutcome::SendSgi { value, .. } => send_sgi(vcpu, value),
         SysRegOutcome::CacheMaintenanceSetWay { value, .. } => {
             hv_arch::cache::clean_invalidate_set_way(value)
         }
-        SysRegOutcome::PhysTimerWritten => with_vgic_synced(vcpu, irq::update_ptimer),
+        SysRegOutcome::PhysTimerWritten => ptimer_written(vcpu),
     }
     inject::skip_instruction();
+}
+
+/// ICC_SGI1R_EL1 written. Out of line (as [`ptimer_written`]), so that the
+/// common sysreg traps do not pay for the vGIC paths' stack frame.
+#[inline(never)]
+fn send_sgi(vcpu: &mut Vcpu, value: u64) {
+    with_vgic_synced(vcpu, |vcpu| {
+        let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
+        irq::kick_all(vcpu.vm, vcpu.index, targets);
+    });
+}
+
+#[inline(never)]
+fn ptimer_written(vcpu: &mut Vcpu) {
+    with_vgic_synced(vcpu, irq::update_ptimer);
 }
 
 #[inline(never)]
@@ -236,11 +248,21 @@ fn gic_access_synced(
 ) -> MmioOutcome {
     let index = vcpu.index;
     let (size, write) = (access.size, access.write);
-    let result = irq::with_vgic_locked_synced(vcpu, |vgic| match device {
-        EmulatedDevice::GicDist(offset) => vgic.dist_access(index, offset, size, write, store),
-        EmulatedDevice::GicRedist(offset) => vgic.redist_access(offset, size, write, store),
-        _ => MmioResult::BadAccess,
-    });
+    // A read of pending or active state needs the list registers only
+    // while they hold something or the timer's line may have dropped;
+    // otherwise the model is exact and the read is like any other.
+    if !write && !irq::model_may_be_stale(vcpu) {
+        return vcpu.vm.mmio_access(index, device, size, write, store);
+    }
+    let result = irq::with_vgic_locked_synced(
+        vcpu,
+        #[inline(always)]
+        move |vgic| match device {
+            EmulatedDevice::GicDist(offset) => vgic.dist_access(index, offset, size, write, store),
+            EmulatedDevice::GicRedist(offset) => vgic.redist_access(offset, size, write, store),
+            _ => MmioResult::BadAccess,
+        },
+    );
     match result {
         MmioResult::Read(value) => MmioOutcome::Read(value),
         MmioResult::Written => MmioOutcome::Written,

@@ -49,16 +49,51 @@ pub fn flush_list_registers(vcpu: &mut Vcpu) {
 /// registers, all under one hold of the vGIC lock (a GIC register access
 /// that reads or may change interrupt state). Physical SPIs whose enable or
 /// routing the access changed follow.
+///
+/// With no list register in use (so all of them empty) and the timer line
+/// not dropped, the model is already exact for this vCPU: no sync, and no
+/// refill unless the access changed something ([`Vgic::changes`]): an
+/// access that changes nothing leaves the vCPU as an exit that never
+/// touched the vGIC would.
+#[inline(always)]
 pub fn with_vgic_locked_synced<R>(vcpu: &mut Vcpu, access: impl FnOnce(&mut Vgic) -> R) -> R {
     let vm = vcpu.vm;
     let exit = read_back(vcpu);
+    if exit.needs_lock() {
+        return with_vgic_synced_slow(vcpu, exit, access);
+    }
+    let (result, enable_changes, entry) = {
+        let mut vgic = vm.vgic.lock();
+        let before = vgic.changes();
+        let result = access(&mut vgic);
+        if vgic.changes() == before {
+            // Nothing to load or to pass on: as if the exit had not been.
+            return result;
+        }
+        (
+            result,
+            vgic.has_hw_enable_changes(),
+            refill_locked(vcpu, &mut vgic),
+        )
+    };
+    if enable_changes {
+        vm.apply_hw_enable_changes();
+    }
+    write_back(vcpu, entry);
+    result
+}
+
+/// [`with_vgic_locked_synced`] when the list registers must be synced first.
+#[inline(never)]
+fn with_vgic_synced_slow<R>(
+    vcpu: &mut Vcpu,
+    exit: ExitState,
+    access: impl FnOnce(&mut Vgic) -> R,
+) -> R {
+    let vm = vcpu.vm;
     let (result, kicks, enable_changes, entry) = {
         let mut vgic = vm.vgic.lock();
-        let kicks = if exit.needs_lock() {
-            sync_locked(vcpu, &mut vgic, exit)
-        } else {
-            0
-        };
+        let kicks = sync_locked(vcpu, &mut vgic, exit);
         let result = access(&mut vgic);
         let enable_changes = vgic.has_hw_enable_changes();
         (
@@ -74,6 +109,14 @@ pub fn with_vgic_locked_synced<R>(vcpu: &mut Vcpu, access: impl FnOnce(&mut Vgic
     }
     write_back(vcpu, entry);
     result
+}
+
+/// Whether the vGIC model may differ from the truth for this vCPU: list
+/// registers in use (the guest may have acknowledged or completed them) or
+/// the virtual timer's output may have dropped since the last sync.
+#[inline(always)]
+pub fn model_may_be_stale(vcpu: &Vcpu) -> bool {
+    vcpu.lrs_in_use != 0 || vcpu.vtimer_level_maybe_high
 }
 
 /// What an exit found before taking the vGIC lock.

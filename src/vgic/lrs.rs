@@ -6,7 +6,7 @@
 //! ([`Vgic::flush_lrs`]): occupied registers are rewritten from the model,
 //! free ones get the best deliverable interrupts.
 
-use super::{Irq, Vgic, PRIORITY_MASK};
+use super::{at, bit, Vgic, PRIORITY_MASK};
 
 const LR_STATE_SHIFT: u32 = 62;
 const LR_STATE_PENDING: u64 = 0b01;
@@ -38,6 +38,40 @@ fn lr_state(lr: u64) -> u64 {
 /// Bits `0..n` (list-register slots below `n`).
 fn slots_below(n: usize) -> u32 {
     1u32.checked_shl(n as u32).map_or(u32::MAX, |b| b - 1)
+}
+
+/// The list-register slots to look at for `mask` from `from` up to `to`,
+/// lowest first: at run time its set bits; under Kani every slot in the
+/// range (each a concrete index for the proofs), which the caller skips
+/// unless it is in `mask`. Either way the same slots, in the same order.
+#[inline(always)]
+fn slots(mask: u32, from: usize, to: usize) -> impl Iterator<Item = usize> {
+    #[cfg(not(kani))]
+    return SetBits(mask & slots_below(to) & !slots_below(from));
+    #[cfg(kani)]
+    return {
+        let _ = mask;
+        from..to
+    };
+}
+
+/// The set bits of a mask, lowest first.
+#[cfg(not(kani))]
+struct SetBits(u32);
+
+#[cfg(not(kani))]
+impl Iterator for SetBits {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let slot = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(slot)
+    }
 }
 
 /// Empty every register of `lrs`; the ones that were not empty already.
@@ -86,27 +120,6 @@ pub fn maintenance_asserted(hcr: u64, lrs: &[u64]) -> bool {
     eoi || underflow || eoicount || no_pending
 }
 
-/// The list-register value for `intid` in state `irq`, shown pending or not.
-fn lr_value(intid: u32, irq: &Irq, pending: bool) -> u64 {
-    let mut lr = u64::from(intid) | (u64::from(irq.priority & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
-    if irq.group1 {
-        lr |= LR_GROUP1;
-    }
-    if let Some(pintid) = irq.hw {
-        lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
-    } else if !irq.edge {
-        // Level-sensitive: exit on deactivation to resample the line.
-        lr |= LR_EOI_MAINTENANCE;
-    }
-    if pending {
-        lr |= LR_PENDING;
-    }
-    if irq.active {
-        lr |= LR_ACTIVE;
-    }
-    lr
-}
-
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Read back the list registers of `vcpu` after an exit: what the guest
     /// acknowledged became active, what it completed became invalid.
@@ -123,39 +136,43 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             return 0;
         }
         let mut kick = 0;
-        let mut used = self.lrs_in_use(vcpu) & slots_below(lrs.len());
-        while used != 0 {
-            let slot = used.trailing_zeros() as usize;
-            used &= used - 1;
+        let used = self.lrs_in_use(vcpu) & slots_below(lrs.len());
+        for slot in slots(used, 0, lrs.len().min(L)) {
+            if used & (1 << slot) == 0 {
+                continue;
+            }
             let (Some(intid), Some(&lr)) = (self.lr_owner[vcpu][slot], lrs.get(slot)) else {
                 continue;
             };
-            let Some(irq) = self.irq_mut(vcpu, intid) else {
+            if !self.exists(vcpu, intid) {
                 continue;
-            };
+            }
             let state = lr_state(lr);
-            irq.active = state & LR_STATE_ACTIVE != 0;
+            let at = at(vcpu, intid);
+            self.active.mark(at, state & LR_STATE_ACTIVE != 0);
             // Not acknowledged: the pending state the flush moved out of the
             // latch comes back (a new edge latched meanwhile stays latched).
-            if state & LR_STATE_PENDING != 0 && irq.lr_latched {
-                irq.latch = true;
+            if state & LR_STATE_PENDING != 0 && self.lr_latched.has(at) {
+                self.latch.mark(at, true);
             }
-            irq.lr_latched = false;
-            if state == 0 && irq.hw.is_some() {
+            self.lr_latched.mark(at, false);
+            if state == 0 && self.hw_backed.has(at) {
                 // The guest completed it: the hardware deactivated the
                 // physical twin, which fires again if its line is still
                 // high. Until then the line counts as low.
-                irq.phys_active = false;
-                irq.level = false;
-                self.update_phys(vcpu, intid);
+                self.phys_active.mark(at, false);
+                self.level.mark(at, false);
+                self.update_phys_at(vcpu, intid, at);
             }
             if state == 0 {
-                self.release(vcpu, slot, intid);
+                // `release`, with the place already at hand.
+                self.lr_owner[vcpu][slot] = None;
+                self.lr_used[vcpu] &= !(1 << slot);
+                self.in_lr.mark(at, false);
                 // Completed: a new edge or a line still high is deliverable again.
                 let target = self.target_of(vcpu, intid);
                 self.hint_irq(target, intid);
-                let deliverable = self.irq(vcpu, intid).is_some_and(|i| self.deliverable(i));
-                if target != vcpu && deliverable {
+                if target != vcpu && self.is_deliverable(vcpu, intid) {
                     kick |= 1 << target;
                 }
             }
@@ -170,6 +187,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// list-register sync at all.
     pub fn lrs_in_use(&self, vcpu: usize) -> u32 {
         self.lr_used.get(vcpu).copied().unwrap_or(0)
+    }
+
+    /// Whether [`Vgic::refill_lrs`] may put anything into the list registers
+    /// of `vcpu`: some are in use, or something was hinted or a full scan
+    /// is due since the last flush that loaded everything. When not, and
+    /// the list registers are all empty, a refill changes nothing.
+    #[inline(always)]
+    pub fn may_load(&self, vcpu: usize) -> bool {
+        vcpu < self.num_vcpus
+            && (self.lr_used.get(vcpu) != Some(&0)
+                || self.hint.get(vcpu) != Some(&0)
+                || self.full_scan.get(vcpu) != Some(&false))
     }
 
     /// Fill the list registers of `vcpu` before entering it (`lrs.len()` =
@@ -192,11 +221,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// interrupts.
     #[inline]
     pub fn refill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> Refill {
-        let idle = vcpu < self.num_vcpus
-            && self.lr_used.get(vcpu) == Some(&0)
-            && self.hint.get(vcpu) == Some(&0)
-            && self.full_scan.get(vcpu) == Some(&false);
-        if idle || vcpu >= self.num_vcpus {
+        if !self.may_load(vcpu) {
             // Nothing held, nothing new: every register stays (or becomes) empty.
             let changed = if lrs.iter().fold(0, |any, lr| any | lr) == 0 {
                 0
@@ -218,10 +243,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         let used = self.lrs_in_use(vcpu);
         let n = lrs.len().min(L);
         // Registers the caller no longer passes cannot hold anything.
-        let mut beyond = used & !slots_below(n);
-        while beyond != 0 {
-            let slot = beyond.trailing_zeros() as usize;
-            beyond &= beyond - 1;
+        for slot in slots(used, n, L) {
+            if used & (1 << slot) == 0 {
+                continue;
+            }
             if let Some(intid) = self.lr_owner[vcpu][slot] {
                 self.unload(vcpu, slot, intid);
             }
@@ -235,9 +260,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                     // Take back what the last flush put there, in case no sync came
                     // since: a flush must not lose what an earlier one moved.
                     self.reclaim(vcpu, intid);
-                    let keep = self
-                        .irq(vcpu, intid)
-                        .is_some_and(|irq| irq.active || self.shows_pending(irq));
+                    let keep =
+                        (self.active.view(vcpu) | self.shows_pending(vcpu)) & bit(intid) != 0;
                     if keep {
                         self.place(vcpu, intid)
                     } else {
@@ -268,18 +292,26 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         //    Should the bound ever be reached, the rest counts as overflow.
         //    A register loaded here held nothing valid or an evicted other
         //    interrupt before, so its value always changes.
+        //    Loading one interrupt changes no other's candidacy, except
+        //    that an evicted one becomes a candidate again.
         let mut overflow = true;
+        let mut candidates = self.flush_candidates(vcpu);
         for _ in 0..=n {
-            let Some(intid) = self.next_candidate(vcpu) else {
+            let Some(intid) = self.best_of(vcpu, candidates) else {
                 overflow = false;
                 break;
             };
-            let Some(slot) = self.slot_for(vcpu, intid, &lrs[..n]) else {
+            let Some((slot, evicted)) = self.slot_for(vcpu, intid, &lrs[..n]) else {
                 break;
             };
+            if let Some(evicted) = evicted {
+                candidates |= self.candidates_in(vcpu, bit(evicted));
+            }
+            candidates &= !bit(intid);
             self.load(vcpu, slot, intid);
-            if let Some(lr) = lrs.get_mut(slot) {
-                *lr = self.place(vcpu, intid);
+            // Indexed, not through a reference (one update for Kani).
+            if slot < lrs.len() {
+                lrs[slot] = self.place(vcpu, intid);
                 changed |= 1 << slot;
             }
         }
@@ -303,23 +335,26 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     }
 
     /// A list register for `intid`: a free one, or one whose pending-only
-    /// entry of lower priority goes back to the model.
-    fn slot_for(&mut self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<usize> {
+    /// entry of lower priority goes back to the model (returned as well).
+    fn slot_for(&mut self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<(usize, Option<u32>)> {
         if let Some(free) = (0..lrs.len()).find(|&s| self.lr_owner[vcpu][s].is_none()) {
-            return Some(free);
+            return Some((free, None));
         }
-        let prio = self.irq(vcpu, intid)?.priority;
+        let prio = self.priority(vcpu, intid);
         let victim = self.eviction_victim(vcpu, lrs, prio)?;
-        if let Some(old) = self.lr_owner[vcpu][victim] {
+        let old = self.lr_owner[vcpu][victim];
+        if let Some(old) = old {
             self.unload(vcpu, victim, old);
             self.hint_irq(vcpu, old);
         }
-        Some(victim)
+        Some((victim, old))
     }
 
-    fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.lr = Some((vcpu as u8, slot as u8));
+    pub(super) fn load(&mut self, vcpu: usize, slot: usize, intid: u32) {
+        self.in_lr.set(vcpu, intid, true);
+        let spi = intid.wrapping_sub(32) as usize;
+        if spi < S {
+            self.spi_holder[spi] = vcpu as u8;
         }
         self.lr_owner[vcpu][slot] = Some(intid);
         self.lr_used[vcpu] |= 1 << slot;
@@ -327,28 +362,40 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// The list-register value for `intid`; a pending state shown there
     /// moves out of the model's latch (remembered in `lr_latched`).
+    #[inline(always)]
     fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
-        let Some(irq) = self.irq(vcpu, intid).copied() else {
-            return 0;
-        };
-        let pending = self.shows_pending(&irq);
-        if pending {
-            if let Some(irq) = self.irq_mut(vcpu, intid) {
-                irq.lr_latched = irq.latch;
-                irq.latch = false;
-            }
+        let at = at(vcpu, intid);
+        let pending = self.shows_pending_at(at.word) & at.bit != 0;
+        let mut lr = u64::from(intid)
+            | (u64::from(self.priority_at(at, intid) & PRIORITY_MASK) << LR_PRIORITY_SHIFT);
+        if self.group1.has(at) {
+            lr |= LR_GROUP1;
         }
-        lr_value(intid, &irq, pending)
+        if let Some(pintid) = self.hw_at(at, intid) {
+            lr |= LR_HW | (u64::from(pintid) << LR_PINTID_SHIFT);
+        } else if !self.edge.has(at) {
+            // Level-sensitive: exit on deactivation to resample the line.
+            lr |= LR_EOI_MAINTENANCE;
+        }
+        if self.active.has(at) {
+            lr |= LR_ACTIVE;
+        }
+        if pending {
+            lr |= LR_PENDING;
+            let latched = self.latch.has(at);
+            self.lr_latched.mark(at, latched);
+            self.latch.mark(at, false);
+        }
+        lr
     }
 
     /// Give the latch back to the model if the last flush moved it into a
     /// list register.
     fn reclaim(&mut self, vcpu: usize, intid: u32) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            if irq.lr_latched {
-                irq.latch = true;
-                irq.lr_latched = false;
-            }
+        let at = at(vcpu, intid);
+        if self.lr_latched.has(at) {
+            self.latch.mark(at, true);
+            self.lr_latched.mark(at, false);
         }
     }
 
@@ -362,9 +409,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     fn release(&mut self, vcpu: usize, slot: usize, intid: u32) {
         self.lr_owner[vcpu][slot] = None;
         self.lr_used[vcpu] &= !(1 << slot);
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.lr = None;
-        }
+        self.in_lr.set(vcpu, intid, false);
     }
 
     /// The vCPU is (re)starting with empty list registers: whatever they
@@ -382,38 +427,78 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         self.full_scan[vcpu] = true;
     }
 
-    /// (priority, INTID) of `intid` if it can be loaded into a list register of `vcpu`.
-    pub(super) fn candidate(&self, vcpu: usize, intid: u32) -> Option<(u8, u32)> {
-        let irq = self.irq(vcpu, intid)?;
-        (irq.lr.is_none() && self.deliverable(irq) && self.target_of(vcpu, intid) == vcpu)
-            .then_some((irq.priority, intid))
+    /// The interrupts that can be loaded into a list register of `vcpu`
+    /// (bit = INTID): deliverable, in no list register, routed to `vcpu`.
+    #[cfg(any(test, kani))]
+    pub(super) fn candidates(&self, vcpu: usize) -> u128 {
+        self.candidates_in(vcpu, u128::MAX)
     }
 
-    /// The next interrupt to load: the best of the hinted ones, or of all
-    /// after a group enable or a restart.
-    fn next_candidate(&self, vcpu: usize) -> Option<u32> {
-        if self.full_scan[vcpu] {
-            return self.best_candidate(vcpu);
+    /// [`Vgic::candidates`] among `look`, looking only at the register
+    /// words `look` touches.
+    fn candidates_in(&self, vcpu: usize, look: u128) -> u128 {
+        let Some(&routed) = self.routed.get(vcpu) else {
+            return 0;
+        };
+        if vcpu >= self.num_vcpus {
+            return 0;
         }
-        let mut bits = self.hint[vcpu];
-        let mut best: Option<(u8, u32)> = None;
-        while bits != 0 {
-            let intid = bits.trailing_zeros();
-            bits &= bits - 1;
-            if let Some(c) = self.candidate(vcpu, intid) {
-                best = Some(best.map_or(c, |b| b.min(c)));
+        let mut found = 0;
+        let mut first = 0;
+        while first < Self::INTIDS {
+            let wanted = (look >> first) as u32;
+            if wanted != 0 {
+                let routed_here = if first < 32 {
+                    u32::MAX
+                } else {
+                    routed.get((first / 32 - 1) as usize).copied().unwrap_or(0)
+                };
+                let word = self.deliverable_word(vcpu, first)
+                    & !self.in_lr.word(vcpu, first)
+                    & routed_here
+                    & wanted;
+                found |= u128::from(word) << first;
+            }
+            first += 32;
+        }
+        found
+    }
+
+    /// The best of the interrupts `bits` of `vcpu`: highest priority
+    /// (lowest value), then lowest INTID.
+    pub(super) fn best_of(&self, vcpu: usize, bits: u128) -> Option<u32> {
+        if bits & bits.wrapping_sub(1) == 0 {
+            // None or one: nothing to compare.
+            return (bits != 0).then(|| bits.trailing_zeros());
+        }
+        // Keep those with the lowest priority value, most significant bit
+        // first: where some have a 0 in this bit, drop those with a 1.
+        let mut best = bits;
+        for plane in self.priority_planes.iter().rev() {
+            let zero = best & !plane.view(vcpu);
+            if zero != 0 {
+                best = zero;
             }
         }
-        best.map(|(_, intid)| intid)
+        Some(best.trailing_zeros())
+    }
+
+    /// The interrupts a flush loads from: the hinted candidates, or all
+    /// after a group enable or a restart.
+    fn flush_candidates(&self, vcpu: usize) -> u128 {
+        let look = if self.full_scan[vcpu] {
+            u128::MAX
+        } else {
+            self.hint[vcpu]
+        };
+        self.candidates_in(vcpu, look)
     }
 
     /// Highest-priority deliverable interrupt for `vcpu` not already in a
     /// list register, looking at every interrupt.
+    #[cfg(any(test, kani))]
     pub(super) fn best_candidate(&self, vcpu: usize) -> Option<u32> {
-        (0..Self::INTIDS)
-            .filter_map(|intid| self.candidate(vcpu, intid))
-            .min()
-            .map(|(_, intid)| intid)
+        self.best_of(vcpu, self.candidates(vcpu))
     }
 
     /// A list register holding a pending-only interrupt of lower priority
@@ -424,7 +509,7 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             .filter(|(_, lr)| lr_state(**lr) == LR_STATE_PENDING)
             .filter_map(|(s, _)| {
                 let intid = self.lr_owner[vcpu].get(s).copied().flatten()?;
-                Some((s, self.irq(vcpu, intid)?.priority))
+                Some((s, self.priority(vcpu, intid)))
             })
             .filter(|&(_, p)| p > prio)
             .max_by_key(|&(_, p)| p)

@@ -24,21 +24,15 @@ fn lr_state(lr: u64) -> u64 {
 /// HW-backed PPI enabled, mixed priorities, Group 1 everywhere and enabled.
 fn configured() -> Small {
     let mut v = Small::new(VCPUS);
-    for (cpu, irqs) in v.private.iter_mut().enumerate() {
-        for (intid, irq) in irqs.iter_mut().enumerate() {
-            irq.group1 = true;
-            irq.enabled = (intid as u32) < SGIS || intid as u32 == HW_PPI;
-            irq.priority = [0x00, 0x10, 0x20, 0x10][intid % 4];
-        }
-        irqs[HW_PPI as usize].hw = Some(HW_PPI as u16);
-        let _ = cpu;
+    let enabled = ((1u32 << SGIS) - 1) | (1 << HW_PPI);
+    for cpu in 0..VCPUS {
+        v.priorities[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
+        v.set_hw(HW_PPI, cpu, Some(HW_PPI));
     }
-    for irq in v.spis.iter_mut() {
-        irq.group1 = true;
-    }
-    if let Some(irq) = v.irq_mut(0, LEVEL_SPI) {
-        irq.enabled = true;
-    }
+    v.rebuild_priority_planes();
+    v.enabled = IrqBits::with(enabled, 0);
+    v.group1 = IrqBits::with(u32::MAX, Small::SPI_BITS);
+    v.enabled.set(0, LEVEL_SPI, true);
     v.ctlr = CTLR_ENABLE_GRP1;
     v
 }

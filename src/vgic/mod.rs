@@ -50,6 +50,8 @@ pub const NUM_SPIS: usize = NUM_INTIDS as usize - NUM_PRIVATE;
 /// Priority bits kept: QEMU's CPU interface implements 5 (the minimum), and
 /// the list registers' unimplemented low bits are RES0.
 const PRIORITY_MASK: u8 = 0xf8;
+/// Implemented priority bits (7..3), one [`Vgic::priority_planes`] each.
+const PRIORITY_PLANES: usize = 5;
 /// Physical INTIDs at or above this are special (1020-1023) or LPIs.
 const FIRST_SPECIAL_INTID: u32 = 1020;
 
@@ -57,64 +59,149 @@ const FIRST_SPECIAL_INTID: u32 = 1020;
 const CTLR_ENABLE_GRP0: u32 = 1 << 0;
 const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 
-/// The state of one interrupt as the guest configured it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Irq {
-    enabled: bool,
-    /// Pending latch: an edge, a write to ISPENDR, or a HW interrupt taken.
-    latch: bool,
-    /// The pending state of the list register holding this interrupt came
-    /// from `latch` (moved there by a flush). Given back to `latch` while
-    /// the list register still shows it pending, so nothing is lost or
-    /// invented whether the pending state came from the latch or the line.
-    lr_latched: bool,
-    /// Input line level (level-sensitive interrupts).
-    level: bool,
-    active: bool,
-    priority: u8,
-    group1: bool,
-    edge: bool,
-    /// vCPU an SPI is routed to (from GICD_IROUTER).
-    target: u8,
-    /// Raw GICD_IROUTER value, as the guest wrote it (writable fields only).
-    router: u64,
-    /// Physical INTID deactivated along with this one (LR HW bit).
-    hw: Option<u16>,
-    /// (vCPU, list register) holding this interrupt, if any.
-    lr: Option<(u8, u8)>,
-    /// HW-backed: the physical twin is active (taken by the hypervisor and
-    /// not yet deactivated). Kept equal to `active || pending_anywhere()`.
-    phys_active: bool,
+/// INTIDs 0..32: the SGIs and PPIs of one vCPU (one bank per vCPU).
+const PRIVATE_BITS: u128 = 0xffff_ffff;
+
+/// The bit of `intid` in a [`IrqBits::view`] (INTIDs are below 128).
+#[inline(always)]
+const fn bit(intid: u32) -> u128 {
+    1u128 << (intid % 128)
 }
 
-/// Reset state of one interrupt: disabled, Group 0, priority 0, level.
-const IRQ_RESET: Irq = Irq {
-    enabled: false,
-    latch: false,
-    lr_latched: false,
-    level: false,
-    active: false,
-    priority: 0,
-    group1: false,
-    edge: false,
-    target: 0,
-    router: 0,
-    hw: None,
-    lr: None,
-    phys_active: false,
-};
+/// 32-INTID words of SPIs (INTIDs 32..128).
+const SPI_WORDS: usize = 3;
+/// Words of an [`IrqBits`]: one per vCPU (at most [`SPI_WORD0`]), the
+/// SPIs' words from [`SPI_WORD0`], and [`NO_WORD`]; a power of two, so that
+/// an index masked with `WORDS - 1` needs no bounds check.
+#[cfg(not(kani))]
+const WORDS: usize = 64;
+#[cfg(not(kani))]
+const SPI_WORD0: usize = 32;
+/// The proofs' instances have at most 4 vCPUs: 8 words per field keep every
+/// access at a symbolic INTID a choice among 8 words, not 64.
+#[cfg(kani)]
+const WORDS: usize = 8;
+#[cfg(kani)]
+const SPI_WORD0: usize = 4;
+/// The word of INTIDs that do not exist: always 0, never written.
+const NO_WORD: usize = WORDS - 1;
 
-/// Reset state of one vCPU's SGIs and PPIs (SGIs are always edge).
-/// Built at compile time, so `Vgic::new` has no loop over them.
-const PRIVATE_RESET: [Irq; NUM_PRIVATE] = {
-    let mut irqs = [IRQ_RESET; NUM_PRIVATE];
-    let mut i = 0;
-    while i < 16 {
-        irqs[i].edge = true;
-        i += 1;
+/// Where the word of INTIDs `first..first + 32` (`first` a multiple of 32)
+/// as seen from `vcpu` lives in an [`IrqBits`]. Computed once per access,
+/// it then names the same word in every field.
+#[inline(always)]
+fn word_index(vcpu: usize, first: u32) -> usize {
+    if first < 32 {
+        if vcpu < SPI_WORD0 {
+            vcpu
+        } else {
+            NO_WORD
+        }
+    } else {
+        (SPI_WORD0 - 1 + (first / 32) as usize).min(NO_WORD)
     }
-    irqs
-};
+}
+
+/// One interrupt's word (a [`word_index`]) and its bit in that word.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    word: usize,
+    bit: u32,
+}
+
+/// Where `intid` as seen from `vcpu` lives in an [`IrqBits`].
+#[inline(always)]
+fn at(vcpu: usize, intid: u32) -> At {
+    At {
+        word: word_index(vcpu, intid & !31),
+        bit: 1 << (intid % 32),
+    }
+}
+
+/// One bit of per-interrupt state for every interrupt: a word per vCPU for
+/// its SGIs and PPIs, and the SPIs' words (see [`word_index`]). Register
+/// words, list-register decisions and proofs all work on whole words; no
+/// interrupt has a record of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IrqBits {
+    words: [u32; WORDS],
+}
+
+impl IrqBits {
+    const CLEAR: Self = IrqBits { words: [0; WORDS] };
+
+    /// The same bits for every vCPU's SGIs and PPIs, and `spis` (bit = INTID).
+    #[cfg(any(test, kani))]
+    fn with(private: u32, spis: u128) -> Self {
+        let mut bits = IrqBits::CLEAR;
+        bits.words[..SPI_WORD0].fill(private);
+        for w in 0..SPI_WORDS {
+            bits.words[SPI_WORD0 + w] = (spis >> (32 * (w + 1))) as u32;
+        }
+        bits
+    }
+
+    /// The SPIs' bits (bit = INTID).
+    fn spis_view(&self) -> u128 {
+        (0..SPI_WORDS).fold(0, |view, w| {
+            view | u128::from(self.words[SPI_WORD0 + w]) << (32 * (w + 1))
+        })
+    }
+
+    /// The bits of every interrupt `vcpu` sees: its own SGIs and PPIs, every SPI.
+    fn view(&self, vcpu: usize) -> u128 {
+        self.spis_view() | u128::from(self.word_at(word_index(vcpu, 0)))
+    }
+
+    /// The word at `index` (from [`word_index`]).
+    #[inline(always)]
+    fn word_at(&self, index: usize) -> u32 {
+        self.words[index & (WORDS - 1)]
+    }
+
+    /// Replace the bits `mask` of the word at `index` with those of `word`.
+    /// Callers only write bits of interrupts that exist, so [`NO_WORD`]
+    /// stays 0.
+    #[inline(always)]
+    fn put(&mut self, index: usize, mask: u32, word: u32) {
+        // Indexed, not through a reference: for Kani a write at a symbolic
+        // index is then one array update, not one per word it might name.
+        let index = index & (WORDS - 1);
+        self.words[index] = (self.words[index] & !mask) | (word & mask);
+    }
+
+    #[inline(always)]
+    fn get(&self, vcpu: usize, intid: u32) -> bool {
+        self.has(at(vcpu, intid))
+    }
+
+    #[inline(always)]
+    fn set(&mut self, vcpu: usize, intid: u32, on: bool) {
+        self.mark(at(vcpu, intid), on);
+    }
+
+    #[inline(always)]
+    fn has(&self, at: At) -> bool {
+        self.word_at(at.word) & at.bit != 0
+    }
+
+    #[inline(always)]
+    fn mark(&mut self, at: At, on: bool) {
+        self.put(at.word, at.bit, if on { at.bit } else { 0 });
+    }
+
+    /// The register word of INTIDs `first..first + 32` (`first` a multiple of 32).
+    #[inline(always)]
+    fn word(&self, vcpu: usize, first: u32) -> u32 {
+        self.word_at(word_index(vcpu, first))
+    }
+
+    /// Replace the word [`IrqBits::word`] reads; bits outside `exists` stay.
+    #[inline(always)]
+    fn set_word(&mut self, vcpu: usize, first: u32, exists: u32, word: u32) {
+        self.put(word_index(vcpu, first), exists, word);
+    }
+}
 
 /// A change the glue must make to the physical twin of a HW-backed
 /// interrupt: make it active or inactive. `vcpu` names the redistributor
@@ -126,28 +213,59 @@ pub struct HwActiveChange {
     pub active: bool,
 }
 
-impl Irq {
-    /// Pending as the model sees it between an exit and the next entry.
-    fn pending(&self) -> bool {
-        self.latch || (self.level && !self.edge)
-    }
-
-    /// Pending in the model or in the list register the last flush wrote.
-    fn pending_anywhere(&self) -> bool {
-        self.pending() || self.lr_latched
-    }
-}
-
 /// One VM's virtual distributor and redistributors, for at most `V`
 /// vCPUs, with `S` SPIs (INTIDs `32..32 + S`, `S` <= 96) and at most `L`
 /// list registers per vCPU.
+///
+/// Per-interrupt state is kept field by field ([`IrqBits`] for the 1-bit
+/// fields, arrays for priorities, physical INTIDs and routing), so that a
+/// register word is a few word operations and the proofs meet no references
+/// to records at symbolic INTIDs.
 #[derive(Debug, Clone)]
 pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: usize = MAX_LRS> {
     num_vcpus: usize,
     /// GICD_CTLR EnableGrp0 / EnableGrp1.
     ctlr: u32,
-    private: [[Irq; NUM_PRIVATE]; V],
-    spis: [Irq; S],
+    enabled: IrqBits,
+    /// Pending latch: an edge, a write to ISPENDR, or a HW interrupt taken.
+    latch: IrqBits,
+    /// The pending state of the list register holding the interrupt came
+    /// from `latch` (moved there by a flush). Given back to `latch` while
+    /// the list register still shows it pending, so nothing is lost or
+    /// invented whether the pending state came from the latch or the line.
+    lr_latched: IrqBits,
+    /// Input line level (level-sensitive interrupts).
+    level: IrqBits,
+    active: IrqBits,
+    group1: IrqBits,
+    /// Edge-triggered (SGIs always).
+    edge: IrqBits,
+    /// Backed by a physical interrupt (list-register HW bit; its INTID in
+    /// `pintids`).
+    hw_backed: IrqBits,
+    /// HW-backed: the physical twin is active (taken by the hypervisor and
+    /// not yet deactivated). Kept equal to `active || pending_anywhere`.
+    phys_active: IrqBits,
+    /// In a list register (of its own vCPU for SGIs/PPIs, of `spi_holder`
+    /// for SPIs); `lr_owner` says which.
+    in_lr: IrqBits,
+    /// Priorities by word (as the flags: a [`word_index`], then the INTID's
+    /// bit number), so one index finds every flag and byte of an interrupt.
+    priorities: [[u8; 32]; WORDS],
+    /// The priorities again, bit-sliced: plane `k` holds bit `k + 3` of each
+    /// interrupt's priority (the 5 implemented bits), so that a flush finds
+    /// the best of several candidates in 5 word steps.
+    priority_planes: [IrqBits; PRIORITY_PLANES],
+    /// Physical INTIDs of HW-backed interrupts, by word as `priorities`.
+    pintids: [[u16; 32]; WORDS],
+    /// vCPU each SPI is routed to (from GICD_IROUTER) ...
+    spi_target: [u8; S],
+    /// ... and, per vCPU, the SPIs routed to it (bit = INTID, in words as `IrqBits::spis`).
+    routed: [[u32; SPI_WORDS]; V],
+    /// Raw GICD_IROUTER values, as the guest wrote them (writable fields only).
+    spi_router: [u64; S],
+    /// vCPU whose list register holds each SPI in `in_lr`.
+    spi_holder: [u8; S],
     /// Per vCPU, which INTID each list register holds.
     lr_owner: [[Option<u32>; L]; V],
     /// Per vCPU, the list registers `lr_owner` says are held (bit = register).
@@ -170,27 +288,77 @@ pub struct Vgic<const V: usize = MAX_VCPUS, const S: usize = NUM_SPIS, const L: 
     phys_changed_spis: u128,
     /// Some bit above is set (checked on every entry, so kept cheap).
     phys_changed_any: bool,
+    /// Counts the register writes that changed something a flush or the
+    /// glue acts on (see [`Vgic::changes`]).
+    changes: u32,
 }
 
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// INTIDs 0..INTIDS exist.
     pub const INTIDS: u32 = {
         assert!(
-            S <= 96 && V >= 1 && V <= 32 && L <= 32,
+            S <= 96 && V >= 1 && V <= 32 && V <= SPI_WORD0 && L <= 32,
             "vGIC size out of range"
         );
         (NUM_PRIVATE + S) as u32
+    };
+
+    /// The SPIs that exist (bit = INTID).
+    const SPI_BITS: u128 = {
+        let below = if S >= 96 {
+            u128::MAX
+        } else {
+            (1u128 << (NUM_PRIVATE + S)) - 1
+        };
+        below & !PRIVATE_BITS
+    };
+
+    /// [`Vgic::SPI_BITS`] as SPI words.
+    const SPI_EXISTS: [u32; SPI_WORDS] = {
+        let mut words = [0; SPI_WORDS];
+        let mut w = 0;
+        while w < SPI_WORDS {
+            words[w] = (Self::SPI_BITS >> (32 * (w + 1))) as u32;
+            w += 1;
+        }
+        words
     };
 
     /// A VM with `num_vcpus` vCPUs (clamped to 1..=V), all interrupts
     /// at reset state: disabled, Group 0, priority 0, level-sensitive (SGIs
     /// edge), SPIs routed to vCPU 0, redistributors asleep.
     pub fn new(num_vcpus: usize) -> Self {
+        let mut routed = [[0; SPI_WORDS]; V];
+        routed[0] = Self::SPI_EXISTS;
         Vgic {
             num_vcpus: num_vcpus.clamp(1, V),
             ctlr: 0,
-            private: [PRIVATE_RESET; V],
-            spis: [IRQ_RESET; S],
+            enabled: IrqBits::CLEAR,
+            latch: IrqBits::CLEAR,
+            lr_latched: IrqBits::CLEAR,
+            level: IrqBits::CLEAR,
+            active: IrqBits::CLEAR,
+            group1: IrqBits::CLEAR,
+            edge: {
+                // SGIs are always edge-triggered.
+                let mut edge = IrqBits::CLEAR;
+                let mut vcpu = 0;
+                while vcpu < V {
+                    edge.words[vcpu] = 0xffff;
+                    vcpu += 1;
+                }
+                edge
+            },
+            hw_backed: IrqBits::CLEAR,
+            phys_active: IrqBits::CLEAR,
+            in_lr: IrqBits::CLEAR,
+            priorities: [[0; 32]; WORDS],
+            priority_planes: [IrqBits::CLEAR; PRIORITY_PLANES],
+            pintids: [[0; 32]; WORDS],
+            spi_target: [0; S],
+            routed,
+            spi_router: [0; S],
+            spi_holder: [0; S],
             lr_owner: [[None; L]; V],
             lr_used: [0; V],
             asleep: [true; V],
@@ -200,17 +368,110 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             phys_changed_private: [0; V],
             phys_changed_spis: 0,
             phys_changed_any: false,
+            changes: 0,
         }
+    }
+
+    /// A counter that moves whenever a register access changes something
+    /// that may need a refill or physical-interrupt work (an interrupt
+    /// hinted, a full scan due, a physical twin or HW-backed SPI to update).
+    /// An access that leaves it unchanged needs nothing after it, so the
+    /// glue can skip the refill it would otherwise do.
+    #[inline(always)]
+    pub fn changes(&self) -> u32 {
+        self.changes
     }
 
     pub fn num_vcpus(&self) -> usize {
         self.num_vcpus
     }
 
+    /// Whether `intid` exists as seen from `vcpu` (SGIs/PPIs only for an
+    /// existing vCPU).
+    #[inline(always)]
+    fn exists(&self, vcpu: usize, intid: u32) -> bool {
+        if intid < 32 {
+            vcpu < self.num_vcpus
+        } else {
+            intid < Self::INTIDS
+        }
+    }
+
+    /// The interrupts of the register word at `first` that exist as seen
+    /// from `vcpu` (bit = INTID - first).
+    #[inline(always)]
+    fn word_exists(&self, vcpu: usize, first: u32) -> u32 {
+        if first < 32 {
+            if vcpu < self.num_vcpus {
+                u32::MAX
+            } else {
+                0
+            }
+        } else {
+            Self::SPI_EXISTS
+                .get((first / 32).wrapping_sub(1) as usize)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    #[inline(always)]
+    fn priority(&self, vcpu: usize, intid: u32) -> u8 {
+        self.priority_at(at(vcpu, intid), intid)
+    }
+
+    #[inline(always)]
+    fn priority_at(&self, at: At, intid: u32) -> u8 {
+        self.priorities[at.word & (WORDS - 1)][(intid % 32) as usize]
+    }
+
+    /// Bring the priority planes of the interrupts `first + b` for each bit
+    /// `b` of `changed` to the priorities in byte `b` of `value`.
+    fn set_priority_planes(&mut self, vcpu: usize, first: u32, mut changed: u32, value: u64) {
+        while changed != 0 {
+            let byte = changed.trailing_zeros();
+            changed &= changed - 1;
+            let priority = (value >> (8 * byte)) as u8;
+            for (k, plane) in self.priority_planes.iter_mut().enumerate() {
+                plane.set(vcpu, first + byte, priority & (8 << k) != 0);
+            }
+        }
+    }
+
+    /// Recompute the priority planes from the priority bytes (after a test
+    /// or proof set the bytes directly). Word by word with plain arithmetic:
+    /// far cheaper for Kani than a write per bit.
+    #[cfg(any(test, kani))]
+    fn rebuild_priority_planes(&mut self) {
+        let words = (0..V).chain(SPI_WORD0..SPI_WORD0 + SPI_WORDS);
+        for word in words {
+            let bytes = self.priorities[word];
+            for (k, plane) in self.priority_planes.iter_mut().enumerate() {
+                let mut bits = 0u32;
+                for (i, priority) in bytes.iter().enumerate() {
+                    bits |= u32::from(priority & (8 << k) != 0) << i;
+                }
+                plane.words[word] = bits;
+            }
+        }
+    }
+
+    /// The physical INTID backing `intid`, if any.
+    fn hw(&self, vcpu: usize, intid: u32) -> Option<u16> {
+        self.hw_at(at(vcpu, intid), intid)
+    }
+
+    #[inline(always)]
+    fn hw_at(&self, at: At, intid: u32) -> Option<u16> {
+        self.hw_backed
+            .has(at)
+            .then(|| self.pintids[at.word & (WORDS - 1)][(intid % 32) as usize])
+    }
+
     /// Note that `intid` may have become deliverable to `vcpu`.
     fn hint_irq(&mut self, vcpu: usize, intid: u32) {
         if let Some(bits) = self.hint.get_mut(vcpu) {
-            *bits |= 1u128 << (intid % 128);
+            *bits |= bit(intid);
         }
     }
 
@@ -219,6 +480,10 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// that vCPU (SGIs/PPIs) or, for SPIs, to any. `mask` never spans private
     /// interrupts and SPIs (register words cover 32-aligned INTID ranges).
     fn note_written(&mut self, vcpu: usize, first: u32, mask: u32) {
+        if mask == 0 {
+            return;
+        }
+        self.changes = self.changes.wrapping_add(1);
         let bits = u128::from(mask) << (first % 128);
         if first < 32 {
             if let Some(hint) = self.hint.get_mut(vcpu) {
@@ -233,25 +498,8 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// Note that anything may have become deliverable anywhere (a group enabled).
     fn mark_scan_all(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.full_scan = [true; V];
-    }
-
-    /// The interrupt `intid` as seen from `vcpu` (private ones are per vCPU;
-    /// SPIs are the same from any vCPU).
-    fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
-        match intid {
-            0..=31 if vcpu < self.num_vcpus => self.private.get(vcpu)?.get(intid as usize),
-            32.. => self.spis.get(intid as usize - NUM_PRIVATE),
-            _ => None,
-        }
-    }
-
-    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
-        match intid {
-            0..=31 if vcpu < self.num_vcpus => self.private.get_mut(vcpu)?.get_mut(intid as usize),
-            32.. => self.spis.get_mut(intid as usize - NUM_PRIVATE),
-            _ => None,
-        }
     }
 
     /// The vCPU an interrupt is routed to.
@@ -259,7 +507,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if intid < 32 {
             vcpu
         } else {
-            self.irq(vcpu, intid).map_or(0, |i| usize::from(i.target))
+            self.spi_target
+                .get((intid - 32) as usize)
+                .map_or(0, |t| usize::from(*t))
         }
     }
 
@@ -267,57 +517,130 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// holds it (an SPI rerouted while in flight finishes where it started),
     /// else the one it is routed to.
     fn owner_of(&self, vcpu: usize, intid: u32) -> usize {
-        match self.irq(vcpu, intid).and_then(|i| i.lr) {
-            Some((holder, _)) => usize::from(holder),
-            None => self.target_of(vcpu, intid),
+        if intid >= 32 && self.in_lr.get(vcpu, intid) {
+            self.spi_holder
+                .get((intid - 32) as usize)
+                .map_or(0, |h| usize::from(*h))
+        } else {
+            self.target_of(vcpu, intid)
         }
     }
 
-    fn group_enabled(&self, irq: &Irq) -> bool {
-        let bit = if irq.group1 {
-            CTLR_ENABLE_GRP1
-        } else {
-            CTLR_ENABLE_GRP0
-        };
-        self.ctlr & bit != 0
+    /// The interrupts of `vcpu`'s view whose group is enabled.
+    fn group_enabled(&self, vcpu: usize) -> u128 {
+        let group1 = self.group1.view(vcpu);
+        let mut mask = 0;
+        if self.ctlr & CTLR_ENABLE_GRP1 != 0 {
+            mask |= group1;
+        }
+        if self.ctlr & CTLR_ENABLE_GRP0 != 0 {
+            mask |= !group1;
+        }
+        mask
+    }
+
+    /// Pending as the model sees it between an exit and the next entry.
+    fn pending(&self, vcpu: usize) -> u128 {
+        self.latch.view(vcpu) | (self.level.view(vcpu) & !self.edge.view(vcpu))
+    }
+
+    /// Pending in the model or in the list register the last flush wrote.
+    fn pending_anywhere(&self, vcpu: usize) -> u128 {
+        self.pending(vcpu) | self.lr_latched.view(vcpu)
+    }
+
+    /// Whether a list register holding the interrupt shows it pending. With
+    /// the HW bit, pending-and-active is not a valid list-register state;
+    /// the physical interrupt cannot fire again while active anyway.
+    fn shows_pending(&self, vcpu: usize) -> u128 {
+        self.enabled.view(vcpu)
+            & self.pending_anywhere(vcpu)
+            & self.group_enabled(vcpu)
+            & !(self.active.view(vcpu) & self.hw_backed.view(vcpu))
+    }
+
+    // The same per register word (INTIDs `first..first + 32`, `first` a
+    // multiple of 32), the form the exit paths use: one interrupt's answer
+    // is a bit of its word, without the other words' work.
+
+    #[inline(always)]
+    fn group_enabled_at(&self, i: usize) -> u32 {
+        let group1 = self.group1.word_at(i);
+        let mut mask = 0;
+        if self.ctlr & CTLR_ENABLE_GRP1 != 0 {
+            mask |= group1;
+        }
+        if self.ctlr & CTLR_ENABLE_GRP0 != 0 {
+            mask |= !group1;
+        }
+        mask
+    }
+
+    #[inline(always)]
+    fn pending_at(&self, i: usize) -> u32 {
+        self.latch.word_at(i) | (self.level.word_at(i) & !self.edge.word_at(i))
+    }
+
+    #[inline(always)]
+    fn pending_anywhere_at(&self, i: usize) -> u32 {
+        self.pending_at(i) | self.lr_latched.word_at(i)
     }
 
     /// Could be loaded into a list register as pending now.
-    fn deliverable(&self, irq: &Irq) -> bool {
-        irq.enabled && irq.pending() && !irq.active && self.group_enabled(irq)
+    #[inline(always)]
+    fn deliverable_at(&self, i: usize) -> u32 {
+        self.enabled.word_at(i)
+            & self.pending_at(i)
+            & !self.active.word_at(i)
+            & self.group_enabled_at(i)
     }
 
-    /// Whether a list register holding `irq` shows it pending. With the HW
-    /// bit, pending-and-active is not a valid list-register state; the
-    /// physical interrupt cannot fire again while active anyway.
-    fn shows_pending(&self, irq: &Irq) -> bool {
-        irq.enabled
-            && irq.pending_anywhere()
-            && self.group_enabled(irq)
-            && !(irq.active && irq.hw.is_some())
+    #[inline(always)]
+    fn shows_pending_at(&self, i: usize) -> u32 {
+        self.enabled.word_at(i)
+            & self.pending_anywhere_at(i)
+            & self.group_enabled_at(i)
+            & !(self.active.word_at(i) & self.hw_backed.word_at(i))
+    }
+
+    #[inline(always)]
+    fn deliverable_word(&self, vcpu: usize, first: u32) -> u32 {
+        self.deliverable_at(word_index(vcpu, first))
+    }
+
+    /// Whether `intid` could be loaded into a list register as pending now.
+    fn is_deliverable(&self, vcpu: usize, intid: u32) -> bool {
+        let at = at(vcpu, intid);
+        self.deliverable_at(at.word) & at.bit != 0
     }
 
     /// Latch an edge on `intid` (`vcpu_for_private` names the vCPU for
     /// SGIs/PPIs). Returns the vCPU to kick if the interrupt can now be
     /// delivered; `None` for an unknown INTID or vCPU.
     pub fn set_pending(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        irq.latch = true;
-        let irq = *irq;
-        self.became_pending(irq, intid, vcpu_for_private)
+        if !self.exists(vcpu_for_private, intid) {
+            return None;
+        }
+        self.latch.set(vcpu_for_private, intid, true);
+        self.became_pending(intid, vcpu_for_private)
     }
 
-    /// `irq` (INTID `intid`) just became pending: the vCPU to kick, if any.
-    /// Already in a list register, the holder's next entry shows it there
-    /// (pending, or pending and active); otherwise its target's next flush
-    /// is hinted to look at it.
-    fn became_pending(&mut self, irq: Irq, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        if let Some((holder, _)) = irq.lr {
-            return (irq.enabled && self.group_enabled(&irq)).then_some(usize::from(holder));
+    /// `intid` just became pending: the vCPU to kick, if any. Already in a
+    /// list register, the holder's next entry shows it there (pending, or
+    /// pending and active); otherwise its target's next flush is hinted to
+    /// look at it.
+    #[inline(always)]
+    fn became_pending(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
+        let vcpu = vcpu_for_private;
+        let at = at(vcpu, intid);
+        if self.in_lr.has(at) {
+            let shown =
+                self.enabled.word_at(at.word) & self.group_enabled_at(at.word) & at.bit != 0;
+            return shown.then(|| self.owner_of(vcpu, intid));
         }
-        let target = self.target_of(vcpu_for_private, intid);
+        let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        self.deliverable(&irq).then_some(target)
+        (self.deliverable_at(at.word) & at.bit != 0).then_some(target)
     }
 
     /// Drive the input line of a level-sensitive interrupt. Returns the vCPU
@@ -331,23 +654,20 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// output on every exit that syncs): the interrupt stops being pending
     /// and its physical twin is deactivated unless the guest has it active.
     pub fn set_level(&mut self, intid: u32, vcpu_for_private: usize, level: bool) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        if irq.level == level {
+        let vcpu = vcpu_for_private;
+        if !self.exists(vcpu, intid) || self.level.get(vcpu, intid) == level {
             return None;
         }
-        irq.level = level;
-        let irq = *irq;
-        if irq.hw.is_some() {
-            self.update_phys(vcpu_for_private, intid);
-        }
-        if irq.lr.is_some() {
+        self.level.set(vcpu, intid, level);
+        self.update_phys(vcpu, intid);
+        if self.in_lr.get(vcpu, intid) {
             // In a list register: a level-sensitive entry asks for a
             // maintenance exit on deactivation, which resamples the line.
             return None;
         }
-        let target = self.target_of(vcpu_for_private, intid);
+        let target = self.target_of(vcpu, intid);
         self.hint_irq(target, intid);
-        (level && self.deliverable(&irq)).then_some(target)
+        (level && self.is_deliverable(vcpu, intid)).then_some(target)
     }
 
     /// The physical twin of HW-backed `intid` fired and the glue took it
@@ -355,14 +675,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// pending (as an edge or as a high line, as the guest configured it).
     /// Returns the vCPU to kick.
     pub fn hw_fired(&mut self, intid: u32, vcpu_for_private: usize) -> Option<usize> {
-        let irq = self.irq_mut(vcpu_for_private, intid)?;
-        irq.phys_active = true;
-        if irq.edge {
-            return self.set_pending(intid, vcpu_for_private);
+        let vcpu = vcpu_for_private;
+        if !self.exists(vcpu, intid) {
+            return None;
         }
-        irq.level = true;
-        let irq = *irq;
-        self.became_pending(irq, intid, vcpu_for_private)
+        let at = at(vcpu, intid);
+        self.phys_active.mark(at, true);
+        if self.edge.has(at) {
+            self.latch.mark(at, true);
+        } else {
+            self.level.mark(at, true);
+        }
+        self.became_pending(intid, vcpu)
     }
 
     /// Keep a HW-backed interrupt's physical twin active exactly while the
@@ -370,25 +694,30 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// (A pending HW-backed interrupt is completed by the guest through the
     /// list register, which deactivates the twin; a twin left active would
     /// never fire again.)
+    #[inline(always)]
     fn update_phys(&mut self, vcpu: usize, intid: u32) {
-        let Some(irq) = self.irq_mut(vcpu, intid) else {
-            return;
-        };
-        if irq.hw.is_none() {
+        let at = at(vcpu, intid);
+        if self.hw_backed.has(at) {
+            self.update_phys_at(vcpu, intid, at);
+        }
+    }
+
+    /// [`Vgic::update_phys`] for a HW-backed interrupt at `at`.
+    #[inline(always)]
+    fn update_phys_at(&mut self, vcpu: usize, intid: u32, at: At) {
+        let want = (self.active.word_at(at.word) | self.pending_anywhere_at(at.word)) & at.bit != 0;
+        if want == self.phys_active.has(at) {
             return;
         }
-        let want = irq.active || irq.pending_anywhere();
-        if want == irq.phys_active {
-            return;
-        }
-        irq.phys_active = want;
+        self.phys_active.mark(at, want);
         self.phys_changed_any = true;
+        self.changes = self.changes.wrapping_add(1);
         if intid < 32 {
             if let Some(bits) = self.phys_changed_private.get_mut(vcpu) {
                 *bits |= 1 << intid;
             }
         } else {
-            self.phys_changed_spis |= 1u128 << (intid % 128);
+            self.phys_changed_spis |= bit(intid);
         }
     }
 
@@ -406,20 +735,18 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                     (vcpu, intid)
                 } else if self.phys_changed_spis != 0 {
                     let intid = self.phys_changed_spis.trailing_zeros();
-                    self.phys_changed_spis &= !(1u128 << intid);
+                    self.phys_changed_spis &= !bit(intid);
                     (self.target_of(0, intid), intid)
                 } else {
                     self.phys_changed_any = false;
                     break;
                 };
-            if let Some(irq) = self.irq(vcpu, intid) {
-                if let Some(pintid) = irq.hw {
-                    *slot = Some(HwActiveChange {
-                        pintid: u32::from(pintid),
-                        vcpu,
-                        active: irq.phys_active,
-                    });
-                }
+            if let Some(pintid) = self.hw(vcpu, intid) {
+                *slot = Some(HwActiveChange {
+                    pintid: u32::from(pintid),
+                    vcpu,
+                    active: self.phys_active.get(vcpu, intid),
+                });
             }
         }
         out
@@ -433,16 +760,20 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
     /// Back `intid` with physical interrupt `pintid` (list-register HW bit),
     /// or stop doing so with `None`. Physical INTIDs >= 1020 are refused.
     pub fn set_hw(&mut self, intid: u32, vcpu: usize, pintid: Option<u32>) {
-        if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.hw = pintid
-                .filter(|p| *p < FIRST_SPECIAL_INTID)
-                .and_then(|p| u16::try_from(p).ok());
+        if !self.exists(vcpu, intid) {
+            return;
         }
+        let pintid = pintid
+            .filter(|p| *p < FIRST_SPECIAL_INTID)
+            .and_then(|p| u16::try_from(p).ok());
+        self.hw_backed.set(vcpu, intid, pintid.is_some());
+        let word = at(vcpu, intid).word & (WORDS - 1);
+        self.pintids[word][(intid % 32) as usize] = pintid.unwrap_or(0);
     }
 
     /// Whether the guest has `intid` enabled (as seen from `vcpu` for SGIs/PPIs).
     pub fn is_enabled(&self, intid: u32, vcpu: usize) -> bool {
-        self.irq(vcpu, intid).is_some_and(|i| i.enabled)
+        self.exists(vcpu, intid) && self.enabled.get(vcpu, intid)
     }
 
     /// HW-backed SPIs whose enable or routing the guest changed since they
@@ -457,11 +788,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
                 break;
             }
             let intid = self.hw_changed.trailing_zeros();
-            self.hw_changed &= !(1u128 << intid);
-            if let Some(irq) = self.irq(0, intid) {
-                if let Some(pintid) = irq.hw {
-                    *slot = Some((u32::from(pintid), irq.enabled, usize::from(irq.target)));
-                }
+            self.hw_changed &= !bit(intid);
+            if let Some(pintid) = self.hw(0, intid) {
+                *slot = Some((
+                    u32::from(pintid),
+                    self.enabled.get(0, intid),
+                    self.target_of(0, intid),
+                ));
             }
         }
         out
@@ -483,8 +816,9 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// Queue a report for the glue if `intid` is a HW-backed SPI.
     fn note_hw_change(&mut self, intid: u32) {
-        if intid >= 32 && self.irq(0, intid).is_some_and(|i| i.hw.is_some()) {
-            self.hw_changed |= 1u128 << (intid % 128);
+        if intid >= 32 && self.hw_backed.get(0, intid) {
+            self.changes = self.changes.wrapping_add(1);
+            self.hw_changed |= bit(intid);
         }
     }
 
@@ -517,6 +851,20 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         kick
     }
 
+    /// The SPIs held in a list register of `vcpu` (bit = INTID).
+    fn spis_held_by(&self, vcpu: usize) -> u128 {
+        let mut held = 0;
+        let mut used = self.lrs_in_use(vcpu);
+        while used != 0 {
+            let slot = used.trailing_zeros() as usize;
+            used &= used - 1;
+            if let Some(Some(intid)) = self.lr_owner.get(vcpu).and_then(|o| o.get(slot)) {
+                held |= bit(*intid);
+            }
+        }
+        held & !PRIVATE_BITS
+    }
+
     /// Whether `vcpu` has an interrupt it could take now, in a list register
     /// or in the model (for WFI: whether to block). Ignores the guest's
     /// priority mask, so a WFI may return early, which the architecture allows.
@@ -524,21 +872,16 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if vcpu >= self.num_vcpus {
             return false;
         }
-        let waiting = |intid: u32, irq: &Irq| {
-            self.shows_pending(irq)
-                && (!irq.active || irq.lr.is_some())
-                && self.owner_of(vcpu, intid) == vcpu
-        };
-        let private = self.private[vcpu]
-            .iter()
-            .enumerate()
-            .any(|(i, irq)| waiting(i as u32, irq));
-        private
-            || self
-                .spis
-                .iter()
-                .enumerate()
-                .any(|(i, irq)| waiting(i as u32 + 32, irq))
+        let in_lr = self.in_lr.view(vcpu);
+        // In a list register: the holder acts on it (its own SGIs/PPIs, the
+        // SPIs it holds); elsewhere: its target, unless it is active.
+        let held = (in_lr & PRIVATE_BITS) | self.spis_held_by(vcpu);
+        let routed = self.routed.get(vcpu).copied().unwrap_or_default();
+        let routed_here = (0..SPI_WORDS).fold(PRIVATE_BITS, |view, w| {
+            view | u128::from(routed[w]) << (32 * (w + 1))
+        });
+        let waiting = held | (!in_lr & !self.active.view(vcpu) & routed_here);
+        self.shows_pending(vcpu) & waiting != 0
     }
 
     /// GICD access by `vcpu` at `offset` in the 64 KiB distributor frame.

@@ -55,19 +55,13 @@ fn redist_write<const V: usize>(v: &mut Vgic<V, SPIS, LRS>, vcpu: usize, offset:
 /// SPI and one level SPI enabled, Group 1 everywhere, Group 1 enabled.
 fn configured<const V: usize>(sgis: u32) -> Vgic<V, SPIS, LRS> {
     let mut v = Vgic::<V, SPIS, LRS>::new(V);
-    for cpu in v.private.iter_mut() {
-        for (intid, irq) in cpu.iter_mut().enumerate() {
-            irq.group1 = true;
-            irq.enabled = (intid as u32) < sgis;
-            irq.priority = [0x00, 0x10, 0x20, 0x10][intid % 4];
-        }
+    for cpu in 0..V {
+        v.priorities[cpu] = core::array::from_fn(|intid| [0x00, 0x10, 0x20, 0x10][intid % 4]);
     }
-    for (i, irq) in v.spis.iter_mut().enumerate() {
-        let intid = 32 + i as u32;
-        irq.group1 = true;
-        irq.edge = intid == EDGE_SPI;
-        irq.enabled = intid == EDGE_SPI || intid == LEVEL_SPI;
-    }
+    v.rebuild_priority_planes();
+    v.group1 = IrqBits::with(u32::MAX, Vgic::<V, SPIS, LRS>::SPI_BITS);
+    v.enabled = IrqBits::with((1u32 << sgis) - 1, bit(EDGE_SPI) | bit(LEVEL_SPI));
+    v.edge = IrqBits::with(0xffff, bit(EDGE_SPI));
     v.ctlr = CTLR_ENABLE_GRP1;
     v
 }
@@ -227,39 +221,80 @@ proof! {
     }
 }
 
-/// No INTID in two list registers; `lr_owner` and `Irq::lr` agree.
+/// No INTID in two list registers; the in-use masks, the owner tables,
+/// `in_lr` and the SPI holders agree; valid entries hold their owner.
 fn check_bookkeeping<const V: usize, const S: usize, const L: usize>(
     v: &Vgic<V, S, L>,
     lrs: &[[u64; L]; V],
 ) {
+    let mut spis_owned = 0u128;
     for (cpu, cpu_lrs) in lrs.iter().enumerate() {
+        let mut owned = 0u128;
         for (slot, lr) in cpu_lrs.iter().enumerate() {
+            let owner = v.lr_owner[cpu][slot];
             // The in-use mask the exit path reads back by is the owner table.
             assert_eq!(
                 v.lr_used[cpu] & (1 << slot) != 0,
-                v.lr_owner[cpu][slot].is_some(),
+                owner.is_some(),
                 "in-use mask disagrees with the owner table"
             );
-            if let Some(intid) = v.lr_owner[cpu][slot] {
-                let irq = v.irq(cpu, intid).expect("owned INTID exists");
-                assert_eq!(
-                    irq.lr,
-                    Some((cpu as u8, slot as u8)),
-                    "owner table disagrees"
-                );
+            if let Some(intid) = owner {
+                assert!(intid < Vgic::<V, S, L>::INTIDS, "owned INTID exists");
+                assert_eq!(owned & bit(intid), 0, "an interrupt in two list registers");
+                owned |= bit(intid);
+                if intid >= 32 {
+                    assert_eq!(
+                        usize::from(v.spi_holder[intid as usize - 32]),
+                        cpu,
+                        "holder disagrees"
+                    );
+                }
             }
             // Valid entries were written for their owner.
             if lr_state(*lr) != 0 {
-                assert_eq!(v.lr_owner[cpu][slot], Some(lr_intid(*lr)));
+                assert_eq!(owner, Some(lr_intid(*lr)));
             }
         }
+        assert_eq!(
+            u128::from(v.in_lr.word(cpu, 0)),
+            owned & PRIVATE_BITS,
+            "in_lr disagrees"
+        );
+        assert_eq!(
+            spis_owned & owned & !PRIVATE_BITS,
+            0,
+            "an SPI in two vCPUs' list registers"
+        );
+        spis_owned |= owned & !PRIVATE_BITS;
+    }
+    assert_eq!(v.in_lr.spis_view(), spis_owned, "in_lr disagrees");
+    // The priority planes a flush chooses by are the priorities.
+    for cpu in 0..v.num_vcpus() {
         for intid in 0..Vgic::<V, S, L>::INTIDS {
-            let irq = v.irq(cpu, intid).expect("INTID exists");
-            if let Some((c, s)) = irq.lr {
-                assert_eq!(v.lr_owner[usize::from(c)][usize::from(s)], Some(intid));
+            let priority = v.priority(cpu, intid);
+            for (k, plane) in v.priority_planes.iter().enumerate() {
+                assert_eq!(
+                    plane.get(cpu, intid),
+                    priority & (8 << k) != 0,
+                    "priority planes disagree"
+                );
             }
         }
     }
+}
+
+/// The list register (vCPU, slot) holding `intid` as seen from `cpu`.
+fn lr_of<const V: usize, const S: usize, const L: usize>(
+    v: &Vgic<V, S, L>,
+    cpu: usize,
+    intid: u32,
+) -> Option<(usize, usize)> {
+    if !v.in_lr.get(cpu, intid) {
+        return None;
+    }
+    let holder = v.owner_of(cpu, intid);
+    let slot = v.lr_owner[holder].iter().position(|o| *o == Some(intid))?;
+    Some((holder, slot))
 }
 
 /// An edge the guest has not acknowledged is pending somewhere; an
@@ -277,12 +312,14 @@ fn check_not_lost<const V: usize>(
     if gc != cpu {
         return;
     }
-    let irq = v.irq(cpu, intid).expect("tracked INTID exists");
-    let lr = irq.lr.map(|(c, s)| lrs[usize::from(c)][usize::from(s)]);
+    let lr = lr_of(v, cpu, intid).map(|(c, s)| lrs[c][s]);
     let lr_pending = lr.is_some_and(|l| lr_state(l) & 0b01 != 0);
     let lr_active = lr.is_some_and(|l| lr_state(l) & 0b10 != 0);
     if ghost.pending[gc][gi] {
-        assert!(lr_pending || irq.latch, "pending interrupt {intid} lost");
+        assert!(
+            lr_pending || v.latch.get(cpu, intid),
+            "pending interrupt {intid} lost"
+        );
     }
     if ghost.active[gc][gi] {
         assert!(
@@ -346,18 +383,22 @@ proof! {
                     phys_active = change.active;
                 }
             }
-            let irq = v.irq(0, VTIMER).expect("timer exists");
-            assert_eq!(phys_active, irq.phys_active, "glue and model disagree");
+            let twin = v.phys_active.get(0, VTIMER);
+            let active = v.active.get(0, VTIMER);
+            assert_eq!(phys_active, twin, "glue and model disagree");
             assert_eq!(
-                irq.phys_active,
-                irq.active || irq.pending_anywhere(),
+                twin,
+                active || v.pending_anywhere(0) & bit(VTIMER) != 0,
                 "twin active without a virtual reason, or the reverse"
             );
             for lr in lrs {
                 assert!(lr & LR_HW == 0 || lr_state(lr) != 0b11, "HW entry pending and active");
             }
-            cover!(irq.active && phys_active, "taken by the guest, twin active");
-            cover!(!irq.active && !irq.pending() && !phys_active && irq.lr.is_none(), "all quiet again");
+            cover!(active && phys_active, "taken by the guest, twin active");
+            cover!(
+                !active && v.pending(0) & bit(VTIMER) == 0 && !phys_active && !v.in_lr.get(0, VTIMER),
+                "all quiet again"
+            );
         }
         assert!(!maintenance_asserted(hcr, &lrs));
     }
@@ -520,6 +561,15 @@ proof! {
     }
 }
 
+/// Any 1-bit field of one vCPU's interrupts.
+fn any_bits<const S: usize, const L: usize>(src: &mut crate::verify::Source) -> IrqBits {
+    let private = src.any();
+    IrqBits::with(
+        private,
+        (u128::from(src.any::<u64>()) << 32) & Vgic::<1, S, L>::SPI_BITS,
+    )
+}
+
 /// Any state of one vCPU's interrupts whose bookkeeping is consistent, as
 /// after an exit's sync: every field of every interrupt arbitrary (SGIs
 /// edge, priorities within the implemented bits), list registers holding
@@ -529,54 +579,62 @@ proof! {
 fn any_state<const S: usize, const L: usize>(src: &mut crate::verify::Source) -> Vgic<1, S, L> {
     let mut v = Vgic::<1, S, L>::new(1);
     v.ctlr = src.any::<u32>() & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
-    for intid in 0..Vgic::<1, S, L>::INTIDS {
-        let pintid: u16 = src.any();
-        let irq = Irq {
-            enabled: src.any(),
-            latch: src.any(),
-            lr_latched: false,
-            level: src.any(),
-            active: src.any(),
-            priority: src.any::<u8>() & PRIORITY_MASK,
-            group1: src.any(),
-            edge: intid < 16 || src.any(),
-            target: 0,
-            router: 0,
-            hw: (src.any::<bool>() && u32::from(pintid) < FIRST_SPECIAL_INTID).then_some(pintid),
-            lr: None,
-            phys_active: src.any(),
-        };
-        if let Some(slot) = v.irq_mut(0, intid) {
-            *slot = irq;
+    v.enabled = any_bits::<S, L>(src);
+    v.latch = any_bits::<S, L>(src);
+    v.level = any_bits::<S, L>(src);
+    v.active = any_bits::<S, L>(src);
+    v.group1 = any_bits::<S, L>(src);
+    v.edge = any_bits::<S, L>(src);
+    v.edge.words[0] |= 0xffff;
+    v.hw_backed = any_bits::<S, L>(src);
+    v.phys_active = any_bits::<S, L>(src);
+    // Any priorities: the planes drawn as words, the bytes derived from them
+    // (cheaper for Kani than 33 symbolic bytes sliced bit by bit).
+    for plane in v.priority_planes.iter_mut() {
+        *plane = any_bits::<S, L>(src);
+    }
+    for word in [0, SPI_WORD0] {
+        for i in 0..32 {
+            let mut priority = 0u8;
+            for (k, plane) in v.priority_planes.iter().enumerate() {
+                if plane.words[word] & (1 << i) != 0 {
+                    priority |= 8 << k;
+                }
+            }
+            v.priorities[word][i] = priority;
         }
+    }
+    for i in 0..32 {
+        v.pintids[0][i] = src.below(u64::from(FIRST_SPECIAL_INTID)) as u16;
+    }
+    for spi in 0..S {
+        v.pintids[SPI_WORD0 + spi / 32][spi % 32] =
+            src.below(u64::from(FIRST_SPECIAL_INTID)) as u16;
     }
     for slot in 0..L {
         let intid = src.below(u64::from(Vgic::<1, S, L>::INTIDS) + 1) as u32;
-        let free = v.irq(0, intid).is_some_and(|irq| irq.lr.is_none());
-        if free {
+        if intid < Vgic::<1, S, L>::INTIDS && !v.in_lr.get(0, intid) {
+            v.load(0, slot, intid);
             let latched = src.any();
-            if let Some(irq) = v.irq_mut(0, intid) {
-                irq.lr = Some((0, slot as u8));
-                irq.lr_latched = latched;
-            }
-            v.lr_owner[0][slot] = Some(intid);
-            v.lr_used[0] |= 1 << slot;
+            v.lr_latched.set(0, intid, latched);
         }
     }
     v.full_scan[0] = src.any();
-    v.hint[0] = u128::from(src.any::<u64>()) & ((1u128 << Vgic::<1, S, L>::INTIDS) - 1);
-    for intid in 0..Vgic::<1, S, L>::INTIDS {
-        if v.candidate(0, intid).is_some() {
-            v.hint[0] |= 1 << intid;
-        }
-    }
+    v.hint[0] = (u128::from(src.any::<u64>()) & (PRIVATE_BITS | Vgic::<1, S, L>::SPI_BITS))
+        | v.candidates(0);
     v
 }
 
 /// The instance of the one-step maintenance proof: one vCPU, `M_SPIS` SPIs, `M_LRS` list registers.
 const M_SPIS: usize = 1;
 const M_LRS: usize = 4;
-type OneCpu = Vgic<1, M_SPIS, M_LRS>;
+
+/// The INTIDs `lrs` show in a state with any of the bits of `state` (bit = INTID).
+fn shown(lrs: &[u64], state: u64) -> u128 {
+    lrs.iter()
+        .filter(|l| lr_state(**l) & state != 0)
+        .fold(0, |mask, l| mask | bit(lr_intid(*l)))
+}
 
 proof! {
     /// The maintenance path (issue 8), one exit from any consistent state:
@@ -594,29 +652,24 @@ proof! {
         let mut v = any_state::<M_SPIS, M_LRS>(src);
         let mut lrs = [0u64; M_LRS];
         // Edges waiting before the entry (in the latch or in a list register).
-        let mut pending = [false; OneCpu::INTIDS as usize];
-        for (intid, p) in pending.iter_mut().enumerate() {
-            *p = v.irq(0, intid as u32).is_some_and(|i| i.latch || i.lr_latched);
-        }
+        let mut pending = v.latch.view(0) | v.lr_latched.view(0);
         let hcr = v.flush_lrs(0, &mut lrs);
         assert!(!maintenance_asserted(hcr, &lrs), "flush left maintenance asserted");
         // The guest runs: any acknowledgements and completions.
-        let mut active = [false; OneCpu::INTIDS as usize];
+        let mut active = 0u128;
         for lr in lrs.iter_mut() {
             let old = *lr;
             *lr = guest_step(old, src.below(3));
-            let intid = lr_intid(old) as usize;
             if lr_state(old) == 0 {
                 continue;
             }
+            let intid = bit(lr_intid(old));
             if lr_state(old) & 0b01 != 0 && lr_state(*lr) & 0b01 == 0 {
                 // Acknowledged: the edge is consumed.
-                if let Some(p) = pending.get_mut(intid) {
-                    *p = false;
-                }
+                pending &= !intid;
             }
-            if let Some(a) = active.get_mut(intid) {
-                *a = lr_state(*lr) & 0b10 != 0;
+            if lr_state(*lr) & 0b10 != 0 {
+                active |= intid;
             }
         }
         let asserted = maintenance_asserted(hcr, &lrs);
@@ -630,36 +683,36 @@ proof! {
         v.sync_lrs(0, &lrs);
         let hcr = v.flush_lrs(0, &mut lrs);
         assert!(!maintenance_asserted(hcr, &lrs), "maintenance interrupt fires again");
-        for intid in 0..OneCpu::INTIDS {
-            let irq = v.irq(0, intid).expect("INTID exists");
-            let lr = irq.lr.map(|(_, s)| lrs[usize::from(s)]);
-            if pending[intid as usize] {
-                assert!(
-                    irq.latch || lr.is_some_and(|l| lr_state(l) & 0b01 != 0),
-                    "pending interrupt {intid} lost"
-                );
-            }
-            if active[intid as usize] {
-                assert!(
-                    lr.is_some_and(|l| lr_state(l) & 0b10 != 0),
-                    "active interrupt {intid} dropped from the list registers"
-                );
-            }
-            // What the next exit starts from: hinted if it can be loaded.
-            if v.candidate(0, intid).is_some() {
-                assert!(v.full_scan[0] || v.hint[0] & (1 << intid) != 0, "{intid} not hinted");
-            }
+        check_bookkeeping(&v, &[lrs]);
+        let lost = pending & !(v.latch.view(0) | shown(&lrs, 0b01));
+        assert_eq!(lost, 0, "a pending interrupt lost");
+        let dropped = active & !shown(&lrs, 0b10);
+        assert_eq!(dropped, 0, "an active interrupt dropped from the list registers");
+        // What the next exit starts from: hinted if it can be loaded.
+        let waiting = v.candidates(0);
+        if !v.full_scan[0] {
+            assert_eq!(waiting & !v.hint[0], 0, "a loadable interrupt not hinted");
         }
-        if let Some(waiting) = v.best_candidate(0) {
+        if waiting != 0 {
             assert!(
                 lrs.iter().all(|l| lr_state(*l) != 0),
-                "interrupt {waiting} left out of a free list register"
+                "an interrupt left out of a free list register"
             );
             assert_ne!(hcr & ICH_HCR_UIE, 0, "overflow without underflow interrupt");
+            // The list registers hold the best: nothing waiting beats a
+            // pending-only entry (which a better one would have evicted).
+            let best_waiting = v.best_of(0, waiting).map(|intid| v.priority(0, intid));
+            for l in lrs {
+                if lr_state(l) == 0b01 {
+                    assert!(
+                        best_waiting.is_some_and(|p| v.priority(0, lr_intid(l)) <= p),
+                        "a better interrupt waits behind a pending-only entry"
+                    );
+                }
+            }
         }
-        check_bookkeeping(&v, &[lrs]);
         cover!(
-            v.best_candidate(0).is_some() && lrs.iter().all(|l| lr_state(*l) == 0b01),
+            waiting != 0 && lrs.iter().all(|l| lr_state(*l) == 0b01),
             "more waiting than list registers"
         );
     }

@@ -4,7 +4,7 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{Irq, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK};
+use super::{word_index, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK, WORDS};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,50 +71,9 @@ enum BitField {
     ClearActive,
 }
 
-/// The 1-bit fields `get` of `irqs` as a register word.
-fn collect_bits(irqs: &[Irq], get: impl Fn(&Irq) -> bool) -> u64 {
-    irqs.iter()
-        .take(32)
-        .enumerate()
-        .fold(0, |word, (bit, irq)| word | u64::from(get(irq)) << bit)
-}
-
-/// Apply one bit written to `field`; whether the interrupt changed.
-fn bit_set(irq: &mut Irq, field: BitField, on: bool) -> bool {
-    match field {
-        BitField::Group => core::mem::replace(&mut irq.group1, on) != on,
-        BitField::SetEnable if on => !core::mem::replace(&mut irq.enabled, true),
-        BitField::ClearEnable if on => core::mem::replace(&mut irq.enabled, false),
-        BitField::SetPending if on => !core::mem::replace(&mut irq.latch, true),
-        BitField::ClearPending if on => {
-            // The line of a level-sensitive interrupt keeps it pending. A
-            // HW-backed one forgets its line: the physical twin is
-            // deactivated and fires again if the line is still high.
-            let forgets_line = irq.hw.is_some() && irq.level;
-            let changed = irq.latch || irq.lr_latched || forgets_line;
-            irq.latch = false;
-            irq.lr_latched = false;
-            if forgets_line {
-                irq.level = false;
-            }
-            changed
-        }
-        BitField::SetActive if on => !core::mem::replace(&mut irq.active, true),
-        BitField::ClearActive if on => {
-            let forgets_line = irq.hw.is_some() && irq.level;
-            let changed = irq.active || forgets_line;
-            irq.active = false;
-            if forgets_line {
-                irq.level = false;
-            }
-            changed
-        }
-        _ => false,
-    }
-}
-
 impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
-    /// One 32-bit word of a 1-bit-per-interrupt register covering INTIDs `first..first+32`.
+    /// One 32-bit word of a 1-bit-per-interrupt register covering INTIDs
+    /// `first..first+32`: a few word operations on the state bitmaps.
     fn bits_access(
         &mut self,
         vcpu: usize,
@@ -123,61 +82,88 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         write: bool,
         value: u64,
     ) -> MmioResult {
-        // One slice for the whole word: each bit is then a fixed offset
-        // from it, not a new lookup (cheaper here and far cheaper to prove).
-        let irqs = self.word_irqs_mut(vcpu, first);
+        let exists = self.word_exists(vcpu, first);
         if !write {
-            // One loop per field, so the field is not decided 32 times.
             let word = match field {
-                BitField::Group => collect_bits(irqs, |irq| irq.group1),
-                BitField::SetEnable | BitField::ClearEnable => {
-                    collect_bits(irqs, |irq| irq.enabled)
-                }
+                BitField::Group => self.group1.word(vcpu, first),
+                BitField::SetEnable | BitField::ClearEnable => self.enabled.word(vcpu, first),
                 BitField::SetPending | BitField::ClearPending => {
-                    collect_bits(irqs, Irq::pending_anywhere)
+                    self.latch.word(vcpu, first)
+                        | self.lr_latched.word(vcpu, first)
+                        | (self.level.word(vcpu, first) & !self.edge.word(vcpu, first))
                 }
-                BitField::SetActive | BitField::ClearActive => collect_bits(irqs, |irq| irq.active),
+                BitField::SetActive | BitField::ClearActive => self.active.word(vcpu, first),
             };
-            return MmioResult::Read(word);
+            return MmioResult::Read(u64::from(word & exists));
         }
-        // Writing 0 to a set/clear register changes nothing: only the bits
-        // written as 1 are visited (IGROUPR stores every bit).
-        let mut bits = match field {
-            BitField::Group => u32::MAX,
-            _ => value as u32,
+        // Writing 0 to a set/clear register changes nothing (IGROUPR
+        // stores every bit).
+        let ones = value as u32 & exists;
+        if ones == 0 && !matches!(field, BitField::Group) {
+            return MmioResult::Written;
+        }
+        let hw = self.hw_backed.word(vcpu, first);
+        let changed = match field {
+            BitField::Group => {
+                let old = self.group1.word(vcpu, first);
+                self.group1.set_word(vcpu, first, exists, ones);
+                old ^ ones
+            }
+            BitField::SetEnable | BitField::ClearEnable => {
+                let old = self.enabled.word(vcpu, first);
+                let new = match field {
+                    BitField::SetEnable => old | ones,
+                    _ => old & !ones,
+                };
+                self.enabled.set_word(vcpu, first, exists, new);
+                let changed = old ^ new;
+                if first >= 32 && changed & hw != 0 {
+                    // The glue follows enable changes of HW-backed SPIs
+                    // (`changed` also moves the change counter).
+                    self.hw_changed |= u128::from(changed & hw) << (first % 128);
+                }
+                changed
+            }
+            BitField::SetPending => {
+                let old = self.latch.word(vcpu, first);
+                self.latch.set_word(vcpu, first, exists, old | ones);
+                ones & !old
+            }
+            BitField::ClearPending => {
+                // The line of a level-sensitive interrupt keeps it pending. A
+                // HW-backed one forgets its line: the physical twin is
+                // deactivated and fires again if the line is still high.
+                let latch = self.latch.word(vcpu, first);
+                let lr_latched = self.lr_latched.word(vcpu, first);
+                let level = self.level.word(vcpu, first);
+                let forgets_line = ones & hw & level;
+                self.latch.set_word(vcpu, first, exists, latch & !ones);
+                self.lr_latched
+                    .set_word(vcpu, first, exists, lr_latched & !ones);
+                self.level
+                    .set_word(vcpu, first, exists, level & !forgets_line);
+                ones & (latch | lr_latched | forgets_line)
+            }
+            BitField::SetActive => {
+                let old = self.active.word(vcpu, first);
+                self.active.set_word(vcpu, first, exists, old | ones);
+                ones & !old
+            }
+            BitField::ClearActive => {
+                let active = self.active.word(vcpu, first);
+                let level = self.level.word(vcpu, first);
+                let forgets_line = ones & hw & level;
+                self.active.set_word(vcpu, first, exists, active & !ones);
+                self.level
+                    .set_word(vcpu, first, exists, level & !forgets_line);
+                ones & (active | forgets_line)
+            }
         };
-        let mut changed = 0u32;
-        let mut enable_changed = 0u32;
-        let mut hw_touched = 0u32;
-        while bits != 0 {
-            let bit = bits.trailing_zeros();
-            bits &= bits - 1;
-            // Past the last INTID of the word there is nothing more to visit.
-            let Some(irq) = irqs.get_mut(bit as usize) else {
-                break;
-            };
-            let on = value & (1 << bit) != 0;
-            let was_enabled = irq.enabled;
-            if bit_set(irq, field, on) {
-                changed |= 1 << bit;
-            }
-            if irq.hw.is_some() {
-                if was_enabled != irq.enabled {
-                    enable_changed |= 1 << bit;
-                }
-                if on {
-                    hw_touched |= 1 << bit;
-                }
-            }
-        }
         if changed != 0 {
             self.note_written(vcpu, first, changed);
         }
-        if first >= 32 && enable_changed != 0 {
-            // The glue follows enable changes of HW-backed SPIs.
-            self.hw_changed |= u128::from(enable_changed) << (first % 128);
-        }
         // Pending and active changes reach a physical twin.
+        let mut hw_touched = ones & hw;
         while hw_touched != 0 {
             let bit = hw_touched.trailing_zeros();
             hw_touched &= hw_touched - 1;
@@ -186,19 +172,13 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         MmioResult::Written
     }
 
-    /// The interrupts of the 32-bit word starting at INTID `first` (a
+    /// The priority bytes of the 32-bit word starting at INTID `first` (a
     /// multiple of 32) as seen from `vcpu`: fewer than 32, or none, where
     /// INTIDs do not exist.
-    fn word_irqs_mut(&mut self, vcpu: usize, first: u32) -> &mut [Irq] {
-        if first < 32 {
-            return match self.private.get_mut(vcpu) {
-                Some(irqs) if vcpu < self.num_vcpus => &mut irqs[..],
-                _ => &mut [],
-            };
-        }
-        let start = (first as usize - 32).min(S);
-        let end = (start + 32).min(S);
-        &mut self.spis[start..end]
+    fn word_priorities_mut(&mut self, vcpu: usize, first: u32) -> &mut [u8] {
+        let exist = self.word_exists(vcpu, first).count_ones() as usize;
+        let word = word_index(vcpu, first) & (WORDS - 1);
+        &mut self.priorities[word][..exist]
     }
 
     /// IPRIORITYR bytes for INTIDs `first..first+size`.
@@ -213,27 +193,47 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if !matches!(size, 1 | 4) {
             return MmioResult::BadAccess;
         }
-        // One slice for the bytes, as in `bits_access` (they never cross a
-        // 32-INTID word: accesses are aligned to their size).
+        // One slice for the bytes (they never cross a 32-INTID word:
+        // accesses are aligned to their size).
         let offset = first % 32;
-        let irqs = self.word_irqs_mut(vcpu, first - offset);
-        let irqs = irqs.get_mut(offset as usize..).unwrap_or_default();
-        let irqs = irqs.iter_mut().take(usize::from(size)).enumerate();
+        let bytes = self.word_priorities_mut(vcpu, first - offset);
+        let bytes = bytes.get_mut(offset as usize..).unwrap_or_default();
+        if let Some(word) = bytes.first_chunk_mut::<4>().filter(|_| size == 4) {
+            // A whole word of existing interrupts: one load, one compare.
+            let old = u32::from_le_bytes(*word);
+            if !write {
+                return MmioResult::Read(u64::from(old));
+            }
+            let new = value as u32 & u32::from_le_bytes([PRIORITY_MASK; 4]);
+            if new != old {
+                *word = new.to_le_bytes();
+                let diff = (old ^ new).to_le_bytes();
+                let changed = diff
+                    .iter()
+                    .enumerate()
+                    .fold(0, |mask, (byte, d)| mask | u32::from(*d != 0) << byte);
+                self.set_priority_planes(vcpu, first, changed, u64::from(new));
+                self.note_written(vcpu, first, changed);
+            }
+            return MmioResult::Written;
+        }
+        let bytes = bytes.iter_mut().take(usize::from(size)).enumerate();
         if !write {
-            let word = irqs.fold(0u64, |word, (byte, irq)| {
-                word | u64::from(irq.priority) << (8 * byte)
+            let word = bytes.fold(0u64, |word, (byte, priority)| {
+                word | u64::from(*priority) << (8 * byte)
             });
             return MmioResult::Read(word);
         }
         let mut changed = 0u32;
-        for (byte, irq) in irqs {
-            let priority = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
-            if irq.priority != priority {
-                irq.priority = priority;
+        for (byte, priority) in bytes {
+            let new = (value >> (8 * byte)) as u8 & PRIORITY_MASK;
+            if *priority != new {
+                *priority = new;
                 changed |= 1 << byte;
             }
         }
         if changed != 0 {
+            self.set_priority_planes(vcpu, first, changed, value);
             self.note_written(vcpu, first, changed);
         }
         MmioResult::Written
@@ -241,35 +241,43 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
 
     /// ICFGR: two bits per interrupt, bit 1 of each pair = edge. SGIs are fixed edge.
     fn config_access(&mut self, vcpu: usize, first: u32, write: bool, value: u64) -> MmioResult {
-        let mut word = 0u64;
-        let mut changed = 0u32;
-        for k in 0..16 {
-            let intid = first + k;
-            if write {
-                if intid >= 16 {
-                    if let Some(irq) = self.irq_mut(vcpu, intid) {
-                        let edge = value & (2 << (2 * k)) != 0;
-                        if irq.edge != edge {
-                            irq.edge = edge;
-                            changed |= 1 << k;
-                        }
-                    }
-                }
-            } else if self.irq(vcpu, intid).is_some_and(|i| i.edge) {
+        // The 16 interrupts' edge bits, as bits 0..16.
+        let word_first = first & !31;
+        let half = first % 32;
+        let exists = (self.word_exists(vcpu, word_first) >> half) & 0xffff;
+        let edges = (self.edge.word(vcpu, word_first) >> half) & exists;
+        if !write {
+            let mut word = 0u64;
+            let mut bits = edges;
+            while bits != 0 {
+                let k = bits.trailing_zeros();
+                bits &= bits - 1;
                 word |= 2 << (2 * k);
             }
+            return MmioResult::Read(word);
         }
-        if write {
-            // A level interrupt turned edge (or back) changes what is pending.
-            self.note_written(vcpu, first, changed);
-            MmioResult::Written
-        } else {
-            MmioResult::Read(word)
+        // SGIs are fixed edge.
+        let writable = if first < 16 { 0 } else { exists };
+        let mut new = 0u32;
+        for k in 0..16 {
+            if value & (2 << (2 * k)) != 0 {
+                new |= 1 << k;
+            }
         }
+        let changed = (edges ^ new) & writable;
+        if changed != 0 {
+            let word = self.edge.word(vcpu, word_first) ^ (changed << half);
+            let exists = self.word_exists(vcpu, word_first);
+            self.edge.set_word(vcpu, word_first, exists, word);
+        }
+        // A level interrupt turned edge (or back) changes what is pending.
+        self.note_written(vcpu, first, changed);
+        MmioResult::Written
     }
 }
 
 /// The registers shared by GICD (SPIs, `private=false`) and the GICR SGI frame (SGIs/PPIs).
+#[inline(always)]
 fn banked_access<const V: usize, const S: usize, const L: usize>(
     v: &mut Vgic<V, S, L>,
     vcpu: usize,
@@ -428,24 +436,38 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
             return MmioResult::BadAccess;
         }
         let num_vcpus = self.num_vcpus;
-        let Some(irq) = self.irq_mut(0, intid) else {
+        let index = intid.wrapping_sub(32) as usize;
+        let (Some(&router), Some(&old_target)) =
+            (self.spi_router.get(index), self.spi_target.get(index))
+        else {
             return MmioResult::BadAccess;
         };
         if !write {
             return MmioResult::Read(match (size, high) {
-                (8, _) => irq.router,
-                (_, false) => irq.router & 0xffff_ffff,
-                (_, true) => irq.router >> 32,
+                (8, _) => router,
+                (_, false) => router & 0xffff_ffff,
+                (_, true) => router >> 32,
             });
         }
-        irq.router = match (size, high) {
+        let router = match (size, high) {
             (8, _) => value,
-            (_, false) => (irq.router & !0xffff_ffff) | (value & 0xffff_ffff),
-            (_, true) => (irq.router & 0xffff_ffff) | (value << 32),
+            (_, false) => (router & !0xffff_ffff) | (value & 0xffff_ffff),
+            (_, true) => (router & 0xffff_ffff) | (value << 32),
         } & IROUTER_WRITABLE;
-        let old_target = irq.target;
-        irq.target = router_target(irq.router, num_vcpus);
-        if irq.target != old_target {
+        let target = router_target(router, num_vcpus);
+        self.spi_router[index] = router;
+        if target != old_target {
+            self.spi_target[index] = target;
+            let (word, bit) = (index / 32, 1 << (index % 32));
+            for (vcpu, routed) in self.routed.iter_mut().enumerate() {
+                if let Some(routed) = routed.get_mut(word) {
+                    if vcpu == usize::from(target) {
+                        *routed |= bit;
+                    } else {
+                        *routed &= !bit;
+                    }
+                }
+            }
             // The glue moves the physical SPI along with the virtual one.
             self.note_hw_change(intid);
             self.note_written(0, intid, 1);
