@@ -339,12 +339,14 @@ extern "C" fn hv_lower_irq(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
     vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
-    irq::handle_physical(vcpu);
+    let refilled = irq::handle_physical(vcpu);
     if vcpu.shared {
         // A slice may be over, or a kick woke or started a vCPU here.
         return timeshare::schedule(vcpu, regs);
     }
-    irq::flush_list_registers(vcpu);
+    if !refilled {
+        irq::flush_list_registers(vcpu);
+    }
 }
 
 /// An SError from the guest: report it to the guest as a virtual SError would

@@ -281,13 +281,18 @@ fn ptimer_level(vcpu: &mut Vcpu) {
     }
 }
 
-/// Handle every pending physical interrupt on this CPU.
-pub fn handle_physical(vcpu: &mut Vcpu) {
+/// Handle every pending physical interrupt on this CPU. Returns whether the
+/// list registers were refilled after the last change it made to the vGIC
+/// (the common case: one forwarded timer interrupt, refilled under the same
+/// lock it was taken in), so the exit need not refill them again.
+pub fn handle_physical(vcpu: &mut Vcpu) -> bool {
+    let mut refilled = false;
     loop {
         let intid = gic::acknowledge();
         if intid >= gic::SPURIOUS {
-            return;
+            return refilled;
         }
+        refilled = false;
         // EOImode=1: this only drops the running priority.
         gic::priority_drop(intid);
         if intid == VTIMER_INTID || vcpu.vm.assigned_spis.contains(&intid) {
@@ -296,9 +301,16 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             if intid == VTIMER_INTID {
                 vcpu.vtimer_level_maybe_high = true;
             }
-            let target = vcpu.vm.vgic.lock().hw_fired(intid, vcpu.index);
+            let vm = vcpu.vm;
+            let (target, entry) = {
+                let mut vgic = vm.vgic.lock();
+                let target = vgic.hw_fired(intid, vcpu.index);
+                (target, refill_locked(vcpu, &mut vgic))
+            };
+            write_back(vcpu, entry);
+            refilled = true;
             if let Some(target) = target {
-                kick(vcpu.vm, vcpu.index, target);
+                kick(vm, vcpu.index, target);
             }
         } else if Some(intid) == vcpu.vm.host_uart_irq {
             // Input for the focused VM's emulated UART or the hypervisor
@@ -317,6 +329,7 @@ pub fn handle_physical(vcpu: &mut Vcpu) {
             flush_list_registers(vcpu);
             hv_arch::sysreg::isb();
             gic::deactivate(intid);
+            refilled = true;
         } else if intid == HYP_TIMER_INTID {
             hyp_timer_fired(vcpu);
             gic::deactivate(intid);

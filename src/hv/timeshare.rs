@@ -316,6 +316,8 @@ fn arm(deadline: Option<u64>) {
 /// The end of a physical-interrupt exit on a time-shared CPU: charge the
 /// running vCPU, take start requests and wake-ups, and switch if the
 /// scheduler says so. The list registers are refilled either way.
+// Out of line: an owned CPU's interrupt exit must not pay for its frame.
+#[inline(never)]
 pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let now = now();
     let pcpu = cpu::current_index();
