@@ -361,7 +361,6 @@ mod proofs {
         /// every context there is (drawing the fields one by one timed out
         /// in the prover).
         #[unwind(33)]
-        #[kani::solver(bin = "cadical")]
         fn save_then_restore_is_identity(src) {
             let mut words: [u64; ENCODED_WORDS] = src.any();
             words[0] = MAGIC;

@@ -425,7 +425,6 @@ mod proofs {
         /// status byte is the chain's last writable byte; and a chain with
         /// no writable byte is the only one it cannot answer.
         #[unwind(17)]
-        #[kani::solver(bin = "cadical")]
         fn requests_stay_inside_the_chain_and_the_disk(src) {
             // Any header, with the four known types and small sectors common.
             let kind: u32 = if src.any() {
