@@ -324,13 +324,19 @@ mod proofs {
 mod tests {
     use super::*;
 
-    #[test]
-    fn two_busy_vcpus_alternate_and_get_equal_time() {
+    /// A queue of 4 slots with two vCPUs placed, both runnable.
+    fn two_runnable() -> (RunQueue<4>, usize, usize) {
         let mut q = RunQueue::<4>::new();
         let a = q.add().unwrap();
         let b = q.add().unwrap();
         q.make_runnable(a);
         q.make_runnable(b);
+        (q, a, b)
+    }
+
+    #[test]
+    fn two_busy_vcpus_alternate_and_get_equal_time() {
+        let (mut q, a, b) = two_runnable();
         let mut ran = [0u64; 4];
         for _ in 0..100 {
             let next = q.pick(true).unwrap();
@@ -344,11 +350,7 @@ mod tests {
 
     #[test]
     fn within_a_slice_the_running_vcpu_keeps_the_cpu() {
-        let mut q = RunQueue::<4>::new();
-        let a = q.add().unwrap();
-        let b = q.add().unwrap();
-        q.make_runnable(a);
-        q.make_runnable(b);
+        let (mut q, a, b) = two_runnable();
         q.set_running(Some(a));
         q.charge(100);
         assert!(q.contended());
@@ -358,11 +360,7 @@ mod tests {
 
     #[test]
     fn a_blocked_vcpu_gives_way_and_a_sleeper_gets_no_credit() {
-        let mut q = RunQueue::<4>::new();
-        let a = q.add().unwrap();
-        let b = q.add().unwrap();
-        q.make_runnable(a);
-        q.make_runnable(b);
+        let (mut q, a, b) = two_runnable();
         q.set_running(Some(a));
         q.block(a);
         assert_eq!(q.pick(false), Some(b));
@@ -381,11 +379,7 @@ mod tests {
 
     #[test]
     fn a_yield_goes_to_another_vcpu_even_one_that_ran_more() {
-        let mut q = RunQueue::<4>::new();
-        let a = q.add().unwrap();
-        let b = q.add().unwrap();
-        q.make_runnable(a);
-        q.make_runnable(b);
+        let (mut q, a, b) = two_runnable();
         q.set_running(Some(b));
         q.charge(50);
         q.set_running(Some(a));

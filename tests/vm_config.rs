@@ -5,18 +5,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-fn config_file(name: &str, text: &str) -> PathBuf {
-    let dir = common::root().join("target/vm-configs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::config_file;
 
 #[test]
 fn two_vms_run_side_by_side_and_stop_one_at_a_time() {

@@ -206,6 +206,16 @@ impl Queue {
         self.ready = true;
     }
 
+    /// Bring the queue up to `now` before a decision: start requests taken,
+    /// parked vCPUs woken or turned off, the running one charged.
+    fn catch_up(&mut self, pcpu: usize, now: u64) {
+        self.prepare(pcpu);
+        self.take_start_requests(pcpu);
+        self.sweep(now);
+        self.runq.charge(now.wrapping_sub(self.since));
+        self.since = now;
+    }
+
     /// Start requests become runnable vCPUs in their slots.
     fn take_start_requests(&mut self, pcpu: usize) {
         let Some(placed) = PLACED[pcpu].get() else {
@@ -323,11 +333,7 @@ pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let pcpu = cpu::current_index();
     let next = {
         let q = QUEUES.current();
-        q.prepare(pcpu);
-        q.take_start_requests(pcpu);
-        q.sweep(now);
-        q.runq.charge(now.wrapping_sub(q.since));
-        q.since = now;
+        q.catch_up(pcpu, now);
         let slice_over = now.wrapping_sub(q.slice_start) >= slice_ticks();
         let next = q.runq.pick(slice_over);
         if slice_over || next != Some(vcpu.slot) {
@@ -415,11 +421,7 @@ pub fn yield_to_others(vcpu: &mut Vcpu) {
     let now = now();
     let next = {
         let q = QUEUES.current();
-        q.prepare(pcpu);
-        q.take_start_requests(pcpu);
-        q.sweep(now);
-        q.runq.charge(now.wrapping_sub(q.since));
-        q.since = now;
+        q.catch_up(pcpu, now);
         q.runq.pick_other()
     };
     if let Some(next) = next.filter(|&next| parked(next).is_some()) {

@@ -235,3 +235,13 @@ pub fn boot_with_input(
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Write a VM configuration file under target/vm-configs for a test to boot.
+#[allow(dead_code)] // not every test file boots configurations
+pub fn config_file(name: &str, text: &str) -> PathBuf {
+    let dir = root().join("target/vm-configs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
