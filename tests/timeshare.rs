@@ -19,6 +19,30 @@ fn hostile_vm(name: &str, scenario: &str, vcpus: u32, cpus: &str) -> String {
     )
 }
 
+/// Boot, under -icount, one CPU time-shared by a hostile-guest VM `vm`
+/// running `scenario` on `vcpus` vCPUs; `run` names the config and the log.
+fn boot_on_one_cpu(run: &str, vm: &str, scenario: &str, vcpus: u32) -> common::Run {
+    let config = config_file(
+        run,
+        &format!(
+            "[machine]\ncpus = 1\n{}",
+            hostile_vm(vm, scenario, vcpus, "[0]")
+        ),
+    );
+    common::boot(
+        run,
+        &["--icount", "--config", config.to_str().unwrap()],
+        TIMEOUT,
+    )
+}
+
+/// The value of `key` (such as `ticks=`) among the words of `line`.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
 /// `(ticks, checksum)` of each `timeshare: vcpuN ticks=T checksum=C
 /// fp-mismatches=0` line with the given prefix; any FP mismatch fails.
 fn timeshare_results(output: &str, prefix: &str) -> Vec<(u64, String)> {
@@ -27,18 +51,15 @@ fn timeshare_results(output: &str, prefix: &str) -> Vec<(u64, String)> {
         .filter_map(|l| l.strip_prefix(prefix))
         .filter(|l| l.starts_with("timeshare: vcpu"))
         .map(|l| {
-            let field = |key: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .unwrap_or_else(|| panic!("no {key} in {l:?}"))
-                    .to_string()
-            };
             assert_eq!(
-                field("fp-mismatches="),
+                field(l, "fp-mismatches="),
                 "0",
                 "FP state survived every switch: {l}"
             );
-            (field("ticks=").parse().unwrap(), field("checksum="))
+            (
+                field(l, "ticks=").parse().unwrap(),
+                field(l, "checksum=").to_string(),
+            )
         })
         .collect()
 }
@@ -50,18 +71,7 @@ fn timeshare_results(output: &str, prefix: &str) -> Vec<(u64, String)> {
 #[test]
 fn two_vms_on_one_cpu_get_half_of_it_each() {
     common::build_images();
-    let alone = config_file(
-        "timeshare-alone",
-        &format!(
-            "[machine]\ncpus = 1\n{}",
-            hostile_vm("alone", "timeshare", 1, "[0]")
-        ),
-    );
-    let run = common::boot(
-        "timeshare-alone",
-        &["--icount", "--config", alone.to_str().unwrap()],
-        TIMEOUT,
-    );
+    let run = boot_on_one_cpu("timeshare-alone", "alone", "timeshare", 1);
     run.assert_clean_exit();
     let single = timeshare_results(&run.output, "");
     assert_eq!(single.len(), 1, "{}", run.tail(20));
@@ -100,18 +110,7 @@ fn two_vms_on_one_cpu_get_half_of_it_each() {
 #[test]
 fn a_vm_with_more_vcpus_than_cpus_runs_them_all() {
     common::build_images();
-    let config = config_file(
-        "timeshare-smp",
-        &format!(
-            "[machine]\ncpus = 1\n{}",
-            hostile_vm("pair", "timeshare-smp", 2, "[0]")
-        ),
-    );
-    let run = common::boot(
-        "timeshare-smp",
-        &["--icount", "--config", config.to_str().unwrap()],
-        TIMEOUT,
-    );
+    let run = boot_on_one_cpu("timeshare-smp", "pair", "timeshare-smp", 2);
     run.assert_clean_exit();
     run.assert_hv_line("cpu0 time-shares vCPUs pair/0, pair/1");
     run.assert_hv_line("vm1 vcpu1 starting on cpu0 (time-shared, slot 1)");
@@ -130,18 +129,7 @@ fn a_vm_with_more_vcpus_than_cpus_runs_them_all() {
 #[test]
 fn a_waiting_vcpu_hands_the_cpu_over_within_a_slice() {
     common::build_images();
-    let config = config_file(
-        "timeshare-pingpong",
-        &format!(
-            "[machine]\ncpus = 1\n{}",
-            hostile_vm("pp", "timeshare-pingpong", 2, "[0]")
-        ),
-    );
-    let run = common::boot(
-        "timeshare-pingpong",
-        &["--icount", "--config", config.to_str().unwrap()],
-        TIMEOUT,
-    );
+    let run = boot_on_one_cpu("timeshare-pingpong", "pp", "timeshare-pingpong", 2);
     run.assert_clean_exit();
     run.assert_line("timeshare: PASS");
     let line = run
@@ -149,14 +137,8 @@ fn a_waiting_vcpu_hands_the_cpu_over_within_a_slice() {
         .lines()
         .find(|l| l.starts_with("timeshare: pingpong passes="))
         .unwrap_or_else(|| panic!("no pingpong line\n{}", run.tail(20)));
-    let field = |key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (passes, ticks) = (field("passes="), field("ticks="));
+    let count = |key: &str| -> u64 { field(line, key).parse().unwrap() };
+    let (passes, ticks) = (count("passes="), count("ticks="));
     // 62.5 MHz counter: a 2 ms slice is 125000 ticks; each pass is two handovers.
     let per_handover = ticks / (2 * passes);
     eprintln!("{passes} passes in {ticks} ticks: {per_handover} ticks per handover");

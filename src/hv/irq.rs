@@ -257,7 +257,12 @@ fn hyp_timer_fired(vcpu: &mut Vcpu) {
 
 fn arm_for_ptimer(vcpu: &Vcpu) {
     let now = read_sysreg!("CNTPCT_EL0");
-    match vcpu.sysregs.ptimer.next_deadline(now) {
+    arm_hyp_timer(vcpu.sysregs.ptimer.next_deadline(now));
+}
+
+/// Arm the EL2 physical timer for `deadline` (a physical count), or disarm it.
+pub fn arm_hyp_timer(deadline: Option<u64>) {
+    match deadline {
         Some(deadline) => {
             write_sysreg!("CNTHP_CVAL_EL2", deadline);
             write_sysreg!("CNTHP_CTL_EL2", 1);

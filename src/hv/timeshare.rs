@@ -309,18 +309,7 @@ pub fn rearm(vcpu: &Vcpu) {
     .into_iter()
     .flatten()
     .min();
-    arm(deadline);
-}
-
-fn arm(deadline: Option<u64>) {
-    match deadline {
-        Some(deadline) => {
-            write_sysreg!("CNTHP_CVAL_EL2", deadline);
-            write_sysreg!("CNTHP_CTL_EL2", 1);
-        }
-        None => write_sysreg!("CNTHP_CTL_EL2", 0),
-    }
-    hv_arch::sysreg::isb();
+    irq::arm_hyp_timer(deadline);
 }
 
 /// The end of a physical-interrupt exit on a time-shared CPU: charge the
@@ -350,16 +339,22 @@ pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     }
 }
 
+/// The guest registers of the exit being handled on CPU `pcpu`, for the
+/// WFI and WFE handlers, whose callers do not pass them on.
+fn exit_regs(pcpu: usize) -> &'static mut GuestRegs {
+    // SAFETY: this CPU's save area, holding the guest registers of the exit
+    // being handled; the exit's own reference to it is not used while this
+    // one lives (the WFI/WFE handlers do not touch general registers).
+    unsafe { &mut *guest_regs(pcpu) }
+}
+
 /// A WFI on a time-shared CPU. With an interrupt pending the vCPU goes on;
 /// otherwise it blocks, and another vCPU runs or the CPU waits (in WFI, the
 /// blocked vCPU still loaded so its own timer can fire) until something
 /// here can run.
 pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
     let pcpu = cpu::current_index();
-    // SAFETY: this CPU's save area, holding the guest registers of the exit
-    // being handled; the exit's own reference to it is not used while this
-    // one lives (the WFI handler does not touch general registers).
-    let regs = unsafe { &mut *guest_regs(pcpu) };
+    let regs = exit_regs(pcpu);
     vcpu.count(ExitCause::Wfi);
     // Whoever runs this vCPU next resumes it after the WFI.
     inject::skip_instruction();
@@ -426,9 +421,7 @@ pub fn yield_to_others(vcpu: &mut Vcpu) {
     };
     if let Some(next) = next.filter(|&next| parked(next).is_some()) {
         QUEUES.current().slice_start = now;
-        // SAFETY: this CPU's save area, holding the registers of the exit
-        // being handled; the WFE handler does not touch general registers.
-        let regs = unsafe { &mut *guest_regs(pcpu) };
+        let regs = exit_regs(pcpu);
         rearm(switch(vcpu, regs, next));
     }
 }
@@ -461,7 +454,7 @@ pub fn idle() -> ! {
         if let Some(next) = next {
             run_parked(pcpu, next);
         }
-        arm(QUEUES.current().earliest_wake(now));
+        irq::arm_hyp_timer(QUEUES.current().earliest_wake(now));
         cpu::wfi();
         take_interrupts_while_idle();
     }
