@@ -4,7 +4,9 @@
 //! choice), read-only registers ignore writes, reserved offsets are RAZ/WI
 //! for 32-bit accesses.
 
-use super::{word_index, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK, WORDS};
+use super::{
+    word_index, Vgic, CTLR_ENABLE_GRP0, CTLR_ENABLE_GRP1, PRIORITY_MASK, SPI_WORDS, WORDS,
+};
 
 /// Outcome of one register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,11 +439,11 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         }
         let num_vcpus = self.num_vcpus;
         let index = intid.wrapping_sub(32) as usize;
-        let (Some(&router), Some(&old_target)) =
-            (self.spi_router.get(index), self.spi_target.get(index))
-        else {
+        // Indexed after a bounds test, not through `get` (see `Vgic::target_of`).
+        if index >= S {
             return MmioResult::BadAccess;
-        };
+        }
+        let (router, old_target) = (self.spi_router[index], self.spi_target[index]);
         if !write {
             return MmioResult::Read(match (size, high) {
                 (8, _) => router,
@@ -459,12 +461,12 @@ impl<const V: usize, const S: usize, const L: usize> Vgic<V, S, L> {
         if target != old_target {
             self.spi_target[index] = target;
             let (word, bit) = (index / 32, 1 << (index % 32));
-            for (vcpu, routed) in self.routed.iter_mut().enumerate() {
-                if let Some(routed) = routed.get_mut(word) {
+            if word < SPI_WORDS {
+                for vcpu in 0..V {
                     if vcpu == usize::from(target) {
-                        *routed |= bit;
+                        self.routed[vcpu][word] |= bit;
                     } else {
-                        *routed &= !bit;
+                        self.routed[vcpu][word] &= !bit;
                     }
                 }
             }
