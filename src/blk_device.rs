@@ -62,14 +62,16 @@ pub struct BlkCounters {
     pub disk_errors: u64,
 }
 
-/// Why the last refused request was refused (for a log line).
+/// Why a request failed (for a log line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Failure {
     /// Bad request: past the end, partial sectors, write to a read-only
-    /// disk, short header, unknown type (the parser's answer).
+    /// disk, short header (IOERR), unknown type (UNSUPP): the parser's answer.
     Request(u8),
     /// Data outside the VM's RAM, or more pieces than the disk takes.
     Buffers,
+    /// The disk failed it.
+    Disk,
 }
 
 /// Translate guest data buffers into host pieces, page by page, merging
@@ -117,8 +119,8 @@ pub struct BlkDevice<D: Disk> {
     pub disk: D,
     id: [u8; ID_BYTES as usize],
     pub counters: BlkCounters,
-    /// The last refusal not yet reported (the glue logs it, rate-limited).
-    pub last_refusal: Option<Refusal>,
+    /// The last failure not yet reported (the glue logs it, rate-limited).
+    pub last_failure: Option<Failure>,
 }
 
 impl<D: Disk> BlkDevice<D> {
@@ -131,13 +133,13 @@ impl<D: Disk> BlkDevice<D> {
             disk,
             id: bytes,
             counters: BlkCounters::default(),
-            last_refusal: None,
+            last_failure: None,
         }
     }
 
-    fn refuse(&mut self, why: Refusal) -> u8 {
+    fn refuse(&mut self, why: Failure) -> u8 {
         self.counters.refused += 1;
-        self.last_refusal = Some(why);
+        self.last_failure = Some(why);
         S_IOERR
     }
 
@@ -160,7 +162,7 @@ impl<D: Disk> BlkDevice<D> {
                 status_addr,
             } => {
                 self.counters.refused += 1;
-                self.last_refusal = Some(Refusal::Request(status));
+                self.last_failure = Some(Failure::Request(status));
                 (status, status_addr, 0)
             }
             Parsed::Request(request) => {
@@ -196,11 +198,12 @@ impl<D: Disk> BlkDevice<D> {
     ) -> (u8, u32) {
         let mut pieces = [Piece::default(); MAX_PIECES];
         let Some(count) = guest_pieces(data, mem, &mut pieces) else {
-            return (self.refuse(Refusal::Buffers), 0);
+            return (self.refuse(Failure::Buffers), 0);
         };
         let status = self.disk.transfer(op, &pieces[..count]);
         if status != S_OK {
             self.counters.disk_errors += 1;
+            self.last_failure = Some(Failure::Disk);
             return (S_IOERR, 0);
         }
         match op {

@@ -766,7 +766,10 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
         w.begin_node_at("virtio_mmio", dev.base);
         w.property_string("compatible", "virtio,mmio");
         reg(w, dev.base, dev.size);
-        if let Some(cells) = spi_cells(dev, 1) {
+        // Level-sensitive, high: the emulated transport holds its line up
+        // while InterruptStatus has a bit set (until the driver's ACK), and
+        // the vGIC samples device lines as levels.
+        if let Some(cells) = spi_cells(dev, 4) {
             w.property_cells("interrupts", cells);
         }
         w.property_empty("dma-coherent");
@@ -1705,7 +1708,7 @@ mod proofs {
                 }
                 ("virtio_mmio", "interrupts") => {
                     let dev = &spec.virtio[self.virtio_nodes - 1];
-                    Value::cells([0, dev.irq.unwrap() - 32, 1])
+                    Value::cells([0, dev.irq.unwrap() - 32, 4])
                 }
                 ("chosen", "bootargs") => Value::string(&spec.bootargs),
                 ("chosen", "linux,initrd-start") => {

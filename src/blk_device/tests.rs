@@ -279,7 +279,7 @@ fn bad_requests_are_answered_without_touching_the_disk() {
         assert_eq!(byte(&mem, status), expected, "type {kind} sector {sector}");
         assert!(dev.disk.calls.is_empty());
         assert_eq!(dev.counters.refused, 1);
-        assert!(dev.last_refusal.is_some());
+        assert!(dev.last_failure.is_some());
     }
 }
 
@@ -315,6 +315,7 @@ fn a_disk_error_fails_only_that_request() {
     assert_eq!(byte(&mem, HEADERS + 0x101), S_OK);
     assert_eq!(dev.disk.calls[1].0, BlkOp::Flush);
     assert_eq!(dev.counters.disk_errors, 1);
+    assert_eq!(dev.last_failure, Some(Failure::Disk));
     assert_eq!(dev.counters.flushes, 1);
 }
 

@@ -9,12 +9,14 @@ use core::sync::atomic::AtomicBool;
 
 use super::lock::Mutex;
 use hv_arch::read_sysreg;
+use hvcore::blk_device::{BlkDevice, Failure};
 use hvcore::boot_image::{parse_image_header, plan_layout};
 use hvcore::frame_alloc::FrameScrubber;
 use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, guest_seeds, Device, GuestDtbSpec, HostInfo, HvArgs};
 use hvcore::lazy_zero::{Chunk, LazilyZeroed};
 use hvcore::log_limit::LogLimiter;
+use hvcore::log_limit::{Cause, Verdict};
 use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
 use hvcore::pl011::{Pl011, PL011_SIZE};
 use hvcore::psci::{PowerState, VcpuPower};
@@ -26,6 +28,7 @@ use hvcore::vm_spec::{nth_set_bit, Module, VmSpec};
 use log::info;
 
 use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
+use super::phys_blk::PhysBlk;
 
 /// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -47,6 +50,10 @@ const _: () = assert!(
 );
 /// Its interrupt: SPI 16, as QEMU virt wires its first virtio-mmio slot.
 pub const VIRTIO_INTID: u32 = 48;
+/// A VM's disk: the second virtio-mmio slot, and its interrupt (SPI 17).
+pub const BLK_IPA: u64 = VIRTIO_IPA + VIRTIO_SIZE;
+pub const BLK_INTID: u32 = 49;
+const _: () = assert!((BLK_IPA + VIRTIO_SIZE - 1) >> 24 == 0x0a);
 pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
@@ -84,6 +91,8 @@ pub struct Vm {
     /// A virtio-mmio transport with a backend that does no work (test VMs),
     /// for measuring and testing the notification path.
     pub virtio: Option<Mutex<VirtioMmio<NullBackend>>>,
+    /// The VM's virtio-blk disk, stored by a physical virtio-blk device.
+    pub blk: Option<Mutex<VirtioMmio<BlkDevice<PhysBlk>>>>,
     pub ram: VmRam,
     /// Which chunks of the RAM are zeroed (and mapped at stage 2): the rest
     /// is zeroed when the guest or a device first touches it.
@@ -121,6 +130,7 @@ impl Vm {
         vm_spec: &VmSpec,
         cntvoff: u64,
         in_place_clear_of: Option<&[(u64, u64)]>,
+        disk: Option<PhysBlk>,
     ) -> Result<Vm, String> {
         let num_vcpus = vm_spec.vcpus;
         let ram_size = vm_spec.mem_bytes;
@@ -217,6 +227,16 @@ impl Vm {
             });
         }
 
+        if disk.is_some() {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: BLK_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(BLK_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
+        }
+
         let initrd_range = vm_spec
             .initrd
             .zip(layout.initrd_ipa)
@@ -282,6 +302,7 @@ impl Vm {
             virtio: vm_spec
                 .test_device
                 .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
+            blk: disk.map(|disk| Mutex::new(VirtioMmio::new(BlkDevice::new(disk, &vm_spec.name)))),
             ram: VmRam {
                 ipa: RAM_IPA,
                 size: ram_size,
@@ -332,6 +353,11 @@ impl Vm {
         }
         if let Some(virtio) = &self.virtio {
             *virtio.lock() = VirtioMmio::new(NullBackend::default());
+        }
+        // The disk keeps its contents and counters; the guest's driver
+        // starts from a reset device.
+        if let Some(blk) = &self.blk {
+            blk.lock().reset();
         }
     }
 
@@ -463,11 +489,16 @@ impl Vm {
                 .then_some(EmulatedDevice::Scratch(offset));
         }
         if region == VIRTIO_IPA >> 24 {
-            let offset = ipa.checked_sub(VIRTIO_IPA).filter(|o| *o < VIRTIO_SIZE)?;
-            return self
-                .virtio
-                .is_some()
-                .then_some(EmulatedDevice::Virtio(offset));
+            let offset = ipa.checked_sub(VIRTIO_IPA)?;
+            if offset < VIRTIO_SIZE {
+                return self
+                    .virtio
+                    .is_some()
+                    .then_some(EmulatedDevice::Virtio(offset));
+            }
+            let offset = offset - VIRTIO_SIZE;
+            return (offset < VIRTIO_SIZE && self.blk.is_some())
+                .then_some(EmulatedDevice::Blk(offset));
         }
         None
     }
@@ -491,6 +522,7 @@ impl Vm {
             }
             EmulatedDevice::Scratch(offset) => self.scratch_access(offset, size, write, value),
             EmulatedDevice::Virtio(offset) => self.virtio_access(vcpu, offset, size, write, value),
+            EmulatedDevice::Blk(offset) => self.blk_access(vcpu, offset, size, write, value),
             EmulatedDevice::Uart(offset) => match &self.uart {
                 Some(uart) => self.uart_access(uart, vcpu, offset, size, write, value),
                 None => MmioOutcome::Abort,
@@ -551,6 +583,60 @@ impl Vm {
         }
         outcome
     }
+
+    /// An access to the VM's disk. A notification serves every request
+    /// the guest made available before it returns (the physical device
+    /// answers each one first): see the README on why synchronously.
+    #[inline(never)]
+    fn blk_access(
+        &self,
+        vcpu: usize,
+        offset: u64,
+        size: u8,
+        write: bool,
+        value: u64,
+    ) -> MmioOutcome {
+        let Some(blk) = &self.blk else {
+            return MmioOutcome::Abort;
+        };
+        let mut ram = DeviceRamAccess(self);
+        let (outcome, effects, failure) = {
+            let mut device = blk.lock();
+            let (outcome, effects) = device.access(offset, size, write, value, &mut ram);
+            (outcome, effects, device.backend.last_failure.take())
+        };
+        if let Some(level) = effects.interrupt {
+            self.set_device_level(BLK_INTID, vcpu, level);
+        }
+        if let Some(failure) = failure {
+            self.log_disk_failure(vcpu, failure);
+        }
+        outcome
+    }
+
+    /// Log a failed disk request, rate-limited per VM (a guest decides how
+    /// many it makes).
+    #[cold]
+    fn log_disk_failure(&self, vcpu: usize, failure: Failure) {
+        let now = read_sysreg!("CNTPCT_EL0");
+        let verdict = self.log_limit.lock().event(Cause::DiskRequestFailed, now);
+        if let Verdict::Print { suppressed_before } = verdict {
+            if suppressed_before > 0 {
+                log::warn!(
+                    "vm{}: {suppressed_before} more {} lines suppressed",
+                    self.vmid,
+                    Cause::DiskRequestFailed.name()
+                );
+            }
+            let why = match failure {
+                Failure::Request(hvcore::virtio_blk::S_UNSUPP) => "unsupported request type: UNSUPP",
+                Failure::Request(_) => "bad request (past the end, partial sector, read-only disk or short header): IOERR",
+                Failure::Buffers => "data not in the VM's RAM: IOERR",
+                Failure::Disk => "the physical disk failed it: IOERR",
+            };
+            log::warn!("vm{} vcpu{vcpu}: disk request: {why}", self.vmid);
+        }
+    }
 }
 
 /// An emulated device window and the offset of an access in it.
@@ -559,6 +645,8 @@ pub enum EmulatedDevice {
     GicDist(u64),
     GicRedist(u64),
     Virtio(u64),
+    /// The VM's virtio-blk disk.
+    Blk(u64),
     Scratch(u64),
     /// The guest's emulated PL011.
     Uart(u64),
@@ -572,9 +660,10 @@ impl EmulatedDevice {
         match self {
             EmulatedDevice::GicDist(offset) => hvcore::vgic::dist_needs_lr_sync(offset, write),
             EmulatedDevice::GicRedist(offset) => hvcore::vgic::redist_needs_lr_sync(offset, write),
-            EmulatedDevice::Virtio(_) | EmulatedDevice::Scratch(_) | EmulatedDevice::Uart(_) => {
-                false
-            }
+            EmulatedDevice::Virtio(_)
+            | EmulatedDevice::Blk(_)
+            | EmulatedDevice::Scratch(_)
+            | EmulatedDevice::Uart(_) => false,
         }
     }
 }
@@ -906,5 +995,13 @@ impl GuestMemory for DeviceRamAccess<'_> {
         // SAFETY: as read.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         true
+    }
+
+    /// The page is zeroed and mapped first, so the guest's first touch
+    /// cannot zero what a device wrote there.
+    fn dma_address(&mut self, addr: u64) -> Option<u64> {
+        let in_page = FRAME_SIZE - addr % FRAME_SIZE;
+        self.host_address(addr, in_page as usize)
+            .map(|pa| pa as u64)
     }
 }
