@@ -121,6 +121,8 @@ pub struct BlkDevice<D: Disk> {
     pub counters: BlkCounters,
     /// The last failure not yet reported (the glue logs it, rate-limited).
     pub last_failure: Option<Failure>,
+    /// Failed requests since the glue last took the report.
+    pub unreported_failures: u32,
 }
 
 impl<D: Disk> BlkDevice<D> {
@@ -134,12 +136,24 @@ impl<D: Disk> BlkDevice<D> {
             id: bytes,
             counters: BlkCounters::default(),
             last_failure: None,
+            unreported_failures: 0,
         }
+    }
+
+    /// The last failure and how many requests failed since the last call.
+    pub fn take_failures(&mut self) -> Option<(Failure, u32)> {
+        let count = core::mem::take(&mut self.unreported_failures);
+        self.last_failure.take().map(|f| (f, count))
+    }
+
+    fn failed(&mut self, why: Failure) {
+        self.last_failure = Some(why);
+        self.unreported_failures = self.unreported_failures.saturating_add(1);
     }
 
     fn refuse(&mut self, why: Failure) -> u8 {
         self.counters.refused += 1;
-        self.last_failure = Some(why);
+        self.failed(why);
         S_IOERR
     }
 
@@ -162,7 +176,7 @@ impl<D: Disk> BlkDevice<D> {
                 status_addr,
             } => {
                 self.counters.refused += 1;
-                self.last_failure = Some(Failure::Request(status));
+                self.failed(Failure::Request(status));
                 (status, status_addr, 0)
             }
             Parsed::Request(request) => {
@@ -203,7 +217,7 @@ impl<D: Disk> BlkDevice<D> {
         let status = self.disk.transfer(op, &pieces[..count]);
         if status != S_OK {
             self.counters.disk_errors += 1;
-            self.last_failure = Some(Failure::Disk);
+            self.failed(Failure::Disk);
             return (S_IOERR, 0);
         }
         match op {

@@ -315,7 +315,8 @@ fn a_disk_error_fails_only_that_request() {
     assert_eq!(byte(&mem, HEADERS + 0x101), S_OK);
     assert_eq!(dev.disk.calls[1].0, BlkOp::Flush);
     assert_eq!(dev.counters.disk_errors, 1);
-    assert_eq!(dev.last_failure, Some(Failure::Disk));
+    assert_eq!(dev.take_failures(), Some((Failure::Disk, 1)));
+    assert_eq!(dev.take_failures(), None);
     assert_eq!(dev.counters.flushes, 1);
 }
 

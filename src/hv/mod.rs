@@ -304,6 +304,21 @@ pub fn print_exit_counters(vm: &Vm) {
     logger::print_raw(format_args!(
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
+    for vm in lifecycle::vms() {
+        if let Some(c) = vm.disk_statistics() {
+            logger::print_raw(format_args!(
+                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={}\n",
+                vm.vmid,
+                c.reads,
+                c.writes,
+                c.flushes,
+                c.bytes_read >> 10,
+                c.bytes_written >> 10,
+                c.refused,
+                c.disk_errors
+            ));
+        }
+    }
 }
 
 #[panic_handler]

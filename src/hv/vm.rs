@@ -603,15 +603,24 @@ impl Vm {
         let (outcome, effects, failure) = {
             let mut device = blk.lock();
             let (outcome, effects) = device.access(offset, size, write, value, &mut ram);
-            (outcome, effects, device.backend.last_failure.take())
+            (outcome, effects, device.backend.take_failures())
         };
         if let Some(level) = effects.interrupt {
             self.set_device_level(BLK_INTID, vcpu, level);
         }
-        if let Some(failure) = failure {
+        if let Some((failure, count)) = failure {
+            let events = &super::guest_log::EVENTS[super::vcpu::counter_index(self, vcpu)];
+            for _ in 0..count {
+                events.record(Cause::DiskRequestFailed);
+            }
             self.log_disk_failure(vcpu, failure);
         }
         outcome
+    }
+
+    /// What the VM's disk did so far (`None`: it has none).
+    pub fn disk_statistics(&self) -> Option<hvcore::blk_device::BlkCounters> {
+        self.blk.as_ref().map(|blk| blk.lock().backend.counters)
     }
 
     /// Log a failed disk request, rate-limited per VM (a guest decides how

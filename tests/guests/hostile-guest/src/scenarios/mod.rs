@@ -3,6 +3,7 @@
 mod aarch32_wfi;
 mod cpu_off_on;
 mod cpu_on_bad_entry;
+mod disk;
 mod forge_hv_lines;
 mod hvc_flood;
 mod irq;
@@ -38,6 +39,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),
+    ("disk", disk::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
