@@ -60,6 +60,10 @@ pub struct BlkCounters {
     pub refused: u64,
     /// Requests the disk failed.
     pub disk_errors: u64,
+    /// Guest accesses to the device's registers (each one a VM exit) and
+    /// interrupts raised (each one an exit to inject): counted by the glue.
+    pub accesses: u64,
+    pub interrupts: u64,
 }
 
 /// Why a request failed (for a log line).
@@ -302,3 +306,6 @@ impl<D: Disk> VirtioBackend for BlkDevice<D> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(any(test, kani))]
+mod proofs;

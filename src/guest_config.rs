@@ -425,6 +425,9 @@ pub struct HvArgs {
     /// (best on hardware). Off by default: under QEMU's TCG, blocks make
     /// every guest TLB invalidation by address flush the whole software TLB.
     pub stage2_blocks: bool,
+    /// `hv.disk=on|ro|off`: the VM has a disk, stored by the machine's
+    /// virtio-blk device whose serial is the VM's name (`vm1`); `ro`: read-only.
+    pub disk: Option<bool>,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -604,6 +607,14 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
             args.stage2_blocks = match value {
                 b"on" => true,
                 b"off" => false,
+                _ => return Err(BadValue),
+            }
+        }
+        b"disk" => {
+            args.disk = match value {
+                b"on" => Some(false),
+                b"ro" => Some(true),
+                b"off" => None,
                 _ => return Err(BadValue),
             }
         }

@@ -314,6 +314,11 @@ mod tests {
         }
         assert_eq!(q.free_descriptors(), 2);
     }
+}
+
+#[cfg(any(test, kani))]
+mod proofs {
+    use super::*;
 
     /// Rings whose device answers anything (proofs): the used ring is drawn.
     struct AnyDevice {

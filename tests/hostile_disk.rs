@@ -71,7 +71,9 @@ fn malformed_disk_requests_get_the_specs_answers_and_hurt_nobody() {
     );
     // Every refusal is counted: 5 bad requests, the write, the short
     // header and the flood.
-    run.assert_hv_line("[hv] disk vm1: reads=4 writes=0 flushes=0 read-kib=4 written-kib=0 refused=2007 disk-errors=0");
+    run.assert_hv_line(
+        "[hv] disk vm1: reads=4 writes=0 flushes=0 read-kib=4 written-kib=0 refused=2007 disk-errors=0",
+    );
     assert!(
         std::fs::read(&image).unwrap() == before,
         "the read-only image changed"

@@ -307,7 +307,7 @@ pub fn print_exit_counters(vm: &Vm) {
     for vm in lifecycle::vms() {
         if let Some(c) = vm.disk_statistics() {
             logger::print_raw(format_args!(
-                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={}\n",
+                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={}\n",
                 vm.vmid,
                 c.reads,
                 c.writes,
@@ -315,7 +315,9 @@ pub fn print_exit_counters(vm: &Vm) {
                 c.bytes_read >> 10,
                 c.bytes_written >> 10,
                 c.refused,
-                c.disk_errors
+                c.disk_errors,
+                c.accesses,
+                c.interrupts
             ));
         }
     }

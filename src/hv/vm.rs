@@ -603,6 +603,9 @@ impl Vm {
         let (outcome, effects, failure) = {
             let mut device = blk.lock();
             let (outcome, effects) = device.access(offset, size, write, value, &mut ram);
+            let counters = &mut device.backend.counters;
+            counters.accesses += 1;
+            counters.interrupts += u64::from(effects.interrupt == Some(true));
             (outcome, effects, device.backend.take_failures())
         };
         if let Some(level) = effects.interrupt {

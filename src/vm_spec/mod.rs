@@ -585,7 +585,10 @@ pub fn vm_specs(
         console: true,
         test_device: args.test_device,
         time_shared: false,
-        disk: None,
+        disk: args.disk.map(|read_only| DiskSpec {
+            serial: name.to_string(),
+            read_only,
+        }),
     }])
 }
 
