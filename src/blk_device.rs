@@ -38,8 +38,11 @@ pub const MAX_PIECES: usize = 2 * SEG_MAX as usize;
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// The disk behind the device. Requests are started, then waited for
-/// together, so the disk can work on several at once; a notification
-/// returns only when every request it started is answered.
+/// together, so the disk can work on several at once. A disk that
+/// [`Disk::interrupts`] lets a notification return with requests in
+/// flight; they are answered when its interrupt says they are done
+/// ([`VirtioBackend::poll`]). Otherwise a notification returns only when
+/// every request it started is answered.
 pub trait Disk {
     /// Size in 512-byte sectors.
     fn capacity(&self) -> u64;
@@ -54,6 +57,18 @@ pub trait Disk {
     /// in `done` ([`S_OK`], or [`S_IOERR`] when the disk failed it);
     /// returns how many.
     fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize;
+    /// Whether the disk signals finished requests with an interrupt.
+    fn interrupts(&self) -> bool {
+        false
+    }
+    /// Have the disk work on the requests started (interrupting disks).
+    fn kick(&mut self) {}
+    /// Report the requests already finished, as [`Disk::finish`], without
+    /// waiting (interrupting disks).
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let _ = done;
+        0
+    }
 }
 
 /// A request the disk is working on.
@@ -262,33 +277,52 @@ impl<D: Disk> BlkDevice<D> {
         if self.in_flight.iter().all(Option::is_none) {
             return Ok(());
         }
-        self.answered = true;
         let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
         let count = self.disk.finish(&mut done).min(MAX_IN_FLIGHT);
+        let mut result = self.answer_done(&done[..count], queue, mem);
+        // A disk that answered fewer than it was given broke its contract:
+        // what it did not answer is failed, not left in flight for ever.
+        for tag in 0..MAX_IN_FLIGHT {
+            if self.in_flight[tag].is_some() {
+                let failed = self.answer_done(&[(tag, S_IOERR)], queue, mem);
+                if result.is_ok() {
+                    result = failed;
+                }
+            }
+        }
+        result
+    }
+
+    /// Answer the requests the disk has finished, without waiting.
+    fn reap(
+        &mut self,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<(), QueueError> {
+        let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+        let count = self.disk.reap(&mut done).min(MAX_IN_FLIGHT);
+        self.answer_done(&done[..count], queue, mem)
+    }
+
+    /// Answer the requests the disk reported `done` in the used ring. Every
+    /// one is taken off the table even when the ring fails; the first error
+    /// is reported.
+    fn answer_done(
+        &mut self,
+        done: &[(usize, u8)],
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<(), QueueError> {
         let mut result = Ok(());
-        for &(tag, status) in &done[..count] {
+        for &(tag, status) in done {
             let Some(request) = self.in_flight.get_mut(tag).and_then(Option::take) else {
                 continue;
             };
-            let written = self.account(request.op, request.data_len, status);
-            let written = answer(mem, request.status_addr, written.0, written.1);
-            // Every request is taken off the table even when the ring
-            // fails; the first error is reported.
+            let (status, data_written) = self.account(request.op, request.data_len, status);
+            let written = answer(mem, request.status_addr, status, data_written);
+            self.answered = true;
             if result.is_ok() {
                 result = queue.push_used(mem, request.head, written);
-            }
-        }
-        // A disk that answered fewer than it was given broke its contract:
-        // what it did not answer is failed, not left in flight for ever.
-        for slot in self.in_flight.iter_mut() {
-            if let Some(request) = slot.take() {
-                self.counters.disk_errors += 1;
-                self.last_failure = Some(Failure::Disk);
-                self.unreported_failures = self.unreported_failures.saturating_add(1);
-                let written = answer(mem, request.status_addr, S_IOERR, 0);
-                if result.is_ok() {
-                    result = queue.push_used(mem, request.head, written);
-                }
             }
         }
         result
@@ -397,10 +431,40 @@ impl<D: Disk> VirtioBackend for BlkDevice<D> {
                 Err(e) => break Err(e),
             }
         };
-        let finished = self.finish(queue, mem);
+        let finished = if self.disk.interrupts() && served.is_ok() {
+            // The disk interrupts when it is done: let the guest run.
+            self.disk.kick();
+            self.reap(queue, mem)
+        } else {
+            self.finish(queue, mem)
+        };
         served?;
         finished?;
         Ok(self.answered)
+    }
+
+    fn poll(
+        &mut self,
+        index: usize,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<bool, QueueError> {
+        if index != 0 {
+            return Ok(false);
+        }
+        self.answered = false;
+        self.reap(queue, mem)?;
+        Ok(self.answered)
+    }
+
+    /// Requests in flight belong to the queue being dropped: wait for the
+    /// disk to be done with the guest's pages, answer nothing.
+    fn reset(&mut self) {
+        if self.in_flight.iter().any(Option::is_some) {
+            let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+            self.disk.finish(&mut done);
+            self.in_flight = [None; MAX_IN_FLIGHT];
+        }
     }
 
     /// `struct virtio_blk_config`: capacity, size_max, seg_max.

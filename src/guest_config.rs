@@ -428,6 +428,10 @@ pub struct HvArgs {
     /// `hv.disk=on|ro|off`: the VM has a disk, stored by the machine's
     /// virtio-blk device whose serial is the VM's name (`vm1`); `ro`: read-only.
     pub disk: Option<bool>,
+    /// `hv.diskirq=on|off`: disk requests complete on the physical device's
+    /// interrupt, while the guest runs (on), or are waited for at the
+    /// notification exit (off). See the README on the choice.
+    pub disk_interrupts: Option<bool>,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -607,6 +611,13 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
             args.stage2_blocks = match value {
                 b"on" => true,
                 b"off" => false,
+                _ => return Err(BadValue),
+            }
+        }
+        b"diskirq" => {
+            args.disk_interrupts = match value {
+                b"on" => Some(true),
+                b"off" => Some(false),
                 _ => return Err(BadValue),
             }
         }

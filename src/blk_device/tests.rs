@@ -23,6 +23,10 @@ struct FakeDisk {
     calls: Vec<(BlkOp, Vec<Piece>)>,
     started: Vec<usize>,
     finishes: usize,
+    /// Interrupt mode: `reap` reports what `device_done` lists.
+    interrupting: bool,
+    device_done: Vec<usize>,
+    kicks: usize,
 }
 
 impl FakeDisk {
@@ -35,6 +39,9 @@ impl FakeDisk {
             calls: Vec::new(),
             started: Vec::new(),
             finishes: 0,
+            interrupting: false,
+            device_done: Vec::new(),
+            kicks: 0,
         }
     }
 }
@@ -61,6 +68,22 @@ impl Disk for FakeDisk {
         let count = self.started.len();
         for (slot, tag) in self.started.drain(..).rev().enumerate() {
             done[slot] = (tag, status);
+        }
+        self.device_done.clear();
+        count
+    }
+    fn interrupts(&self) -> bool {
+        self.interrupting
+    }
+    fn kick(&mut self) {
+        self.kicks += 1;
+    }
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = 0;
+        for tag in core::mem::take(&mut self.device_done) {
+            self.started.retain(|t| *t != tag);
+            done[count] = (tag, S_OK);
+            count += 1;
         }
         count
     }
@@ -516,4 +539,75 @@ fn a_bad_chain_after_good_ones_still_answers_them_first() {
     assert_eq!(byte(&mem, HEADERS + 0x800), S_OK);
     assert_eq!(byte(&mem, HEADERS + 0x801), S_OK);
     assert_eq!(dev.counters.reads, 2);
+}
+
+/// A transport with the disk's queue 0 live on the test rings.
+fn live_transport(disk: FakeDisk, mem: &mut FlatMemory) -> VirtioMmio<BlkDevice<FakeDisk>> {
+    let mut t = VirtioMmio::new(BlkDevice::new(disk, "vm1"));
+    let mut w = |offset: u64, value: u64| {
+        assert_eq!(
+            t.access(offset, 4, true, value, mem).0,
+            crate::mmio::MmioOutcome::Written
+        );
+    };
+    w(
+        0x70,
+        u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK),
+    );
+    w(0x38, u64::from(QSIZE));
+    w(0x80, DESC);
+    w(0x90, AVAIL);
+    w(0xa0, USED);
+    w(0x44, 1);
+    w(
+        0x70,
+        u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK),
+    );
+    t
+}
+
+#[test]
+fn an_interrupting_disk_answers_after_the_notification_returns() {
+    let mut mem = memory();
+    let mut disk = FakeDisk::new(64);
+    disk.interrupting = true;
+    let mut t = live_transport(disk, &mut mem);
+    offer_reads(&mut mem, 3);
+    let (_, effects) = t.access(0x50, 4, true, 0, &mut mem);
+    // Started and kicked, not waited for: no answer yet, no interrupt.
+    assert_eq!(effects.interrupt, None);
+    assert_eq!(t.backend.disk.calls.len(), 3);
+    assert_eq!(t.backend.disk.kicks, 1);
+    assert_eq!(t.backend.disk.finishes, 0);
+    assert_eq!(byte(&mem, HEADERS + 0x800), 0);
+    // The disk's interrupt: two are done.
+    t.backend.disk.device_done = alloc::vec![2, 0];
+    assert_eq!(t.poll_backend(&mut mem).interrupt, Some(true));
+    assert_eq!(byte(&mem, HEADERS + 0x800), S_OK);
+    assert_eq!(byte(&mem, HEADERS + 0x802), S_OK);
+    assert_eq!(byte(&mem, HEADERS + 0x801), 0);
+    // Nothing new: no interrupt.
+    assert_eq!(t.poll_backend(&mut mem).interrupt, None);
+    t.backend.disk.device_done = alloc::vec![1];
+    assert_eq!(t.poll_backend(&mut mem).interrupt, Some(true));
+    assert_eq!(byte(&mem, HEADERS + 0x801), S_OK);
+    assert_eq!(t.backend.counters.reads, 3);
+}
+
+#[test]
+fn a_reset_waits_for_the_disk_and_answers_nothing() {
+    let mut mem = memory();
+    let mut disk = FakeDisk::new(64);
+    disk.interrupting = true;
+    let mut t = live_transport(disk, &mut mem);
+    offer_reads(&mut mem, 2);
+    t.access(0x50, 4, true, 0, &mut mem);
+    assert_eq!(t.backend.disk.started.len(), 2);
+    // The driver resets the device: the disk finishes with the guest's
+    // pages before the reset completes; the used ring is not touched.
+    t.access(0x70, 4, true, 0, &mut mem);
+    assert_eq!(t.backend.disk.finishes, 1);
+    assert!(t.backend.disk.started.is_empty());
+    assert_eq!(used_elem(&mem, 0), (0, 0));
+    assert_eq!(t.poll_backend(&mut mem).interrupt, None);
 }

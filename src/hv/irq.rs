@@ -343,6 +343,11 @@ pub fn handle_physical(vcpu: &mut Vcpu) -> bool {
             // out), or to stop: the VM was powered off elsewhere.
             gic::deactivate(intid);
             super::lifecycle::park_if_stopped(vcpu);
+        } else if let Some(vm) = super::disk_of_irq(intid) {
+            // A physical disk finished requests (of any VM: the device's
+            // VM, not necessarily this vCPU's).
+            vm.disk_interrupt();
+            gic::deactivate(intid);
         } else {
             warn!("unexpected physical interrupt {intid}");
             gic::deactivate(intid);

@@ -55,6 +55,8 @@ mod reg {
     pub const QUEUE_NUM: usize = 0x038;
     pub const QUEUE_READY: usize = 0x044;
     pub const QUEUE_NOTIFY: usize = 0x050;
+    pub const INTERRUPT_STATUS: usize = 0x060;
+    pub const INTERRUPT_ACK: usize = 0x064;
     pub const STATUS: usize = 0x070;
     pub const QUEUE_DESC: usize = 0x080;
     pub const QUEUE_DRIVER: usize = 0x090;
@@ -192,6 +194,11 @@ pub struct PhysBlk {
     immediate_count: usize,
     /// Requests added since the last notification.
     unnotified: bool,
+    /// The transport's interrupt (from the host device tree).
+    pub irq: Option<u32>,
+    /// Finished requests are reported by the device's interrupt rather
+    /// than waited for (`hv.diskirq=on`).
+    interrupting: bool,
 }
 
 const _: () = assert!(MAX_IN_FLIGHT * 16 <= 0x400 && MAX_IN_FLIGHT <= 0x400);
@@ -214,7 +221,8 @@ pub fn probe(transports: &[Device]) -> Vec<PhysBlk> {
             continue;
         }
         match PhysBlk::start(transport.base, regs) {
-            Ok(disk) => {
+            Ok(mut disk) => {
+                disk.irq = transport.irq;
                 info!(
                     "virtio-blk at {:#x}: serial '{}', {} sectors{}{}",
                     disk.base,
@@ -305,6 +313,8 @@ impl PhysBlk {
             immediate: [(0, 0); MAX_IN_FLIGHT],
             immediate_count: 0,
             unnotified: false,
+            irq: None,
+            interrupting: false,
         };
         let id = Piece {
             addr: memory + Rings::ID,
@@ -326,6 +336,57 @@ impl PhysBlk {
     /// Make the device read-only for its VM (the configuration said so).
     pub fn set_read_only(&mut self) {
         self.read_only = true;
+    }
+
+    /// Have the device interrupt when it finishes requests (its interrupt
+    /// must then reach `Vm::disk_interrupt`). `false` without one.
+    pub fn interrupt_when_done(&mut self) -> bool {
+        if self.irq.is_none() {
+            return false;
+        }
+        self.rings.write(Rings::AVAIL, 0u16);
+        self.interrupting = true;
+        true
+    }
+
+    /// Acknowledge the device's interrupt (it holds its line until then).
+    pub fn acknowledge_interrupt(&self) {
+        let pending = self.regs.read(reg::INTERRUPT_STATUS);
+        if pending != 0 {
+            self.regs.write(reg::INTERRUPT_ACK, pending);
+        }
+    }
+
+    /// Take the answers the device has written, without waiting.
+    fn collect(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT], mut count: usize) -> usize {
+        while count < MAX_IN_FLIGHT {
+            match self.queue.pop_used(&self.rings) {
+                Ok(Some((head, _))) => {
+                    let tag = usize::from(self.tag_of_head[usize::from(head)]);
+                    if tag < MAX_IN_FLIGHT && core::mem::take(&mut self.in_flight[tag]) {
+                        let status = match self.rings.read::<u8>(Rings::STATUSES + tag as u64) {
+                            0 => S_OK,
+                            _ => S_IOERR,
+                        };
+                        done[count] = (tag, status);
+                        count += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.fail("answered a request it was not given");
+                    break;
+                }
+            }
+        }
+        count
+    }
+
+    fn take_immediate(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let count = self.immediate_count;
+        done[..count].copy_from_slice(&self.immediate[..count]);
+        self.immediate_count = 0;
+        count
     }
 
     /// Put request `tag` on the queue: its header, `data`, its status.
@@ -409,41 +470,35 @@ impl Disk for PhysBlk {
         self.add(tag, kind, sector, pieces)
     }
 
-    fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
-        let mut count = 0;
-        for &answer in &self.immediate[..self.immediate_count] {
-            done[count] = answer;
-            count += 1;
-        }
-        self.immediate_count = 0;
-        if self.unnotified {
-            self.unnotified = false;
+    fn interrupts(&self) -> bool {
+        self.interrupting
+    }
+
+    fn kick(&mut self) {
+        if core::mem::take(&mut self.unnotified) {
             hv_arch::sysreg::dsb_sy();
             self.regs.write(reg::QUEUE_NOTIFY, 0);
         }
+    }
+
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let count = self.take_immediate(done);
+        self.collect(done, count)
+    }
+
+    fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = self.take_immediate(done);
+        self.kick();
         let start = read_sysreg!("CNTPCT_EL0");
         let deadline = TIMEOUT_SECONDS * read_sysreg!("CNTFRQ_EL0");
-        while self.queue.chains_in_flight() > 0 && !self.broken {
-            match self.queue.pop_used(&self.rings) {
-                Ok(Some((head, _))) => {
-                    let tag = usize::from(self.tag_of_head[usize::from(head)]);
-                    if tag < MAX_IN_FLIGHT && self.in_flight[tag] && count < MAX_IN_FLIGHT {
-                        self.in_flight[tag] = false;
-                        let status = match self.rings.read::<u8>(Rings::STATUSES + tag as u64) {
-                            0 => S_OK,
-                            _ => S_IOERR,
-                        };
-                        done[count] = (tag, status);
-                        count += 1;
-                    }
+        while self.queue.chains_in_flight() > 0 && !self.broken && count < MAX_IN_FLIGHT {
+            let before = count;
+            count = self.collect(done, count);
+            if count == before {
+                if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) > deadline {
+                    self.fail("did not answer in time");
                 }
-                Ok(None) => {
-                    if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) > deadline {
-                        self.fail("did not answer in time");
-                    }
-                    core::hint::spin_loop();
-                }
-                Err(_) => self.fail("answered a request it was not given"),
+                core::hint::spin_loop();
             }
         }
         // A broken device's requests in flight fail (the caller fails any

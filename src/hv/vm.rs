@@ -621,6 +621,38 @@ impl Vm {
         outcome
     }
 
+    /// The physical interrupt of the device storing the VM's disk, when
+    /// its requests complete on it.
+    pub fn disk_irq(&self) -> Option<u32> {
+        let blk = self.blk.as_ref()?.lock();
+        let disk = &blk.backend.disk;
+        hvcore::blk_device::Disk::interrupts(disk)
+            .then_some(disk.irq)
+            .flatten()
+    }
+
+    /// The physical device storing the VM's disk interrupted: answer the
+    /// requests it finished and raise the VM's disk interrupt.
+    pub fn disk_interrupt(&self) {
+        let Some(blk) = &self.blk else {
+            return;
+        };
+        let mut ram = DeviceRamAccess(self);
+        let (effects, failure) = {
+            let mut device = blk.lock();
+            device.backend.disk.acknowledge_interrupt();
+            let effects = device.poll_backend(&mut ram);
+            device.backend.counters.interrupts += u64::from(effects.interrupt == Some(true));
+            (effects, device.backend.take_failures())
+        };
+        if let Some(level) = effects.interrupt {
+            self.set_device_level(BLK_INTID, 0, level);
+        }
+        if let Some((failure, _)) = failure {
+            self.log_disk_failure(0, failure);
+        }
+    }
+
     /// What the VM's disk did so far (`None`: it has none).
     pub fn disk_statistics(&self) -> Option<hvcore::blk_device::BlkCounters> {
         self.blk.as_ref().map(|blk| blk.lock().backend.counters)
