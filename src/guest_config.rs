@@ -432,6 +432,9 @@ pub struct HvArgs {
     /// interrupt, while the guest runs (on), or are waited for at the
     /// notification exit (off). See the README on the choice.
     pub disk_interrupts: Option<bool>,
+    /// `hv.disksettle=US`: with `hv.diskirq=on`, how long a notification
+    /// waits for quick answers before it leaves the rest to the interrupt.
+    pub disk_settle_us: Option<u64>,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -613,6 +616,13 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
                 b"off" => false,
                 _ => return Err(BadValue),
             }
+        }
+        b"disksettle" => {
+            args.disk_settle_us = Some(
+                parse_number(value)
+                    .filter(|us| *us <= 1_000_000)
+                    .ok_or(BadValue)?,
+            )
         }
         b"diskirq" => {
             args.disk_interrupts = match value {

@@ -179,7 +179,7 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
                     disk.set_read_only();
                 }
                 if args.disk_interrupts.unwrap_or(DISK_INTERRUPTS_BY_DEFAULT)
-                    && !disk.interrupt_when_done()
+                    && !disk.interrupt_when_done(args.disk_settle_us.unwrap_or(DISK_SETTLE_US))
                 {
                     log::warn!(
                         "VM '{}': its disk has no interrupt; requests are waited for",
@@ -256,7 +256,11 @@ extern "C" fn hv_secondary_main(cpu_index: usize) -> ! {
 
 /// Whether disk requests complete on the physical device's interrupt
 /// unless `hv.diskirq` says otherwise (README: "Where disk requests run").
-const DISK_INTERRUPTS_BY_DEFAULT: bool = false;
+const DISK_INTERRUPTS_BY_DEFAULT: bool = true;
+
+/// How long a notification waits for quick answers before it leaves the
+/// rest to the disk's interrupt, unless `hv.disksettle` says otherwise.
+const DISK_SETTLE_US: u64 = 0;
 
 /// Physical interrupts of the devices storing VM disks, and their VMs.
 static DISK_IRQS: spin::Once<alloc::vec::Vec<(u32, &'static Vm)>> = spin::Once::new();

@@ -199,6 +199,9 @@ pub struct PhysBlk {
     /// Finished requests are reported by the device's interrupt rather
     /// than waited for (`hv.diskirq=on`).
     interrupting: bool,
+    /// How long a notification waits for quick answers before it leaves
+    /// the rest to the interrupt, in microseconds (`hv.disksettle`).
+    settle_us: u64,
 }
 
 const _: () = assert!(MAX_IN_FLIGHT * 16 <= 0x400 && MAX_IN_FLIGHT <= 0x400);
@@ -315,6 +318,7 @@ impl PhysBlk {
             unnotified: false,
             irq: None,
             interrupting: false,
+            settle_us: 0,
         };
         let id = Piece {
             addr: memory + Rings::ID,
@@ -340,10 +344,11 @@ impl PhysBlk {
 
     /// Have the device interrupt when it finishes requests (its interrupt
     /// must then reach `Vm::disk_interrupt`). `false` without one.
-    pub fn interrupt_when_done(&mut self) -> bool {
+    pub fn interrupt_when_done(&mut self, settle_us: u64) -> bool {
         if self.irq.is_none() {
             return false;
         }
+        self.settle_us = settle_us;
         self.rings.write(Rings::AVAIL, 0u16);
         self.interrupting = true;
         true
@@ -484,6 +489,21 @@ impl Disk for PhysBlk {
     fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
         let count = self.take_immediate(done);
         self.collect(done, count)
+    }
+
+    fn settle(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = self.take_immediate(done);
+        let start = read_sysreg!("CNTPCT_EL0");
+        let window = self.settle_us * read_sysreg!("CNTFRQ_EL0") / 1_000_000;
+        loop {
+            count = self.collect(done, count);
+            if self.queue.chains_in_flight() == 0
+                || read_sysreg!("CNTPCT_EL0").wrapping_sub(start) >= window
+            {
+                return count;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
