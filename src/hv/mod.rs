@@ -343,9 +343,9 @@ pub fn print_exit_counters(vm: &Vm) {
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
     for vm in lifecycle::vms() {
-        if let Some(c) = vm.disk_statistics() {
+        if let Some((c, device_us)) = vm.disk_statistics() {
             logger::print_raw(format_args!(
-                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={}\n",
+                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",
                 vm.vmid,
                 c.reads,
                 c.writes,

@@ -201,6 +201,11 @@ pub struct PhysBlk {
     /// How long a notification waits for quick answers before it leaves
     /// the rest to the interrupt, in microseconds (`hv.disksettle`).
     settle_us: u64,
+    /// When each request in flight was given to the device (counter ticks),
+    /// and the device's time on the requests it answered, for statistics.
+    started_at: [u64; MAX_IN_FLIGHT],
+    pub device_ticks: u64,
+    pub device_answers: u64,
 }
 
 const _: () = assert!(MAX_IN_FLIGHT * 16 <= 0x400 && MAX_IN_FLIGHT <= 0x400);
@@ -318,6 +323,9 @@ impl PhysBlk {
             irq: None,
             interrupting: false,
             settle_us: 0,
+            started_at: [0; MAX_IN_FLIGHT],
+            device_ticks: 0,
+            device_answers: 0,
         };
         let id = Piece {
             addr: memory + Rings::ID,
@@ -367,6 +375,9 @@ impl PhysBlk {
                 Ok(Some((head, _))) => {
                     let tag = usize::from(self.tag_of_head[usize::from(head)]);
                     if tag < MAX_IN_FLIGHT && core::mem::take(&mut self.in_flight[tag]) {
+                        let now = read_sysreg!("CNTPCT_EL0");
+                        self.device_ticks += now.wrapping_sub(self.started_at[tag]);
+                        self.device_answers += 1;
                         let status = match self.rings.read::<u8>(Rings::STATUSES + tag as u64) {
                             0 => S_OK,
                             _ => S_IOERR,
@@ -418,6 +429,7 @@ impl PhysBlk {
         };
         self.tag_of_head[usize::from(head)] = tag as u8;
         self.in_flight[tag] = true;
+        self.started_at[tag] = read_sysreg!("CNTPCT_EL0");
         self.unnotified = true;
         true
     }

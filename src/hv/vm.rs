@@ -660,9 +660,18 @@ impl Vm {
         }
     }
 
-    /// What the VM's disk did so far (`None`: it has none).
-    pub fn disk_statistics(&self) -> Option<hvcore::blk_device::BlkCounters> {
-        self.blk.as_ref().map(|blk| blk.lock().backend.counters)
+    /// What the VM's disk did so far (`None`: it has none), and the
+    /// physical device's mean time per request in microseconds (from
+    /// being given it to its answer being seen).
+    pub fn disk_statistics(&self) -> Option<(hvcore::blk_device::BlkCounters, u64)> {
+        self.blk.as_ref().map(|blk| {
+            let device = blk.lock();
+            let disk = &device.backend.disk;
+            let us = disk.device_ticks * 1_000_000
+                / read_sysreg!("CNTFRQ_EL0").max(1)
+                / disk.device_answers.max(1);
+            (device.backend.counters, us)
+        })
     }
 
     /// Log a failed disk request, rate-limited per VM (a guest decides how
