@@ -528,11 +528,11 @@ mod proofs {
             let len: u64 = src.any();
             let capacity: u64 = src.any();
             let fits = whole_sectors_inside(sector, len, capacity);
-            let exact = len % SECTOR_SIZE == 0
+            let exact = len.is_multiple_of(SECTOR_SIZE)
                 && u128::from(sector) + u128::from(len / SECTOR_SIZE) <= u128::from(capacity);
             assert!(fits == exact);
             cover!(fits && sector > 0 && len > 0, "a request inside the disk");
-            cover!(!fits && len % SECTOR_SIZE == 0 && sector > capacity, "past the end");
+            cover!(!fits && len.is_multiple_of(SECTOR_SIZE) && sector > capacity, "past the end");
             cover!(!fits && sector.checked_add(len / SECTOR_SIZE).is_none(), "the end overflows");
         }
     }
