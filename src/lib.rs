@@ -27,6 +27,7 @@ pub mod hv_console;
 pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
+pub mod net_device;
 pub mod net_switch;
 pub mod pl011;
 pub mod psci;
