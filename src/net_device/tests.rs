@@ -177,7 +177,7 @@ fn a_burst_leaves_the_rest_for_the_next_round() {
     let mut mem = memory();
     let mut t = VirtioMmio::new(NetDevice::new(MAC));
     // A bigger transmit queue than a burst.
-    let mut w = |t: &mut VirtioMmio<NetDevice>, mem: &mut FlatMemory, offset: u64, value: u64| {
+    let w = |t: &mut VirtioMmio<NetDevice>, mem: &mut FlatMemory, offset: u64, value: u64| {
         t.access(offset, 4, true, value, mem);
     };
     w(&mut t, &mut mem, 0x70, 11);
