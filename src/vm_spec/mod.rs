@@ -83,6 +83,16 @@ pub struct VmSpec {
     pub time_shared: bool,
     /// A virtio-blk disk (`hvrust,disk`).
     pub disk: Option<DiskSpec>,
+    /// A virtio-net NIC on a switch (`hvrust,network`, `hvrust,mac`).
+    pub nic: Option<NicSpec>,
+}
+
+/// A VM's network card: the switch (network) it is plugged into, by name,
+/// and its MAC address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSpec {
+    pub network: String,
+    pub mac: [u8; 6],
 }
 
 /// A VM's disk: which physical virtio-blk device of the machine stores it
@@ -415,6 +425,28 @@ pub fn validate(specs: &mut [VmSpec], machine: &Machine) -> Result<(), SpecError
         if specs[..i].iter().any(|other| other.name == spec.name) {
             return Err(error(&spec.name, "name", "two VMs have this name"));
         }
+        if let Some(nic) = &spec.nic {
+            if nic.network.is_empty() || nic.network.len() > MAX_NAME_LEN {
+                return Err(error(
+                    &spec.name,
+                    "network",
+                    "a network name has 1 to 16 characters",
+                ));
+            }
+            if nic.mac[0] & 1 != 0 || nic.mac == [0; 6] {
+                return Err(error(&spec.name, "mac", "not a unicast address"));
+            }
+            if let Some(other) = specs[..i]
+                .iter()
+                .find(|o| o.nic.as_ref().is_some_and(|n| n.mac == nic.mac))
+            {
+                return Err(error(
+                    &spec.name,
+                    "mac",
+                    alloc::format!("VM '{}' has the same address", other.name),
+                ));
+            }
+        }
         if let Some(disk) = &spec.disk {
             let serial = &disk.serial;
             if serial.is_empty()
@@ -589,6 +621,7 @@ pub fn vm_specs(
             serial: name.to_string(),
             read_only,
         }),
+        nic: None,
     }])
 }
 
@@ -702,6 +735,20 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
             read_only: node.property("hvrust,disk-readonly").is_some(),
         }),
     };
+    let nic = match node.property("hvrust,network") {
+        None => None,
+        Some(p) => {
+            let network = p
+                .as_str()
+                .ok_or_else(|| error(&name, "network", "`hvrust,network` is not a string"))?
+                .to_string();
+            let mac: [u8; 6] = node
+                .property("hvrust,mac")
+                .and_then(|p| p.value.try_into().ok())
+                .ok_or_else(|| error(&name, "mac", "`hvrust,mac` is not 6 bytes"))?;
+            Some(NicSpec { network, mac })
+        }
+    };
     Ok(VmSpec {
         name,
         vcpus,
@@ -714,6 +761,7 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
         test_device: node.property("hvrust,test-device").is_some(),
         time_shared: node.property("hvrust,time-shared").is_some(),
         disk,
+        nic,
     })
 }
 

@@ -29,6 +29,7 @@ fn spec(name: &str, kernel_addr: u64) -> VmSpec {
         test_device: false,
         time_shared: false,
         disk: None,
+        nic: None,
     }
 }
 
@@ -293,6 +294,7 @@ fn dom0less_nodes_become_specifications() {
                 serial: "web".into(),
                 read_only: false
             }),
+            nic: None,
         }
     );
     assert_eq!(specs[1].name, "db");
@@ -383,4 +385,27 @@ fn a_disk_belongs_to_one_vm_and_has_a_usable_serial() {
         specs[1].disk = disk(bad);
         fails(specs.clone(), "linux2", "disk");
     }
+}
+
+#[test]
+fn nics_need_unicast_addresses_of_their_own() {
+    let nic = |mac: [u8; 6]| {
+        Some(NicSpec {
+            network: "lan".into(),
+            mac,
+        })
+    };
+    let mut specs = two();
+    specs[0].nic = nic([0x52, 0x54, 0, 0, 0, 1]);
+    specs[1].nic = nic([0x52, 0x54, 0, 0, 0, 2]);
+    validate(&mut specs, &machine()).unwrap();
+    specs[1].nic = nic([0x52, 0x54, 0, 0, 0, 1]);
+    assert!(fails(specs.clone(), "linux2", "mac").contains("VM 'linux1' has the same address"));
+    specs[1].nic = nic([0x01, 0, 0x5e, 0, 0, 1]);
+    fails(specs.clone(), "linux2", "mac");
+    specs[1].nic = Some(NicSpec {
+        network: String::new(),
+        mac: [0x52, 0x54, 0, 0, 0, 2],
+    });
+    fails(specs, "linux2", "network");
 }
