@@ -26,6 +26,7 @@ pub mod hv_console;
 pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
+pub mod mmio_bus;
 pub mod pl011;
 pub mod psci;
 pub mod sched;

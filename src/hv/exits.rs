@@ -14,11 +14,10 @@ use hvcore::log_limit::Cause;
 use hvcore::mmio::MmioOutcome;
 use hvcore::sysreg::SysRegOutcome;
 use hvcore::trapped_insn::trapped_instruction_step;
-use hvcore::vgic::MmioResult;
 
+use super::devices::Width;
 use super::el1_regs::HardwareEl1;
 use super::vcpu::{self, Vcpu};
-use super::vm::EmulatedDevice;
 use super::{hypercall, inject, irq, timeshare};
 
 /// Synchronous exception from the guest (EL1/EL0).
@@ -212,16 +211,14 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         Ok(access) => access,
         Err(error) => return data_abort_not_decoded(vcpu, esr, far, error),
     };
-    let Some(device) = vcpu.vm.device_at(access.ipa) else {
+    // Nothing on the bus there (a hole between devices, or RAM not yet
+    // mapped): the cold path below decides.
+    let Some((device, offset)) = vcpu.vm.bus.lookup(access.ipa) else {
         return data_abort_refused(vcpu, access, far, None);
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
-    let outcome = if device.needs_lr_sync(access.write) {
-        gic_access_synced(vcpu, device, access, store)
-    } else {
-        vcpu.vm
-            .mmio_access(vcpu.index, device, access.size, access.write, store)
-    };
+    let width = Width::of_size(access.size);
+    let outcome = device.access(vcpu, offset, width, access.write, store);
     match outcome {
         MmioOutcome::Read(raw) => {
             vcpu.count(ExitCause::MmioEmulated);
@@ -233,40 +230,6 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             inject::skip_instruction();
         }
         outcome => data_abort_refused(vcpu, access, far, Some(outcome)),
-    }
-}
-
-/// A GIC register access that reads or changes list-register state: the
-/// model is synced first and the list registers refilled afterwards, under
-/// one hold of the vGIC lock.
-#[inline(never)]
-fn gic_access_synced(
-    vcpu: &mut Vcpu,
-    device: EmulatedDevice,
-    access: MmioAccess,
-    store: u64,
-) -> MmioOutcome {
-    let index = vcpu.index;
-    let (size, write) = (access.size, access.write);
-    // A read of pending or active state needs the list registers only
-    // while they hold something or the timer's line may have dropped;
-    // otherwise the model is exact and the read is like any other.
-    if !write && !irq::model_may_be_stale(vcpu) {
-        return vcpu.vm.mmio_access(index, device, size, write, store);
-    }
-    let result = irq::with_vgic_locked_synced(
-        vcpu,
-        #[inline(always)]
-        move |vgic| match device {
-            EmulatedDevice::GicDist(offset) => vgic.dist_access(index, offset, size, write, store),
-            EmulatedDevice::GicRedist(offset) => vgic.redist_access(offset, size, write, store),
-            _ => MmioResult::BadAccess,
-        },
-    );
-    match result {
-        MmioResult::Read(value) => MmioOutcome::Read(value),
-        MmioResult::Written => MmioOutcome::Written,
-        MmioResult::BadAccess => MmioOutcome::Abort,
     }
 }
 

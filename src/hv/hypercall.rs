@@ -101,7 +101,7 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },
-        HV_CALL_TEST_PANIC if vcpu.vm.scratch.is_some() => {
+        HV_CALL_TEST_PANIC if vcpu.vm.test_device => {
             panic!(
                 "test panic requested by vm{} vcpu{}",
                 vcpu.vm.vmid, vcpu.index

@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod guest_log;
 mod console;
+mod devices;
 mod el1_regs;
 mod exits;
 mod heap;
