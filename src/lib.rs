@@ -17,6 +17,7 @@ pub mod verify;
 pub mod boot_image;
 pub mod console;
 pub mod esr;
+pub mod exit_action;
 pub mod exit_stats;
 pub mod fdt_nops;
 pub mod fdt_writer;

@@ -16,6 +16,7 @@ mod logger;
 mod management;
 mod memory;
 mod percpu;
+mod run_loop;
 mod timeshare;
 mod vcpu;
 mod vm;
