@@ -14,6 +14,7 @@ extern crate alloc;
 #[macro_use]
 pub mod verify;
 
+pub mod blk_device;
 pub mod boot_image;
 pub mod console;
 pub mod esr;
@@ -40,5 +41,6 @@ pub mod vcpu_context;
 pub mod vgic;
 pub mod virtio_blk;
 pub mod virtio_mmio;
+pub mod virtq_driver;
 pub mod virtqueue;
 pub mod vm_spec;

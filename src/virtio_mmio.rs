@@ -46,6 +46,12 @@ pub trait VirtioBackend {
         queue: &mut SplitQueue,
         mem: &mut dyn GuestMemory,
     ) -> Result<bool, crate::virtqueue::QueueError>;
+    /// Read `size` bytes at `offset` of the device configuration space
+    /// (little-endian; 0 where the device has nothing).
+    fn config_read(&self, offset: u64, size: u8) -> u64 {
+        let _ = (offset, size);
+        0
+    }
 }
 
 /// A backend that does nothing with notifications (used to measure the
@@ -157,8 +163,9 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         self.status
     }
 
-    /// Device reset (the driver wrote 0 to Status): everything but the backend.
-    fn reset(&mut self) {
+    /// Device reset (the driver wrote 0 to Status, or the VM restarts):
+    /// everything but the backend.
+    pub fn reset(&mut self) {
         self.status = 0;
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
@@ -187,13 +194,17 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         mem: &mut dyn GuestMemory,
     ) -> (MmioOutcome, Effects) {
         let none = Effects { interrupt: None };
-        // Device configuration space is byte-addressable; this transport has none.
+        // Device configuration space is byte-addressable (virtio 4.2.2.2):
+        // the backend answers reads; no device here has writable fields.
         if offset >= reg::CONFIG {
+            if !matches!(size, 1 | 2 | 4 | 8) || !offset.is_multiple_of(u64::from(size)) {
+                return (MmioOutcome::Abort, none);
+            }
             return (
                 if write {
                     MmioOutcome::Written
                 } else {
-                    MmioOutcome::Read(0)
+                    MmioOutcome::Read(self.backend.config_read(offset - reg::CONFIG, size))
                 },
                 none,
             );
@@ -464,7 +475,10 @@ mod proofs {
                 let notified = d.backend.notifications;
                 let (outcome, _) = d.access(offset, size, write, value, &mut mem);
                 let is_register = offset < reg::CONFIG;
-                assert_eq!(outcome == MmioOutcome::Abort, is_register && (size != 4 || offset % 4 != 0));
+                // Registers are 32-bit words; configuration fields are read
+                // naturally aligned, at any width.
+                let misaligned = if is_register { size != 4 || offset % 4 != 0 } else { offset % u64::from(size) != 0 };
+                assert_eq!(outcome == MmioOutcome::Abort, misaligned);
                 let reset = write && offset == reg::STATUS && size == 4 && value & 0xffff_ffff == 0;
                 if reset {
                     assert_eq!(d.status(), 0);

@@ -16,6 +16,7 @@ mod logger;
 mod management;
 mod memory;
 mod percpu;
+mod phys_blk;
 mod run_loop;
 mod timeshare;
 mod vcpu;
@@ -158,14 +159,36 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     vcpu::ID_REGISTERS.call_once(|| IdRegisters::sanitize(&read_id_registers()));
 
     let cntvoff = read_sysreg!("CNTPCT_EL0");
+    // The machine's virtio-blk devices, started only when a VM has a disk.
+    let mut disks = if specs.iter().any(|s| s.disk.is_some()) {
+        phys_blk::probe(&host.virtio_mmio)
+    } else {
+        alloc::vec::Vec::new()
+    };
     let mut vms: alloc::vec::Vec<&'static Vm> = alloc::vec::Vec::new();
     for (i, spec) in specs.iter().enumerate() {
+        let disk = match &spec.disk {
+            None => None,
+            Some(wanted) => {
+                let at = disks.iter().position(|d| d.serial == wanted.serial).ok_or_else(|| {
+                    alloc::format!(
+                        "configuration: VM '{}', disk: no virtio-blk device with serial '{}' on the machine (tools/run attaches one per configured disk file)",
+                        spec.name, wanted.serial
+                    )
+                })?;
+                let mut disk = disks.swap_remove(at);
+                if wanted.read_only {
+                    disk.set_read_only();
+                }
+                Some(disk)
+            }
+        };
         let vmid = u16::try_from(i + 1).map_err(|_| "too many VMs")?;
         // A lone VM may run its kernel where the loader put it (restarting
         // it resets the machine, which reloads the images).
         let reserved = [hypervisor, host_tree];
         let in_place_clear_of = (specs.len() == 1).then_some(&reserved[..]);
-        let vm = Vm::create(vmid, &host, &args, spec, cntvoff, in_place_clear_of)
+        let vm = Vm::create(vmid, &host, &args, spec, cntvoff, in_place_clear_of, disk)
             .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
         vms.push(Box::leak(Box::new(vm)));
     }
@@ -283,6 +306,23 @@ pub fn print_exit_counters(vm: &Vm) {
     logger::print_raw(format_args!(
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
+    for vm in lifecycle::vms() {
+        if let Some(c) = vm.disk_statistics() {
+            logger::print_raw(format_args!(
+                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={}\n",
+                vm.vmid,
+                c.reads,
+                c.writes,
+                c.flushes,
+                c.bytes_read >> 10,
+                c.bytes_written >> 10,
+                c.refused,
+                c.disk_errors,
+                c.accesses,
+                c.interrupts
+            ));
+        }
+    }
 }
 
 #[panic_handler]

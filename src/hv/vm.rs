@@ -26,6 +26,7 @@ use log::info;
 
 use super::devices::{self, Bus};
 use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
+use super::phys_blk::PhysBlk;
 
 /// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -38,6 +39,9 @@ pub const VIRTIO_IPA: u64 = 0x0A00_0000;
 pub const VIRTIO_SIZE: u64 = 0x200;
 /// Its interrupt: SPI 16, as QEMU virt wires its first virtio-mmio slot.
 pub const VIRTIO_INTID: u32 = 48;
+/// A VM's disk: the second virtio-mmio slot, and its interrupt (SPI 17).
+pub const BLK_IPA: u64 = VIRTIO_IPA + VIRTIO_SIZE;
+pub const BLK_INTID: u32 = 49;
 pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
@@ -76,6 +80,8 @@ pub struct Vm {
     /// A test VM (`hv.testdev=on`): the scratch and null virtio devices,
     /// the test hypercalls.
     pub test_device: bool,
+    /// The VM's virtio-blk disk (also on the bus), for its statistics.
+    blk: Option<&'static devices::blk::VirtioBlk>,
     pub ram: VmRam,
     /// Which chunks of the RAM are zeroed (and mapped at stage 2): the rest
     /// is zeroed when the guest or a device first touches it.
@@ -112,6 +118,7 @@ impl Vm {
         vm_spec: &VmSpec,
         cntvoff: u64,
         in_place_clear_of: Option<&[(u64, u64)]>,
+        disk: Option<PhysBlk>,
     ) -> Result<Vm, String> {
         let num_vcpus = vm_spec.vcpus;
         let ram_size = vm_spec.mem_bytes;
@@ -208,6 +215,16 @@ impl Vm {
             });
         }
 
+        if disk.is_some() {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: BLK_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(BLK_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
+        }
+
         let initrd_range = vm_spec
             .initrd
             .zip(layout.initrd_ipa)
@@ -244,8 +261,19 @@ impl Vm {
         // or only zeroed around the kernel where it lies in place.
         boot.load_into(&mut ram_zeroing, &mut stage2)?;
         let vgic = fresh_vgic(num_vcpus, &assigned_spis);
-        let bus = device_bus(num_vcpus, uart.as_ref(), vm_spec.test_device)
+        let mut bus = device_bus(num_vcpus, uart.as_ref(), vm_spec.test_device)
             .map_err(|e| alloc::format!("devices: {e}"))?;
+        let blk = match disk {
+            Some(disk) => {
+                let blk: &'static devices::blk::VirtioBlk = alloc::boxed::Box::leak(Box::new(
+                    devices::blk::VirtioBlk::new(disk, &vm_spec.name, BLK_INTID),
+                ));
+                bus.register(BLK_IPA, VIRTIO_SIZE, blk)
+                    .map_err(|e| alloc::format!("disk: {e}"))?;
+                Some(blk)
+            }
+            None => None,
+        };
 
         info!(
             "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
@@ -271,6 +299,7 @@ impl Vm {
             power: Mutex::new(VcpuPower::new(num_vcpus)),
             bus: Box::new(bus),
             test_device: vm_spec.test_device,
+            blk,
             ram: VmRam {
                 ipa: RAM_IPA,
                 size: ram_size,
@@ -410,6 +439,11 @@ impl Vm {
                 hv_arch::gic::set_active(change.pintid, self.cpu_of(change.vcpu), change.active);
             }
         }
+    }
+
+    /// What the VM's disk did so far (`None`: it has none).
+    pub fn disk_statistics(&self) -> Option<hvcore::blk_device::BlkCounters> {
+        self.blk.map(|blk| blk.statistics())
     }
 }
 
@@ -745,5 +779,13 @@ impl GuestMemory for DeviceRamAccess<'_> {
         // SAFETY: as read.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         true
+    }
+
+    /// The page is zeroed and mapped first, so the guest's first touch
+    /// cannot zero what a device wrote there.
+    fn dma_address(&mut self, addr: u64) -> Option<u64> {
+        let in_page = FRAME_SIZE - addr % FRAME_SIZE;
+        self.host_address(addr, in_page as usize)
+            .map(|pa| pa as u64)
     }
 }

@@ -16,6 +16,9 @@
 //!         vpl011;                           // an emulated PL011 console
 //!         hvrust,cpus = <0 1>;              // physical CPUs it runs on (optional)
 //!         hvrust,test-device;               // test guests: scratch device (optional)
+//!         hvrust,disk = "linux1";           // a virtio-blk disk: the serial of the
+//!                                           // machine's virtio-blk device behind it
+//!         hvrust,disk-readonly;             // ... which the VM may only read (optional)
 //!         module@48000000 {
 //!             compatible = "multiboot,kernel", "multiboot,module";
 //!             reg = <0 0x48000000 0 0x1a00000>;
@@ -78,7 +81,21 @@ pub struct VmSpec {
     pub test_device: bool,
     /// Time-share the CPUs (`hvrust,time-shared`) instead of owning them.
     pub time_shared: bool,
+    /// A virtio-blk disk (`hvrust,disk`).
+    pub disk: Option<DiskSpec>,
 }
+
+/// A VM's disk: which physical virtio-blk device of the machine stores it
+/// (the one whose serial, its GET_ID answer, is `serial`; `tools/run`
+/// attaches one per configured disk file) and whether the VM may write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub serial: String,
+    pub read_only: bool,
+}
+
+/// Longest virtio-blk serial (the GET_ID answer is 20 bytes).
+pub const MAX_DISK_SERIAL: usize = 20;
 
 impl VmSpec {
     /// Physical CPU of vCPU `index`: the `index`-th CPU of [`VmSpec::cpus`],
@@ -398,6 +415,29 @@ pub fn validate(specs: &mut [VmSpec], machine: &Machine) -> Result<(), SpecError
         if specs[..i].iter().any(|other| other.name == spec.name) {
             return Err(error(&spec.name, "name", "two VMs have this name"));
         }
+        if let Some(disk) = &spec.disk {
+            let serial = &disk.serial;
+            if serial.is_empty()
+                || serial.len() > MAX_DISK_SERIAL
+                || !serial.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(error(
+                    &spec.name,
+                    "disk",
+                    "the serial must be 1 to 20 printable characters",
+                ));
+            }
+            let shared = specs[..i]
+                .iter()
+                .any(|other| other.disk.as_ref().is_some_and(|d| d.serial == *serial));
+            if shared {
+                return Err(error(
+                    &spec.name,
+                    "disk",
+                    alloc::format!("disk '{serial}' is already another VM's"),
+                ));
+            }
+        }
         if spec.mem_bytes < MIN_VM_MEM {
             let problem = alloc::format!(
                 "{} MiB is too little (at least {} MiB)",
@@ -545,6 +585,10 @@ pub fn vm_specs(
         console: true,
         test_device: args.test_device,
         time_shared: false,
+        disk: args.disk.map(|read_only| DiskSpec {
+            serial: name.to_string(),
+            read_only,
+        }),
     }])
 }
 
@@ -648,6 +692,16 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
             "missing (a `multiboot,kernel` module)",
         ));
     };
+    let disk = match node.property("hvrust,disk") {
+        None => None,
+        Some(p) => Some(DiskSpec {
+            serial: p
+                .as_str()
+                .ok_or_else(|| error(&name, "disk", "`hvrust,disk` is not a string"))?
+                .to_string(),
+            read_only: node.property("hvrust,disk-readonly").is_some(),
+        }),
+    };
     Ok(VmSpec {
         name,
         vcpus,
@@ -659,6 +713,7 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
         console: node.property("vpl011").is_some(),
         test_device: node.property("hvrust,test-device").is_some(),
         time_shared: node.property("hvrust,time-shared").is_some(),
+        disk,
     })
 }
 

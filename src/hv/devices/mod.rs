@@ -12,6 +12,7 @@ use hvcore::mmio_bus::MmioBus;
 use super::vcpu::Vcpu;
 use super::vm::Vm;
 
+pub mod blk;
 pub mod gic;
 pub mod pl011;
 pub mod scratch;

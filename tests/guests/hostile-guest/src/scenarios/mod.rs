@@ -4,6 +4,7 @@ mod aarch32_wfi;
 mod bus_holes;
 mod cpu_off_on;
 mod cpu_on_bad_entry;
+mod disk;
 mod forge_hv_lines;
 mod hvc_flood;
 mod irq;
@@ -40,6 +41,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),
     ("bus-holes", bus_holes::run),
+    ("disk", disk::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
