@@ -7,9 +7,10 @@
 //! the vCPU, reset the machine. Only here do exits switch vCPUs, wait or
 //! never return.
 //!
-//! The null hypercall and system-register traps return straight to the
-//! guest without passing here: their action is always `Resume`, and
-//! returning it cost them two instructions (one over their budgets).
+//! The null hypercall, system-register traps and MMIO return straight to
+//! the guest without passing here: their action is always `Resume`, and
+//! returning it to the vector code cost each 5-6 instructions (measured:
+//! null hypercall 78 -> 83, over its budget of 79).
 
 use hv_arch::boot::GuestRegs;
 use hv_arch::cpu;
