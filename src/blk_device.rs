@@ -34,17 +34,55 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const SEG_MAX: u32 = (MAX_CHAIN_BUFFERS - 2) as u32;
 /// Host pieces one request's data can need at most.
 pub const MAX_PIECES: usize = 2 * SEG_MAX as usize;
+/// Requests the device hands the disk before it waits for their answers.
+pub const MAX_IN_FLIGHT: usize = 16;
 
-/// The disk behind the device.
+/// The disk behind the device. Requests are started, then waited for
+/// together, so the disk can work on several at once. A disk that
+/// [`Disk::interrupts`] lets a notification return with requests in
+/// flight; they are answered when its interrupt says they are done
+/// ([`VirtioBackend::poll`]). Otherwise a notification returns only when
+/// every request it started is answered.
 pub trait Disk {
     /// Size in 512-byte sectors.
     fn capacity(&self) -> u64;
     /// Writes are refused (the configuration said so, or the disk is).
     fn read_only(&self) -> bool;
-    /// Carry out `op` (never [`BlkOp::GetId`]) with its data in `pieces` of
-    /// host memory, and wait for the disk's answer: [`S_OK`], or
-    /// [`S_IOERR`] when the disk failed it.
-    fn transfer(&mut self, op: BlkOp, pieces: &[Piece]) -> u8;
+    /// Start `op` (never [`BlkOp::GetId`]) with its data in `pieces` of
+    /// host memory; `tag` (below [`MAX_IN_FLIGHT`], not in flight) names it
+    /// in [`Disk::finish`]. `false`: no room for it until the requests in
+    /// flight are finished.
+    fn start(&mut self, tag: usize, op: BlkOp, pieces: &[Piece]) -> bool;
+    /// Wait for every started request and report each as `(tag, status)`
+    /// in `done` ([`S_OK`], or [`S_IOERR`] when the disk failed it);
+    /// returns how many.
+    fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize;
+    /// Whether the disk signals finished requests with an interrupt.
+    fn interrupts(&self) -> bool {
+        false
+    }
+    /// Have the disk work on the requests started (interrupting disks).
+    fn kick(&mut self) {}
+    /// Report the requests already finished, as [`Disk::finish`], without
+    /// waiting (interrupting disks).
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let _ = done;
+        0
+    }
+    /// As [`Disk::reap`], after giving requests just kicked a short while
+    /// to finish (a fast answer then costs no interrupt).
+    fn settle(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        self.reap(done)
+    }
+}
+
+/// A request the disk is working on.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    head: u16,
+    status_addr: u64,
+    op: BlkOp,
+    data_len: u64,
 }
 
 /// What happened to requests, for the hypervisor's statistics and its
@@ -127,6 +165,9 @@ pub struct BlkDevice<D: Disk> {
     pub last_failure: Option<Failure>,
     /// Failed requests since the glue last took the report.
     pub unreported_failures: u32,
+    in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
+    /// A request was answered in the used ring during this notification.
+    answered: bool,
 }
 
 impl<D: Disk> BlkDevice<D> {
@@ -141,6 +182,8 @@ impl<D: Disk> BlkDevice<D> {
             counters: BlkCounters::default(),
             last_failure: None,
             unreported_failures: 0,
+            in_flight: [None; MAX_IN_FLIGHT],
+            answered: false,
         }
     }
 
@@ -161,64 +204,148 @@ impl<D: Disk> BlkDevice<D> {
         S_IOERR
     }
 
-    /// Serve one chain; returns the bytes written into its writable
-    /// buffers (status included).
+    /// Serve one chain: answer it now (returns the bytes written into its
+    /// writable buffers, status included), or start it on the disk
+    /// (returns `None`; [`BlkDevice::finish`] answers it).
     fn serve(
         &mut self,
+        head: u16,
         buffers: &[Buffer],
+        queue: &mut SplitQueue,
         mem: &mut dyn GuestMemory,
-    ) -> Result<u32, NoStatusByte> {
+    ) -> Result<Option<u32>, QueueError> {
         let parsed = parse_request::<MAX_CHAIN_BUFFERS>(
             buffers,
             mem,
             self.disk.capacity(),
             self.disk.read_only(),
-        )?;
-        let (status, status_addr, data_written) = match parsed {
+        )
+        // No byte for the status: the device cannot answer, it needs a
+        // reset (virtio 2.1.2).
+        .map_err(|NoStatusByte| QueueError::Unanswerable)?;
+        let request = match parsed {
             Parsed::Refused {
                 status,
                 status_addr,
             } => {
                 self.counters.refused += 1;
                 self.failed(Failure::Request(status));
-                (status, status_addr, 0)
+                return Ok(Some(answer(mem, status_addr, status, 0)));
             }
-            Parsed::Request(request) => {
-                let (status, written) = match request.op {
-                    BlkOp::GetId => self.get_id(request.data(), mem),
-                    op => self.transfer(op, request.data(), request.data_len, mem),
-                };
-                (status, request.status_addr, written)
+            Parsed::Request(request) => request,
+        };
+        let op = request.op;
+        if op == BlkOp::GetId {
+            let written = self.get_id(request.data(), mem);
+            return Ok(Some(answer(mem, request.status_addr, S_OK, written)));
+        }
+        let mut pieces = [Piece::default(); MAX_PIECES];
+        let Some(count) = guest_pieces(request.data(), mem, &mut pieces) else {
+            let status = self.refuse(Failure::Buffers);
+            return Ok(Some(answer(mem, request.status_addr, status, 0)));
+        };
+        // A flush covers the writes the guest saw completed: the ones in
+        // flight are finished first.
+        if op == BlkOp::Flush {
+            self.finish(queue, mem)?;
+        }
+        let tag = match self.in_flight.iter().position(Option::is_none) {
+            Some(tag) => tag,
+            None => {
+                self.finish(queue, mem)?;
+                0
             }
         };
-        // The status lies inside the VM's RAM (the queue parser checked
-        // every buffer), so this write succeeds.
-        mem.write(status_addr, &[status]);
-        Ok(data_written + 1)
+        if !self.disk.start(tag, op, &pieces[..count]) {
+            self.finish(queue, mem)?;
+            if !self.disk.start(tag, op, &pieces[..count]) {
+                self.counters.disk_errors += 1;
+                self.failed(Failure::Disk);
+                return Ok(Some(answer(mem, request.status_addr, S_IOERR, 0)));
+            }
+        }
+        self.in_flight[tag] = Some(InFlight {
+            head,
+            status_addr: request.status_addr,
+            op,
+            data_len: request.data_len,
+        });
+        Ok(None)
     }
 
-    fn get_id(&mut self, data: &[Buffer], mem: &mut dyn GuestMemory) -> (u8, u32) {
+    /// Wait for the requests in flight and answer each in the used ring.
+    fn finish(
+        &mut self,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<(), QueueError> {
+        if self.in_flight.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+        let count = self.disk.finish(&mut done).min(MAX_IN_FLIGHT);
+        let mut result = self.answer_done(&done[..count], queue, mem);
+        // A disk that answered fewer than it was given broke its contract:
+        // what it did not answer is failed, not left in flight for ever.
+        for tag in 0..MAX_IN_FLIGHT {
+            if self.in_flight[tag].is_some() {
+                let failed = self.answer_done(&[(tag, S_IOERR)], queue, mem);
+                if result.is_ok() {
+                    result = failed;
+                }
+            }
+        }
+        result
+    }
+
+    /// Answer the requests the disk has finished, without waiting.
+    fn reap(
+        &mut self,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<(), QueueError> {
+        let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+        let count = self.disk.reap(&mut done).min(MAX_IN_FLIGHT);
+        self.answer_done(&done[..count], queue, mem)
+    }
+
+    /// Answer the requests the disk reported `done` in the used ring. Every
+    /// one is taken off the table even when the ring fails; the first error
+    /// is reported.
+    fn answer_done(
+        &mut self,
+        done: &[(usize, u8)],
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<(), QueueError> {
+        let mut result = Ok(());
+        for &(tag, status) in done {
+            let Some(request) = self.in_flight.get_mut(tag).and_then(Option::take) else {
+                continue;
+            };
+            let (status, data_written) = self.account(request.op, request.data_len, status);
+            let written = answer(mem, request.status_addr, status, data_written);
+            self.answered = true;
+            if result.is_ok() {
+                result = queue.push_used(mem, request.head, written);
+            }
+        }
+        result
+    }
+
+    fn get_id(&mut self, data: &[Buffer], mem: &mut dyn GuestMemory) -> u32 {
         let mut at = 0usize;
         for piece in data {
             let take = (piece.len as usize).min(self.id.len() - at);
             mem.write(piece.addr, &self.id[at..at + take]);
             at += take;
         }
-        (S_OK, at as u32)
+        at as u32
     }
 
-    fn transfer(
-        &mut self,
-        op: BlkOp,
-        data: &[Buffer],
-        data_len: u64,
-        mem: &mut dyn GuestMemory,
-    ) -> (u8, u32) {
-        let mut pieces = [Piece::default(); MAX_PIECES];
-        let Some(count) = guest_pieces(data, mem, &mut pieces) else {
-            return (self.refuse(Failure::Buffers), 0);
-        };
-        let status = self.disk.transfer(op, &pieces[..count]);
+    /// Count a request the disk answered; returns its status and the data
+    /// bytes it wrote into the guest's buffers.
+    fn account(&mut self, op: BlkOp, data_len: u64, status: u8) -> (u8, u32) {
         if status != S_OK {
             self.counters.disk_errors += 1;
             self.failed(Failure::Disk);
@@ -242,6 +369,15 @@ impl<D: Disk> BlkDevice<D> {
             }
         }
     }
+}
+
+/// Write a request's status byte; returns the bytes written into its
+/// writable buffers (`data_written` and the status). The status lies inside
+/// the VM's RAM (the queue parser checked every buffer), so the write
+/// succeeds.
+fn answer(mem: &mut dyn GuestMemory, status_addr: u64, status: u8, data_written: u32) -> u32 {
+    mem.write(status_addr, &[status]);
+    data_written + 1
 }
 
 /// Reads of `size` bytes at `offset` of a little-endian field layout.
@@ -278,20 +414,65 @@ impl<D: Disk> VirtioBackend for BlkDevice<D> {
         if index != 0 {
             return Ok(false);
         }
-        let mut used = false;
+        self.answered = false;
         // Each pop takes a chain the guest made available; the queue parser
         // bounds the loop (it refuses an index that claims more than the
-        // queue holds).
-        while let Some(chain) = queue.pop(mem)? {
-            // No byte for the status: the device cannot answer, it needs a
-            // reset (virtio 2.1.2).
-            let written = self
-                .serve(chain.buffers(), mem)
-                .map_err(|NoStatusByte| QueueError::Unanswerable)?;
-            queue.push_used(mem, chain.head, written)?;
-            used = true;
+        // queue holds). Requests in flight are answered before any error
+        // is reported, so none is left behind by a reset.
+        let served = loop {
+            let chain = match queue.pop(mem) {
+                Ok(Some(chain)) => chain,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            match self.serve(chain.head, chain.buffers(), queue, mem) {
+                Ok(Some(written)) => {
+                    if let Err(e) = queue.push_used(mem, chain.head, written) {
+                        break Err(e);
+                    }
+                    self.answered = true;
+                }
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let finished = if self.disk.interrupts() && served.is_ok() {
+            // The disk interrupts when it is done: let the guest run
+            // (after a short while for quick answers).
+            self.disk.kick();
+            let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+            let count = self.disk.settle(&mut done).min(MAX_IN_FLIGHT);
+            self.answer_done(&done[..count], queue, mem)
+        } else {
+            self.finish(queue, mem)
+        };
+        served?;
+        finished?;
+        Ok(self.answered)
+    }
+
+    fn poll(
+        &mut self,
+        index: usize,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<bool, QueueError> {
+        if index != 0 {
+            return Ok(false);
         }
-        Ok(used)
+        self.answered = false;
+        self.reap(queue, mem)?;
+        Ok(self.answered)
+    }
+
+    /// Requests in flight belong to the queue being dropped: wait for the
+    /// disk to be done with the guest's pages, answer nothing.
+    fn reset(&mut self) {
+        if self.in_flight.iter().any(Option::is_some) {
+            let mut done = [(0usize, 0u8); MAX_IN_FLIGHT];
+            self.disk.finish(&mut done);
+            self.in_flight = [None; MAX_IN_FLIGHT];
+        }
     }
 
     /// `struct virtio_blk_config`: capacity, size_max, seg_max.

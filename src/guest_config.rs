@@ -428,6 +428,13 @@ pub struct HvArgs {
     /// `hv.disk=on|ro|off`: the VM has a disk, stored by the machine's
     /// virtio-blk device whose serial is the VM's name (`vm1`); `ro`: read-only.
     pub disk: Option<bool>,
+    /// `hv.diskirq=on|off`: disk requests complete on the physical device's
+    /// interrupt, while the guest runs (on), or are waited for at the
+    /// notification exit (off). See the README on the choice.
+    pub disk_interrupts: Option<bool>,
+    /// `hv.disksettle=US`: with `hv.diskirq=on`, how long a notification
+    /// waits for quick answers before it leaves the rest to the interrupt.
+    pub disk_settle_us: Option<u64>,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -607,6 +614,20 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
             args.stage2_blocks = match value {
                 b"on" => true,
                 b"off" => false,
+                _ => return Err(BadValue),
+            }
+        }
+        b"disksettle" => {
+            args.disk_settle_us = Some(
+                parse_number(value)
+                    .filter(|us| *us <= 1_000_000)
+                    .ok_or(BadValue)?,
+            )
+        }
+        b"diskirq" => {
+            args.disk_interrupts = match value {
+                b"on" => Some(true),
+                b"off" => Some(false),
                 _ => return Err(BadValue),
             }
         }

@@ -52,6 +52,20 @@ pub trait VirtioBackend {
         let _ = (offset, size);
         0
     }
+    /// Work the backend finished outside a notification (e.g. on a
+    /// physical device's interrupt) for live queue `index`. Returns whether
+    /// the used ring changed, as [`VirtioBackend::notify`].
+    fn poll(
+        &mut self,
+        index: usize,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<bool, crate::virtqueue::QueueError> {
+        let _ = (index, queue, mem);
+        Ok(false)
+    }
+    /// The device is reset: drop (after waiting for) any work in flight.
+    fn reset(&mut self) {}
 }
 
 /// A backend that does nothing with notifications (used to measure the
@@ -166,6 +180,7 @@ impl<B: VirtioBackend> VirtioMmio<B> {
     /// Device reset (the driver wrote 0 to Status, or the VM restarts):
     /// everything but the backend.
     pub fn reset(&mut self) {
+        self.backend.reset();
         self.status = 0;
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
@@ -182,6 +197,29 @@ impl<B: VirtioBackend> VirtioMmio<B> {
 
     fn needs_reset(&mut self) {
         self.status |= status::NEEDS_RESET;
+    }
+
+    /// Let the backend answer what it finished outside a notification
+    /// (see [`VirtioBackend::poll`]); returns the interrupt change.
+    pub fn poll_backend(&mut self, mem: &mut dyn GuestMemory) -> Effects {
+        let mut effects = Effects { interrupt: None };
+        if self.status & status::DRIVER_OK == 0 || self.status & status::NEEDS_RESET != 0 {
+            return effects;
+        }
+        for index in 0..MAX_QUEUES {
+            let Some(queue) = self.live[index].as_mut() else {
+                continue;
+            };
+            match self.backend.poll(index, queue, mem) {
+                Ok(true) => {
+                    self.interrupt_status |= 1;
+                    effects.interrupt = Some(true);
+                }
+                Ok(false) => {}
+                Err(_) => self.needs_reset(),
+            }
+        }
+        effects
     }
 
     /// One access by the driver; `mem` is the VM's RAM (for queue setup and notifications).

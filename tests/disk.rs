@@ -192,3 +192,39 @@ fn a_missing_disk_file_is_refused_before_anything_boots() {
         run.tail(10)
     );
 }
+
+#[test]
+fn a_qcow2_image_works_because_qemu_reads_it() {
+    common::build_images();
+    common::fetch_linux();
+    let raw = disk_image("qcow2-source", "qcow2-disk");
+    let image = raw.with_file_name("qcow2.qcow2");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&image)
+        .status()
+        .expect("run qemu-img");
+    assert!(status.success(), "qemu-img convert failed");
+    let config = config_file(
+        "disk-qcow2",
+        &linux_vm("qcow", "disk", &image, "").replace("hv.run=disk", "hv.run=disk hv.boots=1"),
+    );
+    let run = common::boot(
+        "disk-qcow2",
+        &["--config", config.to_str().unwrap()],
+        TIMEOUT,
+    );
+    run.assert_clean_exit();
+    run.assert_line("DISK-BOOTS 1 marker=qcow2-disk");
+    // The count went into the qcow2 file: QEMU reads it back as raw.
+    let back = raw.with_file_name("qcow2-back.img");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(&image)
+        .arg(&back)
+        .status()
+        .expect("run qemu-img");
+    assert!(status.success());
+    assert_eq!(file_in_image(&back, "/boots").trim(), "1");
+}

@@ -11,8 +11,19 @@ use std::time::Duration;
 
 use common::config_file;
 
+/// Requests completed on the physical disk's interrupt (the default).
 #[test]
 fn malformed_disk_requests_get_the_specs_answers_and_hurt_nobody() {
+    attack_the_disk("hv.diskirq=on");
+}
+
+/// Requests waited for at the notification.
+#[test]
+fn the_same_attack_with_requests_waited_for_at_the_notification() {
+    attack_the_disk("hv.diskirq=off");
+}
+
+fn attack_the_disk(mode: &str) {
     common::build_images();
     let dir = common::root().join("target/disks");
     std::fs::create_dir_all(&dir).unwrap();
@@ -34,8 +45,15 @@ fn malformed_disk_requests_get_the_specs_answers_and_hurt_nobody() {
         ),
     );
     let run = common::boot(
-        "hostile-disk",
-        &["--config", config.to_str().unwrap(), "--log", "warn"],
+        &format!("hostile-disk-{}", mode.replace('=', "-")),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--log",
+            "warn",
+            "--hv-append",
+            mode,
+        ],
         Duration::from_secs(120),
     );
     run.assert_clean_exit();

@@ -12,12 +12,21 @@ const HEADERS: u64 = BASE + 0x3000;
 const DATA: u64 = BASE + 0x10000;
 const QSIZE: u16 = 16;
 
-/// A disk in a vector of sectors that records what it was asked.
+/// A disk that records what it was asked and answers everything at
+/// `finish` (in reverse order, as a real disk may).
 struct FakeDisk {
     sectors: u64,
     read_only: bool,
     fail: bool,
+    /// Requests `start` accepts before it says the disk is full.
+    room: usize,
     calls: Vec<(BlkOp, Vec<Piece>)>,
+    started: Vec<usize>,
+    finishes: usize,
+    /// Interrupt mode: `reap` reports what `device_done` lists.
+    interrupting: bool,
+    device_done: Vec<usize>,
+    kicks: usize,
 }
 
 impl FakeDisk {
@@ -26,7 +35,13 @@ impl FakeDisk {
             sectors,
             read_only: false,
             fail: false,
+            room: MAX_IN_FLIGHT,
             calls: Vec::new(),
+            started: Vec::new(),
+            finishes: 0,
+            interrupting: false,
+            device_done: Vec::new(),
+            kicks: 0,
         }
     }
 }
@@ -38,13 +53,39 @@ impl Disk for FakeDisk {
     fn read_only(&self) -> bool {
         self.read_only
     }
-    fn transfer(&mut self, op: BlkOp, pieces: &[Piece]) -> u8 {
-        self.calls.push((op, pieces.to_vec()));
-        if self.fail {
-            S_IOERR
-        } else {
-            S_OK
+    fn start(&mut self, tag: usize, op: BlkOp, pieces: &[Piece]) -> bool {
+        assert!(!self.started.contains(&tag), "tag {tag} is in flight");
+        if self.started.len() >= self.room {
+            return false;
         }
+        self.calls.push((op, pieces.to_vec()));
+        self.started.push(tag);
+        true
+    }
+    fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        self.finishes += 1;
+        let status = if self.fail { S_IOERR } else { S_OK };
+        let count = self.started.len();
+        for (slot, tag) in self.started.drain(..).rev().enumerate() {
+            done[slot] = (tag, status);
+        }
+        self.device_done.clear();
+        count
+    }
+    fn interrupts(&self) -> bool {
+        self.interrupting
+    }
+    fn kick(&mut self) {
+        self.kicks += 1;
+    }
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = 0;
+        for tag in core::mem::take(&mut self.device_done) {
+            self.started.retain(|t| *t != tag);
+            done[count] = (tag, S_OK);
+            count += 1;
+        }
+        count
     }
 }
 
@@ -394,4 +435,179 @@ fn the_guest_driver_sees_capacity_limits_and_features_through_the_transport() {
 #[test]
 fn sectors_are_512_bytes() {
     assert_eq!(SECTOR_SIZE, 512);
+}
+
+/// Offer `count` one-sector reads, each its own chain of 3 descriptors.
+fn offer_reads(mem: &mut FlatMemory, count: u16) {
+    for k in 0..count {
+        let h = HEADERS + 0x20 * u64::from(k);
+        header(mem, h, T_IN, u64::from(k));
+        offer(
+            mem,
+            k,
+            3 * k,
+            &[
+                (h, 16, false),
+                (DATA + 512 * u64::from(k), 512, true),
+                (HEADERS + 0x800 + u64::from(k), 1, true),
+            ],
+        );
+    }
+}
+
+#[test]
+fn requests_of_one_notification_are_in_flight_together() {
+    let mut mem = memory();
+    let mut q = queue(&mem);
+    let mut dev = BlkDevice::new(FakeDisk::new(64), "vm1");
+    offer_reads(&mut mem, 4);
+    assert_eq!(dev.notify(0, &mut q, &mut mem), Ok(true));
+    // All four started before one wait.
+    assert_eq!(dev.disk.calls.len(), 4);
+    assert_eq!(dev.disk.finishes, 1);
+    for k in 0..4u64 {
+        assert_eq!(byte(&mem, HEADERS + 0x800 + k), S_OK);
+    }
+    // Answered in the disk's order (reverse), each with its own head.
+    let heads: Vec<u32> = (0..4).map(|slot| used_elem(&mem, slot).0).collect();
+    assert_eq!(heads, [9, 6, 3, 0]);
+    assert!((0..4).all(|slot| used_elem(&mem, slot).1 == 513));
+    assert_eq!(dev.counters.reads, 4);
+}
+
+#[test]
+fn a_full_disk_is_waited_for_then_given_the_rest() {
+    let mut mem = memory();
+    let mut q = queue(&mem);
+    let mut disk = FakeDisk::new(64);
+    disk.room = 2;
+    let mut dev = BlkDevice::new(disk, "vm1");
+    offer_reads(&mut mem, 5);
+    assert_eq!(dev.notify(0, &mut q, &mut mem), Ok(true));
+    assert_eq!(dev.disk.calls.len(), 5);
+    assert_eq!(dev.disk.finishes, 3);
+    assert_eq!(dev.counters.reads, 5);
+    for k in 0..5u64 {
+        assert_eq!(byte(&mem, HEADERS + 0x800 + k), S_OK);
+    }
+}
+
+#[test]
+fn a_flush_waits_for_the_writes_before_it() {
+    let mut mem = memory();
+    let mut q = queue(&mem);
+    let mut dev = BlkDevice::new(FakeDisk::new(64), "vm1");
+    header(&mut mem, HEADERS, T_OUT, 0);
+    offer(
+        &mut mem,
+        0,
+        0,
+        &[
+            (HEADERS, 16, false),
+            (DATA, 512, false),
+            (HEADERS + 0x800, 1, true),
+        ],
+    );
+    header(&mut mem, HEADERS + 0x20, T_FLUSH, 0);
+    offer(
+        &mut mem,
+        1,
+        3,
+        &[(HEADERS + 0x20, 16, false), (HEADERS + 0x801, 1, true)],
+    );
+    assert_eq!(dev.notify(0, &mut q, &mut mem), Ok(true));
+    assert_eq!(dev.disk.calls[1].0, BlkOp::Flush);
+    // The write was finished alone, then the flush.
+    assert_eq!(dev.disk.finishes, 2);
+    assert_eq!(used_elem(&mem, 0).0, 0);
+    assert_eq!(used_elem(&mem, 1).0, 3);
+}
+
+#[test]
+fn a_bad_chain_after_good_ones_still_answers_them_first() {
+    let mut mem = memory();
+    let mut q = queue(&mem);
+    let mut dev = BlkDevice::new(FakeDisk::new(64), "vm1");
+    offer_reads(&mut mem, 2);
+    // A third chain with a head beyond the queue.
+    assert!(mem.write(AVAIL + 4 + 2 * 2, &100u16.to_le_bytes()));
+    assert!(mem.write(AVAIL + 2, &3u16.to_le_bytes()));
+    assert_eq!(
+        dev.notify(0, &mut q, &mut mem),
+        Err(QueueError::DescriptorIndexOutOfRange)
+    );
+    assert_eq!(byte(&mem, HEADERS + 0x800), S_OK);
+    assert_eq!(byte(&mem, HEADERS + 0x801), S_OK);
+    assert_eq!(dev.counters.reads, 2);
+}
+
+/// A transport with the disk's queue 0 live on the test rings.
+fn live_transport(disk: FakeDisk, mem: &mut FlatMemory) -> VirtioMmio<BlkDevice<FakeDisk>> {
+    let mut t = VirtioMmio::new(BlkDevice::new(disk, "vm1"));
+    let mut w = |offset: u64, value: u64| {
+        assert_eq!(
+            t.access(offset, 4, true, value, mem).0,
+            crate::mmio::MmioOutcome::Written
+        );
+    };
+    w(
+        0x70,
+        u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK),
+    );
+    w(0x38, u64::from(QSIZE));
+    w(0x80, DESC);
+    w(0x90, AVAIL);
+    w(0xa0, USED);
+    w(0x44, 1);
+    w(
+        0x70,
+        u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK),
+    );
+    t
+}
+
+#[test]
+fn an_interrupting_disk_answers_after_the_notification_returns() {
+    let mut mem = memory();
+    let mut disk = FakeDisk::new(64);
+    disk.interrupting = true;
+    let mut t = live_transport(disk, &mut mem);
+    offer_reads(&mut mem, 3);
+    let (_, effects) = t.access(0x50, 4, true, 0, &mut mem);
+    // Started and kicked, not waited for: no answer yet, no interrupt.
+    assert_eq!(effects.interrupt, None);
+    assert_eq!(t.backend.disk.calls.len(), 3);
+    assert_eq!(t.backend.disk.kicks, 1);
+    assert_eq!(t.backend.disk.finishes, 0);
+    assert_eq!(byte(&mem, HEADERS + 0x800), 0);
+    // The disk's interrupt: two are done.
+    t.backend.disk.device_done = alloc::vec![2, 0];
+    assert_eq!(t.poll_backend(&mut mem).interrupt, Some(true));
+    assert_eq!(byte(&mem, HEADERS + 0x800), S_OK);
+    assert_eq!(byte(&mem, HEADERS + 0x802), S_OK);
+    assert_eq!(byte(&mem, HEADERS + 0x801), 0);
+    // Nothing new: no interrupt.
+    assert_eq!(t.poll_backend(&mut mem).interrupt, None);
+    t.backend.disk.device_done = alloc::vec![1];
+    assert_eq!(t.poll_backend(&mut mem).interrupt, Some(true));
+    assert_eq!(byte(&mem, HEADERS + 0x801), S_OK);
+    assert_eq!(t.backend.counters.reads, 3);
+}
+
+#[test]
+fn a_reset_waits_for_the_disk_and_answers_nothing() {
+    let mut mem = memory();
+    let mut disk = FakeDisk::new(64);
+    disk.interrupting = true;
+    let mut t = live_transport(disk, &mut mem);
+    offer_reads(&mut mem, 2);
+    t.access(0x50, 4, true, 0, &mut mem);
+    assert_eq!(t.backend.disk.started.len(), 2);
+    // The driver resets the device: the disk finishes with the guest's
+    // pages before the reset completes; the used ring is not touched.
+    t.access(0x70, 4, true, 0, &mut mem);
+    assert_eq!(t.backend.disk.finishes, 1);
+    assert!(t.backend.disk.started.is_empty());
+    assert_eq!(used_elem(&mem, 0), (0, 0));
+    assert_eq!(t.poll_backend(&mut mem).interrupt, None);
 }

@@ -372,6 +372,19 @@ pub fn handle_physical(vcpu: &mut Vcpu) -> Taken {
             if vcpu.vm.stopped.load(Ordering::Acquire) {
                 return Taken(Taken::VM_STOPPED);
             }
+        } else if let Some(vm) = super::disk_of_irq(intid) {
+            // A physical disk finished requests (of any VM: the device's
+            // VM, not necessarily this vCPU's).
+            // On an owned CPU the list registers are flushed at the end of
+            // this exit: the loaded vCPU needs no kick. (A time-shared CPU
+            // may switch first: kick.)
+            let loaded = if vcpu.shared {
+                (core::ptr::null(), usize::MAX)
+            } else {
+                (vcpu.vm as *const Vm, vcpu.index)
+            };
+            vm.disk_interrupt(loaded);
+            gic::deactivate(intid);
         } else {
             warn!("unexpected physical interrupt {intid}");
             gic::deactivate(intid);

@@ -76,7 +76,13 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
     if vm.stopped.swap(true, Ordering::AcqRel) {
         return false;
     }
-    let left = RUNNING.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+    // A VM stopping to restart still counts as running: the machine must
+    // not power off under it when the others stop meanwhile.
+    let left = if vm.restart_requested.load(Ordering::Acquire) {
+        RUNNING.load(Ordering::Acquire)
+    } else {
+        RUNNING.fetch_sub(1, Ordering::AcqRel).saturating_sub(1)
+    };
     info!(
         "VM '{}' stopped ({why}) after {} exits; {left} VM(s) still running",
         vm.name,
@@ -107,8 +113,13 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
 /// Stop `vm` (if it runs) and start it again from its images once every
 /// one of its vCPUs has parked.
 pub fn request_restart(vm: &'static Vm, why: &str) {
-    vm.restart_requested.store(true, Ordering::Release);
-    request_stop(vm, why);
+    if vm.restart_requested.swap(true, Ordering::AcqRel) {
+        return; // already restarting
+    }
+    if !request_stop(vm, why) {
+        // It had stopped before (and stopped counting as running).
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+    }
     restart_if_parked(vm);
 }
 
@@ -117,7 +128,9 @@ pub fn start(vm: &'static Vm) -> bool {
     if !vm.stopped.load(Ordering::Acquire) {
         return false;
     }
-    vm.restart_requested.store(true, Ordering::Release);
+    if !vm.restart_requested.swap(true, Ordering::AcqRel) {
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+    }
     restart_if_parked(vm);
     true
 }
@@ -139,7 +152,6 @@ pub fn restart_if_parked(vm: &'static Vm) {
         hv_arch::psci::system_reset();
     }
     vm.reset();
-    RUNNING.fetch_add(1, Ordering::AcqRel);
     vm.stopped.store(false, Ordering::Release);
     info!("VM '{}' restarted from its images", vm.name);
     vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);

@@ -180,6 +180,14 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
                 if wanted.read_only {
                     disk.set_read_only();
                 }
+                if args.disk_interrupts.unwrap_or(DISK_INTERRUPTS_BY_DEFAULT)
+                    && !disk.interrupt_when_done(args.disk_settle_us.unwrap_or(DISK_SETTLE_US))
+                {
+                    log::warn!(
+                        "VM '{}': its disk has no interrupt; requests are waited for",
+                        spec.name
+                    );
+                }
                 Some(disk)
             }
         };
@@ -198,6 +206,16 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
             console::set_tag(vm.vmid, &vm.name);
         }
     }
+    // Disks whose requests complete on their device's interrupt: it goes
+    // to the CPU of the VM's first vCPU.
+    let disk_irqs: alloc::vec::Vec<(u32, &'static Vm)> = vms
+        .iter()
+        .filter_map(|&vm| vm.disk_irq().map(|irq| (irq, vm)))
+        .collect();
+    for &(irq, vm) in &disk_irqs {
+        gic::enable_spi(irq, vm.cpu_of(0) as u64);
+    }
+    DISK_IRQS.call_once(|| disk_irqs);
     timeshare::place(&vms)?;
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
@@ -236,6 +254,26 @@ extern "C" fn hv_secondary_main(cpu_index: usize) -> ! {
     }
     info!("cpu{cpu_index} online");
     vcpu::wait_for_start()
+}
+
+/// Whether disk requests complete on the physical device's interrupt
+/// unless `hv.diskirq` says otherwise (README: "Where disk requests run").
+const DISK_INTERRUPTS_BY_DEFAULT: bool = true;
+
+/// How long a notification waits for quick answers before it leaves the
+/// rest to the disk's interrupt, unless `hv.disksettle` says otherwise.
+const DISK_SETTLE_US: u64 = 0;
+
+/// Physical interrupts of the devices storing VM disks, and their VMs.
+static DISK_IRQS: spin::Once<alloc::vec::Vec<(u32, &'static Vm)>> = spin::Once::new();
+
+/// The VM whose disk's device raises physical interrupt `intid`.
+pub fn disk_of_irq(intid: u32) -> Option<&'static Vm> {
+    DISK_IRQS
+        .get()?
+        .iter()
+        .find(|(irq, _)| *irq == intid)
+        .map(|(_, vm)| *vm)
 }
 
 fn read_id_registers() -> HwIdValues {
@@ -307,9 +345,9 @@ pub fn print_exit_counters(vm: &Vm) {
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
     for vm in lifecycle::vms() {
-        if let Some(c) = vm.disk_statistics() {
+        if let Some((c, device_us)) = vm.disk_statistics() {
             logger::print_raw(format_args!(
-                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={}\n",
+                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",
                 vm.vmid,
                 c.reads,
                 c.writes,

@@ -1,9 +1,10 @@
 //! The machine's own virtio-blk devices (QEMU's `-device
 //! virtio-blk-device` behind a `-drive`, whose storage is a file on the
 //! host), driven by the hypervisor. Each stores one VM's disk: the VM's
-//! virtio-blk backend (`hvcore::blk_device`) hands it requests made of the
-//! guest's own pages, and it answers synchronously, so a request the guest
-//! sees completed was completed by the device.
+//! virtio-blk backend (`hvcore::blk_device`) starts the requests of a
+//! notification, made of the guest's own pages, then waits for them all
+//! (polling the used ring; the device's interrupt stays off), so a request
+//! the guest sees completed was completed by the device.
 //!
 //! Why a driver of our own rather than the `virtio-drivers` crate: its block
 //! driver takes one contiguous buffer per request, given as a Rust slice;
@@ -21,7 +22,7 @@ use alloc::vec::Vec;
 use core::ptr::{read_volatile, write_volatile};
 
 use hv_arch::read_sysreg;
-use hvcore::blk_device::{Disk, MAX_PIECES};
+use hvcore::blk_device::{Disk, MAX_IN_FLIGHT, MAX_PIECES};
 use hvcore::frame_alloc::{FrameScrubber, FRAME_SIZE};
 use hvcore::guest_config::Device;
 use hvcore::virtio_blk::{BlkOp, ID_BYTES, S_IOERR, S_OK, T_FLUSH, T_GET_ID, T_IN, T_OUT};
@@ -30,8 +31,9 @@ use log::{info, warn};
 
 use super::memory::{frames, HostScrubber};
 
-/// Descriptors of the queue: a request is header + data pieces + status.
-const QUEUE_SIZE: usize = 128;
+/// Descriptors of the queue: a request is header + data pieces + status,
+/// and several are in flight.
+const QUEUE_SIZE: usize = 256;
 const _: () = assert!(MAX_PIECES + 2 <= QUEUE_SIZE);
 /// How long a request may take before the device counts as broken.
 const TIMEOUT_SECONDS: u64 = 30;
@@ -53,6 +55,7 @@ mod reg {
     pub const QUEUE_NUM: usize = 0x038;
     pub const QUEUE_READY: usize = 0x044;
     pub const QUEUE_NOTIFY: usize = 0x050;
+    pub const INTERRUPT_ACK: usize = 0x064;
     pub const STATUS: usize = 0x070;
     pub const QUEUE_DESC: usize = 0x080;
     pub const QUEUE_DRIVER: usize = 0x090;
@@ -106,9 +109,11 @@ impl Rings {
     const DESC: u64 = 0;
     const AVAIL: u64 = FRAME_SIZE;
     const USED: u64 = 2 * FRAME_SIZE;
-    const HEADER: u64 = 3 * FRAME_SIZE;
-    const STATUS: u64 = 3 * FRAME_SIZE + 16;
-    const ID: u64 = 3 * FRAME_SIZE + 32;
+    /// Request headers, one per tag.
+    const HEADERS: u64 = 3 * FRAME_SIZE;
+    /// Status bytes, one per tag.
+    const STATUSES: u64 = 3 * FRAME_SIZE + 0x400;
+    const ID: u64 = 3 * FRAME_SIZE + 0x800;
     const PAGES: usize = 4;
 
     fn ptr<T>(&self, offset: u64) -> *mut T {
@@ -178,7 +183,32 @@ pub struct PhysBlk {
     /// Set on a device that broke the protocol or stopped answering: every
     /// later request fails with IOERR.
     broken: bool,
+    /// Tag of the request whose chain starts at each descriptor.
+    tag_of_head: [u8; QUEUE_SIZE],
+    /// Requests given to the device and not yet answered, by tag.
+    in_flight: [bool; MAX_IN_FLIGHT],
+    /// Answers known without the device (a flush it does not need, a
+    /// write to a read-only disk, a broken device), reported by `finish`.
+    immediate: [(usize, u8); MAX_IN_FLIGHT],
+    immediate_count: usize,
+    /// Requests added since the last notification.
+    unnotified: bool,
+    /// The transport's interrupt (from the host device tree).
+    pub irq: Option<u32>,
+    /// Finished requests are reported by the device's interrupt rather
+    /// than waited for (`hv.diskirq=on`).
+    interrupting: bool,
+    /// How long a notification waits for quick answers before it leaves
+    /// the rest to the interrupt, in microseconds (`hv.disksettle`).
+    settle_us: u64,
+    /// When each request in flight was given to the device (counter ticks),
+    /// and the device's time on the requests it answered, for statistics.
+    started_at: [u64; MAX_IN_FLIGHT],
+    pub device_ticks: u64,
+    pub device_answers: u64,
 }
+
+const _: () = assert!(MAX_IN_FLIGHT * 16 <= 0x400 && MAX_IN_FLIGHT <= 0x400);
 
 /// Start every modern virtio-blk device among the machine's virtio-mmio
 /// transports. Legacy (version 1) transports are skipped with a note: QEMU
@@ -198,7 +228,8 @@ pub fn probe(transports: &[Device]) -> Vec<PhysBlk> {
             continue;
         }
         match PhysBlk::start(transport.base, regs) {
-            Ok(disk) => {
+            Ok(mut disk) => {
+                disk.irq = transport.irq;
                 info!(
                     "virtio-blk at {:#x}: serial '{}', {} sectors{}{}",
                     disk.base,
@@ -284,13 +315,25 @@ impl PhysBlk {
             read_only: features & F_RO != 0,
             flush: features & F_FLUSH != 0,
             broken: false,
+            tag_of_head: [0; QUEUE_SIZE],
+            in_flight: [false; MAX_IN_FLIGHT],
+            immediate: [(0, 0); MAX_IN_FLIGHT],
+            immediate_count: 0,
+            unnotified: false,
+            irq: None,
+            interrupting: false,
+            settle_us: 0,
+            started_at: [0; MAX_IN_FLIGHT],
+            device_ticks: 0,
+            device_answers: 0,
         };
         let id = Piece {
             addr: memory + Rings::ID,
             len: ID_BYTES as u32,
             device_writes: true,
         };
-        if disk.request(T_GET_ID, 0, &[id]) != S_OK {
+        let mut done = [(0, 0); MAX_IN_FLIGHT];
+        if !disk.add(0, T_GET_ID, 0, &[id]) || disk.finish(&mut done) != 1 || done[0].1 != S_OK {
             return Err("did not answer GET_ID");
         }
         let bytes: Vec<u8> = (0..ID_BYTES)
@@ -306,60 +349,104 @@ impl PhysBlk {
         self.read_only = true;
     }
 
-    /// One request, waited for: header, `data`, status.
-    fn request(&mut self, kind: u32, sector: u64, data: &[Piece]) -> u8 {
-        if self.broken {
-            return S_IOERR;
+    /// Have the device interrupt when it finishes requests (its interrupt
+    /// must then reach `Vm::disk_interrupt`). `false` without one.
+    pub fn interrupt_when_done(&mut self, settle_us: u64) -> bool {
+        if self.irq.is_none() {
+            return false;
         }
-        let header = self.rings.base + Rings::HEADER;
-        self.rings.write(Rings::HEADER, kind);
-        self.rings.write(Rings::HEADER + 4, 0u32);
-        self.rings.write(Rings::HEADER + 8, sector);
-        self.rings.write(Rings::STATUS, 0xffu8);
-        let mut chain = [Piece::default(); QUEUE_SIZE];
+        self.settle_us = settle_us;
+        self.rings.write(Rings::AVAIL, 0u16);
+        self.interrupting = true;
+        true
+    }
+
+    /// Acknowledge the device's interrupt (it holds its line until then):
+    /// the used-ring bit, without reading the status first (one device
+    /// access fewer; a configuration change means nothing to us).
+    pub fn acknowledge_interrupt(&self) {
+        self.regs.write(reg::INTERRUPT_ACK, 1);
+    }
+
+    /// Take the answers the device has written, without waiting.
+    fn collect(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT], mut count: usize) -> usize {
+        while count < MAX_IN_FLIGHT {
+            match self.queue.pop_used(&self.rings) {
+                Ok(Some((head, _))) => {
+                    let tag = usize::from(self.tag_of_head[usize::from(head)]);
+                    if tag < MAX_IN_FLIGHT && core::mem::take(&mut self.in_flight[tag]) {
+                        let now = read_sysreg!("CNTPCT_EL0");
+                        self.device_ticks += now.wrapping_sub(self.started_at[tag]);
+                        self.device_answers += 1;
+                        let status = match self.rings.read::<u8>(Rings::STATUSES + tag as u64) {
+                            0 => S_OK,
+                            _ => S_IOERR,
+                        };
+                        done[count] = (tag, status);
+                        count += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.fail("answered a request it was not given");
+                    break;
+                }
+            }
+        }
+        count
+    }
+
+    fn take_immediate(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let count = self.immediate_count;
+        done[..count].copy_from_slice(&self.immediate[..count]);
+        self.immediate_count = 0;
+        count
+    }
+
+    /// Put request `tag` on the queue: its header, `data`, its status.
+    /// `false` when the queue has no room for it.
+    fn add(&mut self, tag: usize, kind: u32, sector: u64, data: &[Piece]) -> bool {
+        let header = Rings::HEADERS + 16 * tag as u64;
+        let status = Rings::STATUSES + tag as u64;
+        self.rings.write(header, kind);
+        self.rings.write(header + 4, 0u32);
+        self.rings.write(header + 8, sector);
+        self.rings.write(status, 0xffu8);
+        let mut chain = [Piece::default(); MAX_PIECES + 2];
         chain[0] = Piece {
-            addr: header,
+            addr: self.rings.base + header,
             len: 16,
             device_writes: false,
         };
         chain[1..=data.len()].copy_from_slice(data);
         chain[data.len() + 1] = Piece {
-            addr: self.rings.base + Rings::STATUS,
+            addr: self.rings.base + status,
             len: 1,
             device_writes: true,
         };
         let Ok(head) = self.queue.add(&mut self.rings, &chain[..data.len() + 2]) else {
-            return self.fail("no free descriptors");
+            return false;
         };
-        hv_arch::sysreg::dsb_sy();
-        self.regs.write(reg::QUEUE_NOTIFY, 0);
-        let start = read_sysreg!("CNTPCT_EL0");
-        let deadline = TIMEOUT_SECONDS * read_sysreg!("CNTFRQ_EL0");
-        loop {
-            match self.queue.pop_used(&self.rings) {
-                Ok(Some((done, _))) if done == head => break,
-                Ok(Some(_)) | Err(_) => return self.fail("answered a request it was not given"),
-                Ok(None) => {
-                    if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) > deadline {
-                        return self.fail("did not answer in time");
-                    }
-                    core::hint::spin_loop();
-                }
-            }
-        }
-        match self.rings.read::<u8>(Rings::STATUS) {
-            0 => S_OK,
-            _ => S_IOERR,
+        self.tag_of_head[usize::from(head)] = tag as u8;
+        self.in_flight[tag] = true;
+        self.started_at[tag] = read_sysreg!("CNTPCT_EL0");
+        self.unnotified = true;
+        true
+    }
+
+    fn answer_now(&mut self, tag: usize, status: u8) {
+        if let Some(slot) = self.immediate.get_mut(self.immediate_count) {
+            *slot = (tag, status);
+            self.immediate_count += 1;
         }
     }
 
-    fn fail(&mut self, problem: &str) -> u8 {
+    fn fail(&mut self, problem: &str) {
         warn!(
             "virtio-blk at {:#x} ('{}') {problem}: its requests fail from now on",
             self.base, self.serial
         );
         self.broken = true;
-        S_IOERR
     }
 }
 
@@ -372,15 +459,86 @@ impl Disk for PhysBlk {
         self.read_only
     }
 
-    fn transfer(&mut self, op: BlkOp, pieces: &[Piece]) -> u8 {
-        match op {
-            BlkOp::Read { sector } => self.request(T_IN, sector, pieces),
-            BlkOp::Write { sector } if !self.read_only => self.request(T_OUT, sector, pieces),
+    fn start(&mut self, tag: usize, op: BlkOp, pieces: &[Piece]) -> bool {
+        if tag >= MAX_IN_FLIGHT || pieces.len() > MAX_PIECES {
+            return false;
+        }
+        if self.broken {
+            self.answer_now(tag, S_IOERR);
+            return true;
+        }
+        let (kind, sector) = match op {
+            BlkOp::Read { sector } => (T_IN, sector),
+            BlkOp::Write { sector } if !self.read_only => (T_OUT, sector),
             // Without the flush feature the device writes through: a
             // completed write is already durable.
-            BlkOp::Flush if !self.flush => S_OK,
-            BlkOp::Flush => self.request(T_FLUSH, 0, &[]),
-            BlkOp::Write { .. } | BlkOp::GetId => S_IOERR,
+            BlkOp::Flush if !self.flush => {
+                self.answer_now(tag, S_OK);
+                return true;
+            }
+            BlkOp::Flush => (T_FLUSH, 0),
+            BlkOp::Write { .. } | BlkOp::GetId => {
+                self.answer_now(tag, S_IOERR);
+                return true;
+            }
+        };
+        self.add(tag, kind, sector, pieces)
+    }
+
+    fn interrupts(&self) -> bool {
+        self.interrupting
+    }
+
+    fn kick(&mut self) {
+        if core::mem::take(&mut self.unnotified) {
+            hv_arch::sysreg::dsb_sy();
+            self.regs.write(reg::QUEUE_NOTIFY, 0);
         }
+    }
+
+    fn reap(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let count = self.take_immediate(done);
+        self.collect(done, count)
+    }
+
+    fn settle(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = self.take_immediate(done);
+        let start = read_sysreg!("CNTPCT_EL0");
+        let window = self.settle_us * read_sysreg!("CNTFRQ_EL0") / 1_000_000;
+        loop {
+            count = self.collect(done, count);
+            if self.queue.chains_in_flight() == 0
+                || read_sysreg!("CNTPCT_EL0").wrapping_sub(start) >= window
+            {
+                return count;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
+        let mut count = self.take_immediate(done);
+        self.kick();
+        let start = read_sysreg!("CNTPCT_EL0");
+        let deadline = TIMEOUT_SECONDS * read_sysreg!("CNTFRQ_EL0");
+        while self.queue.chains_in_flight() > 0 && !self.broken && count < MAX_IN_FLIGHT {
+            let before = count;
+            count = self.collect(done, count);
+            if count == before {
+                if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) > deadline {
+                    self.fail("did not answer in time");
+                }
+                core::hint::spin_loop();
+            }
+        }
+        // A broken device's requests in flight fail (the caller fails any
+        // it started that `done` does not name).
+        for tag in 0..MAX_IN_FLIGHT {
+            if core::mem::take(&mut self.in_flight[tag]) && count < MAX_IN_FLIGHT {
+                done[count] = (tag, S_IOERR);
+                count += 1;
+            }
+        }
+        count
     }
 }

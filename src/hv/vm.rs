@@ -441,8 +441,24 @@ impl Vm {
         }
     }
 
-    /// What the VM's disk did so far (`None`: it has none).
-    pub fn disk_statistics(&self) -> Option<hvcore::blk_device::BlkCounters> {
+    /// The physical interrupt of the device storing the VM's disk, when
+    /// its requests complete on it.
+    pub fn disk_irq(&self) -> Option<u32> {
+        self.blk?.physical_irq()
+    }
+
+    /// The physical device storing the VM's disk interrupted: see
+    /// [`devices::blk::VirtioBlk::physical_interrupt`].
+    pub fn disk_interrupt(&self, loaded: (*const Vm, usize)) {
+        if let Some(blk) = self.blk {
+            blk.physical_interrupt(self, loaded);
+        }
+    }
+
+    /// What the VM's disk did so far (`None`: it has none), and the
+    /// physical device's mean time per request in microseconds (from
+    /// being given it to its answer being seen).
+    pub fn disk_statistics(&self) -> Option<(hvcore::blk_device::BlkCounters, u64)> {
         self.blk.map(|blk| blk.statistics())
     }
 }

@@ -28,9 +28,52 @@ impl VirtioBlk {
         }
     }
 
-    /// What the disk did so far.
-    pub fn statistics(&self) -> BlkCounters {
-        self.transport.lock().backend.counters
+    /// What the disk did so far, and the physical device's mean time per
+    /// request in microseconds (from being given it to its answer being
+    /// seen).
+    pub fn statistics(&self) -> (BlkCounters, u64) {
+        let device = self.transport.lock();
+        let disk = &device.backend.disk;
+        let us = disk.device_ticks * 1_000_000
+            / hv_arch::read_sysreg!("CNTFRQ_EL0").max(1)
+            / disk.device_answers.max(1);
+        (device.backend.counters, us)
+    }
+
+    /// The physical interrupt of the device storing the disk, when its
+    /// requests complete on it.
+    pub fn physical_irq(&self) -> Option<u32> {
+        let device = self.transport.lock();
+        let disk = &device.backend.disk;
+        hvcore::blk_device::Disk::interrupts(disk)
+            .then_some(disk.irq)
+            .flatten()
+    }
+
+    /// The physical device storing `vm`'s disk interrupted: answer the
+    /// requests it finished and raise the VM's disk interrupt. `loaded` is
+    /// the vCPU whose interrupt exit this is (VM pointer, index): if it is
+    /// the one to take the interrupt, the list registers refilled on the
+    /// way out deliver it, with no kick (one exit fewer per request).
+    pub fn physical_interrupt(&self, vm: &Vm, loaded: (*const Vm, usize)) {
+        let mut ram = DeviceRamAccess::new(vm);
+        let (effects, failure) = {
+            let mut device = self.transport.lock();
+            device.backend.disk.acknowledge_interrupt();
+            let effects = device.poll_backend(&mut ram);
+            device.backend.counters.interrupts += u64::from(effects.interrupt == Some(true));
+            (effects, device.backend.take_failures())
+        };
+        if let Some(level) = effects.interrupt {
+            if let Some(target) = vm.vgic.lock().set_level(self.intid, 0, level) {
+                if loaded != (vm as *const Vm, target) {
+                    hv_arch::gic::send_sgi(vm.cpu_of(target), crate::hv::KICK_SGI);
+                }
+            }
+        }
+        if let Some((failure, _)) = failure {
+            log_disk_failure(vm, 0, failure);
+        }
     }
 }
 
@@ -49,6 +92,9 @@ impl VmDevice for VirtioBlk {
         let (outcome, effects, failure) = {
             let mut device = self.transport.lock();
             let (outcome, effects) = device.access(offset, size, write, value, &mut ram);
+            let counters = &mut device.backend.counters;
+            counters.accesses += 1;
+            counters.interrupts += u64::from(effects.interrupt == Some(true));
             (outcome, effects, device.backend.take_failures())
         };
         if let Some(level) = effects.interrupt {

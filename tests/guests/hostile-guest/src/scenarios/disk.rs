@@ -111,10 +111,23 @@ impl Driver {
         unsafe { core::arch::asm!("dsb sy", options(nostack)) };
         mmio_write::<u16>(avail() + 2, self.next_avail);
         mmio_write::<u32>(DISK + 0x50, 0);
-        let used_idx = mmio_read::<u16>(used() + 2);
-        if used_idx == self.last_used {
-            return None;
-        }
+        // The answer may come after the notification returns (the disk
+        // completes on its interrupt): wait for it, up to 50 ms. A chain
+        // the device refuses as a whole is never answered.
+        let start = guest_rt::counter();
+        let frequency = guest_rt::mrs!("CNTFRQ_EL0");
+        let used_idx = loop {
+            let used_idx = mmio_read::<u16>(used() + 2);
+            if used_idx != self.last_used {
+                break used_idx;
+            }
+            if mmio_read::<u32>(DISK + 0x70) & NEEDS_RESET != 0
+                || guest_rt::counter() - start > frequency / 20
+            {
+                return None;
+            }
+        };
+        let _ = used_idx;
         let slot = usize::from(self.last_used % QUEUE_SIZE);
         self.last_used = self.last_used.wrapping_add(1);
         // Acknowledge the interrupt the answer raised.
