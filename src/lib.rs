@@ -29,6 +29,8 @@ pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
 pub mod mmio_bus;
+pub mod net_device;
+pub mod net_switch;
 pub mod pl011;
 pub mod psci;
 pub mod sched;

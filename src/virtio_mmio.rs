@@ -222,6 +222,39 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         effects
     }
 
+    /// Work on live queue `index` outside a notification (e.g. deliver a
+    /// received frame): `work` gets the backend, the queue and the RAM and
+    /// says whether the used ring changed; the interrupt follows. Nothing
+    /// happens while the driver has not set DRIVER_OK or the device needs
+    /// a reset.
+    pub fn with_queue(
+        &mut self,
+        index: usize,
+        mem: &mut dyn GuestMemory,
+        work: impl FnOnce(
+            &mut B,
+            &mut SplitQueue,
+            &mut dyn GuestMemory,
+        ) -> Result<bool, crate::virtqueue::QueueError>,
+    ) -> Effects {
+        let mut effects = Effects { interrupt: None };
+        if self.status & status::DRIVER_OK == 0 || self.status & status::NEEDS_RESET != 0 {
+            return effects;
+        }
+        let Some(queue) = self.live.get_mut(index).and_then(Option::as_mut) else {
+            return effects;
+        };
+        match work(&mut self.backend, queue, mem) {
+            Ok(true) => {
+                self.interrupt_status |= 1;
+                effects.interrupt = Some(true);
+            }
+            Ok(false) => {}
+            Err(_) => self.needs_reset(),
+        }
+        effects
+    }
+
     /// One access by the driver; `mem` is the VM's RAM (for queue setup and notifications).
     pub fn access(
         &mut self,
