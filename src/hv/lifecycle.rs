@@ -11,7 +11,7 @@ use hvcore::exit_stats::{ExitCause, ExitCounters};
 use log::info;
 use spin::Once;
 
-use super::vcpu::{self, Vcpu, COUNTERS};
+use super::vcpu::{self, COUNTERS};
 use super::vm::Vm;
 use super::KICK_SGI;
 
@@ -155,27 +155,6 @@ pub fn restart_if_parked(vm: &'static Vm) {
     vm.stopped.store(false, Ordering::Release);
     info!("VM '{}' restarted from its images", vm.name);
     vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);
-}
-
-/// The VM of `vcpu` powered itself off: stop it and park this vCPU.
-pub fn stop_vm(vcpu: &mut Vcpu, why: &str) -> ! {
-    request_stop(vcpu.vm, why);
-    vcpu::stop_current()
-}
-
-/// Park this vCPU if its VM was stopped (by another of its vCPUs, or from
-/// the hypervisor console).
-#[inline]
-pub fn park_if_stopped(vcpu: &mut Vcpu) {
-    if vcpu.vm.stopped.load(Ordering::Acquire) {
-        park();
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn park() -> ! {
-    vcpu::stop_current()
 }
 
 /// Exits of `vm` so far for `cause`, over its vCPUs.

@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod guest_log;
 mod console;
+mod devices;
 mod el1_regs;
 mod exits;
 mod heap;
@@ -16,6 +17,7 @@ mod management;
 mod memory;
 mod percpu;
 mod phys_blk;
+mod run_loop;
 mod timeshare;
 mod vcpu;
 mod vm;

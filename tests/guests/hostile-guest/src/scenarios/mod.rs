@@ -1,6 +1,7 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
 mod aarch32_wfi;
+mod bus_holes;
 mod cpu_off_on;
 mod cpu_on_bad_entry;
 mod disk;
@@ -39,6 +40,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),
+    ("bus-holes", bus_holes::run),
     ("disk", disk::run),
 ];
 
