@@ -15,6 +15,7 @@ mod lock;
 mod logger;
 mod management;
 mod memory;
+mod net;
 mod percpu;
 mod phys_blk;
 mod run_loop;
@@ -216,6 +217,7 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
         gic::enable_spi(irq, vm.cpu_of(0) as u64);
     }
     DISK_IRQS.call_once(|| disk_irqs);
+    net::init(&vms);
     timeshare::place(&vms)?;
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
@@ -345,6 +347,21 @@ pub fn print_exit_counters(vm: &Vm) {
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
     for vm in lifecycle::vms() {
+        if let (Some(c), Some(p)) = (vm.net_statistics(), net::port_counters(vm)) {
+            logger::print_raw(format_args!(
+                "[hv] net vm{}: tx={} tx-bad={} rx={} rx-dropped={} switched={} flooded={} spoofed={} bad-length={} over-budget={}\n",
+                vm.vmid,
+                c.tx_frames,
+                c.tx_bad,
+                c.rx_frames,
+                c.rx_dropped,
+                p.sent,
+                p.flooded,
+                p.dropped_spoofed,
+                p.dropped_length,
+                p.dropped_budget
+            ));
+        }
         if let Some((c, device_us)) = vm.disk_statistics() {
             logger::print_raw(format_args!(
                 "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",

@@ -42,6 +42,9 @@ pub const VIRTIO_INTID: u32 = 48;
 /// A VM's disk: the second virtio-mmio slot, and its interrupt (SPI 17).
 pub const BLK_IPA: u64 = VIRTIO_IPA + VIRTIO_SIZE;
 pub const BLK_INTID: u32 = 49;
+/// A VM's network card: the third virtio-mmio slot, SPI 18.
+pub const NET_IPA: u64 = BLK_IPA + VIRTIO_SIZE;
+pub const NET_INTID: u32 = 50;
 pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
@@ -82,6 +85,8 @@ pub struct Vm {
     pub test_device: bool,
     /// The VM's virtio-blk disk (also on the bus), for its statistics.
     blk: Option<&'static devices::blk::VirtioBlk>,
+    /// The VM's virtio-net card (also on the bus), for the switch.
+    net: Option<&'static devices::net::VirtioNet>,
     pub ram: VmRam,
     /// Which chunks of the RAM are zeroed (and mapped at stage 2): the rest
     /// is zeroed when the guest or a device first touches it.
@@ -215,6 +220,15 @@ impl Vm {
             });
         }
 
+        if vm_spec.nic.is_some() {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: NET_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(NET_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
+        }
         if disk.is_some() {
             virtio.push(Device {
                 name: String::from("virtio_mmio"),
@@ -274,6 +288,17 @@ impl Vm {
             }
             None => None,
         };
+        let net = match &vm_spec.nic {
+            Some(nic) => {
+                let net: &'static devices::net::VirtioNet = alloc::boxed::Box::leak(Box::new(
+                    devices::net::VirtioNet::new(&nic.network, nic.mac, NET_INTID),
+                ));
+                bus.register(NET_IPA, VIRTIO_SIZE, net)
+                    .map_err(|e| alloc::format!("network: {e}"))?;
+                Some(net)
+            }
+            None => None,
+        };
 
         info!(
             "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
@@ -300,6 +325,7 @@ impl Vm {
             bus: Box::new(bus),
             test_device: vm_spec.test_device,
             blk,
+            net,
             ram: VmRam {
                 ipa: RAM_IPA,
                 size: ram_size,
@@ -453,6 +479,25 @@ impl Vm {
         if let Some(blk) = self.blk {
             blk.physical_interrupt(self, loaded);
         }
+    }
+
+    /// The network name and MAC address of the VM's card.
+    pub fn nic_config(&self) -> Option<(&str, [u8; 6])> {
+        self.net.map(|net| (net.network.as_str(), net.mac))
+    }
+
+    /// A frame from the switch for this VM (dropped while it is stopped).
+    pub fn net_receive(&self, frame: &[u8]) {
+        if let Some(net) = self.net {
+            if !self.stopped.load(core::sync::atomic::Ordering::Acquire) {
+                net.receive(self, frame);
+            }
+        }
+    }
+
+    /// What the VM's card did so far.
+    pub fn net_statistics(&self) -> Option<hvcore::net_device::NetCounters> {
+        self.net.map(|net| net.statistics())
     }
 
     /// What the VM's disk did so far (`None`: it has none), and the

@@ -14,6 +14,7 @@ use super::vm::Vm;
 
 pub mod blk;
 pub mod gic;
+pub mod net;
 pub mod pl011;
 pub mod scratch;
 pub mod virtio;
