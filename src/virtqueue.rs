@@ -31,7 +31,7 @@ pub trait GuestMemory {
 /// Largest queue size the virtio specification allows for split queues.
 pub const MAX_QUEUE_SIZE: u16 = 32768;
 /// Most buffers one chain may carry here (device-independent cap, bounds work per request).
-pub const MAX_CHAIN_BUFFERS: usize = 128;
+pub const MAX_CHAIN_BUFFERS: usize = 64;
 
 const DESC_SIZE: u64 = 16;
 const DESC_F_NEXT: u16 = 1;
