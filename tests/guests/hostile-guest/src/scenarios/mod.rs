@@ -9,6 +9,7 @@ mod forge_hv_lines;
 mod hvc_flood;
 mod irq;
 mod mmio_flood;
+mod net;
 mod probe_ipa;
 mod ram_zeroed;
 mod rezero;
@@ -42,6 +43,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("timeshare-pingpong", timeshare::run_pingpong),
     ("bus-holes", bus_holes::run),
     ("disk", disk::run),
+    ("net", net::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
