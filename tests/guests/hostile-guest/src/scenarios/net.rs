@@ -113,9 +113,9 @@ impl Nic {
         for i in 0..12 {
             mmio_write::<u8>(frame_at() + i, 0);
         }
-        for i in 0..6 {
+        for (i, byte) in src.iter().enumerate() {
             mmio_write::<u8>(frame_at() + 12 + i, 0xff);
-            mmio_write::<u8>(frame_at() + 18 + i, src[i]);
+            mmio_write::<u8>(frame_at() + 18 + i, *byte);
         }
         mmio_write::<u16>(frame_at() + 24, 0x0008); // IPv4, big-endian
         self.send(&[(frame_at() as u64, 12 + len, false)])
