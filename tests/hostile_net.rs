@@ -43,9 +43,15 @@ fn a_hostile_nic_hurts_nobody_and_its_bad_frames_are_counted() {
                 "hv.ip=10.0.0.2/24 hv.peer=10.0.0.1 hv.run=net-client",
             )),
     );
-    let run = common::boot(
+    // Once the attack is over, the hypervisor console's `stats` shows the
+    // attacker's card and switch-port counters.
+    let run = common::boot_with_input(
         "hostile-net",
         &["--config", config.to_str().unwrap(), "--log", "warn"],
+        &[(
+            "(attacker) HOSTILE net: done",
+            "\u{1d}stats attacker\n\u{1d}",
+        )],
         Duration::from_secs(240),
     );
     run.assert_clean_exit();
@@ -57,17 +63,18 @@ fn a_hostile_nic_hurts_nobody_and_its_bad_frames_are_counted() {
         .filter(|l| l.starts_with("(attacker) net: ") && l.ends_with(": ok"))
         .count();
     assert_eq!(oks, 10 + 2 * 2, "{}", run.tail(40));
-    // The card returned the four bad chains and forwarded none of them.
+    // The card returned the four bad chains and forwarded none of them
+    // (each counter is summed over the two lines that show it).
     assert_eq!(
         counter(&run, "[hv] net vm1:", "tx-bad"),
-        4,
+        2 * 4,
         "{}",
         run.tail(20)
     );
     // The switch dropped the two spoofed frames and most of the flood.
     assert_eq!(
         counter(&run, "[hv] net vm1:", "spoofed"),
-        2,
+        2 * 2,
         "{}",
         run.tail(20)
     );
@@ -76,6 +83,12 @@ fn a_hostile_nic_hurts_nobody_and_its_bad_frames_are_counted() {
         "{}",
         run.tail(20)
     );
+    // Shown by `stats` while the machine runs, then at power-off.
+    let shown = run
+        .hv_lines()
+        .filter(|l| l.starts_with("[hv] net vm1: tx=1004 tx-bad=4"))
+        .count();
+    assert_eq!(shown, 2, "{}", run.tail(40));
     // And the two Linux VMs went on talking.
     run.assert_line("(client) NET-FETCHED NET-PAGE served by 10.0.0.1/24");
     run.assert_line("(client) NET-PING ok");

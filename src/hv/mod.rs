@@ -347,36 +347,42 @@ pub fn print_exit_counters(vm: &Vm) {
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
     for vm in lifecycle::vms() {
-        if let (Some(c), Some(p)) = (vm.net_statistics(), net::port_counters(vm)) {
-            logger::print_raw(format_args!(
-                "[hv] net vm{}: tx={} tx-bad={} rx={} rx-dropped={} switched={} flooded={} spoofed={} bad-length={} over-budget={}\n",
-                vm.vmid,
-                c.tx_frames,
-                c.tx_bad,
-                c.rx_frames,
-                c.rx_dropped,
-                p.sent,
-                p.flooded,
-                p.dropped_spoofed,
-                p.dropped_length,
-                p.dropped_budget
-            ));
-        }
-        if let Some((c, device_us)) = vm.disk_statistics() {
-            logger::print_raw(format_args!(
-                "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",
-                vm.vmid,
-                c.reads,
-                c.writes,
-                c.flushes,
-                c.bytes_read >> 10,
-                c.bytes_written >> 10,
-                c.refused,
-                c.disk_errors,
-                c.accesses,
-                c.interrupts
-            ));
-        }
+        print_device_counters(vm);
+    }
+}
+
+/// A VM's NIC and disk counters (`[hv] net vmN: ...`, `[hv] disk vmN:
+/// ...`), at power-off and for the console's `stats`.
+pub fn print_device_counters(vm: &Vm) {
+    if let (Some(c), Some(p)) = (vm.net_statistics(), net::port_counters(vm)) {
+        logger::print_raw(format_args!(
+            "[hv] net vm{}: tx={} tx-bad={} rx={} rx-dropped={} switched={} flooded={} spoofed={} bad-length={} over-budget={}\n",
+            vm.vmid,
+            c.tx_frames,
+            c.tx_bad,
+            c.rx_frames,
+            c.rx_dropped,
+            p.sent,
+            p.flooded,
+            p.dropped_spoofed,
+            p.dropped_length,
+            p.dropped_budget
+        ));
+    }
+    if let Some((c, device_us)) = vm.disk_statistics() {
+        logger::print_raw(format_args!(
+            "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",
+            vm.vmid,
+            c.reads,
+            c.writes,
+            c.flushes,
+            c.bytes_read >> 10,
+            c.bytes_written >> 10,
+            c.refused,
+            c.disk_errors,
+            c.accesses,
+            c.interrupts
+        ));
     }
 }
 
