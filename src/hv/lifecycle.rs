@@ -17,6 +17,8 @@ use super::KICK_SGI;
 
 static VMS: Once<Vec<&'static Vm>> = Once::new();
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// VMs between leaving RUNNING and printing their "stopped" line.
+static REPORTING_STOP: AtomicUsize = AtomicUsize::new(0);
 /// Index in [`vms`] of the VM console input goes to.
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 
@@ -78,6 +80,7 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
     }
     // A VM stopping to restart still counts as running: the machine must
     // not power off under it when the others stop meanwhile.
+    REPORTING_STOP.fetch_add(1, Ordering::AcqRel);
     let left = if vm.restart_requested.load(Ordering::Acquire) {
         RUNNING.load(Ordering::Acquire)
     } else {
@@ -88,7 +91,17 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
         vm.name,
         vm_exits(vm)
     );
+    REPORTING_STOP.fetch_sub(1, Ordering::AcqRel);
     if left == 0 && !vm.restart_requested.load(Ordering::Acquire) {
+        // Another VM that stopped at the same moment on another CPU may
+        // not have printed its line yet: let it (a line takes microseconds;
+        // bounded all the same).
+        for _ in 0..1_000_000 {
+            if REPORTING_STOP.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
         super::print_exit_counters(vm);
         hv_arch::psci::system_off();
     }
