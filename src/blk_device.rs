@@ -15,7 +15,7 @@
 //! disk, and a flush it sees completed made earlier writes durable.
 
 use crate::virtio_blk::{parse_request, BlkOp, NoStatusByte, Parsed, ID_BYTES, S_IOERR, S_OK};
-use crate::virtio_mmio::VirtioBackend;
+use crate::virtio_mmio::{config_bytes, VirtioBackend};
 use crate::virtq_driver::Piece;
 use crate::virtqueue::{Buffer, GuestMemory, QueueError, SplitQueue, MAX_CHAIN_BUFFERS};
 
@@ -378,21 +378,6 @@ impl<D: Disk> BlkDevice<D> {
 fn answer(mem: &mut dyn GuestMemory, status_addr: u64, status: u8, data_written: u32) -> u32 {
     mem.write(status_addr, &[status]);
     data_written + 1
-}
-
-/// Reads of `size` bytes at `offset` of a little-endian field layout.
-fn config_bytes(fields: &[u8], offset: u64, size: u8) -> u64 {
-    let mut value = 0u64;
-    for k in (0..u64::from(size)).rev() {
-        let byte = offset
-            .checked_add(k)
-            .and_then(|at| usize::try_from(at).ok())
-            .and_then(|at| fields.get(at))
-            .copied()
-            .unwrap_or(0);
-        value = value << 8 | u64::from(byte);
-    }
-    value
 }
 
 impl<D: Disk> VirtioBackend for BlkDevice<D> {

@@ -13,7 +13,7 @@
 //! it is too small.
 
 use crate::net_switch::{Mac, ETH_HEADER, MAX_FRAME};
-use crate::virtio_mmio::VirtioBackend;
+use crate::virtio_mmio::{config_bytes, VirtioBackend};
 use crate::virtqueue::{GuestMemory, QueueError, SplitQueue};
 
 /// Virtio device ID of a network card.
@@ -222,17 +222,7 @@ impl VirtioBackend for NetDevice {
 
     /// `struct virtio_net_config`: the MAC address.
     fn config_read(&self, offset: u64, size: u8) -> u64 {
-        let mut value = 0u64;
-        for k in (0..u64::from(size)).rev() {
-            let byte = offset
-                .checked_add(k)
-                .and_then(|at| usize::try_from(at).ok())
-                .and_then(|at| self.mac.get(at))
-                .copied()
-                .unwrap_or(0);
-            value = value << 8 | u64::from(byte);
-        }
-        value
+        config_bytes(&self.mac, offset, size)
     }
 }
 

@@ -32,6 +32,22 @@ pub mod status {
 /// VIRTIO_F_VERSION_1: the device is a modern (1.x) device.
 const FEATURE_VERSION_1: u64 = 1 << 32;
 
+/// A read of `size` bytes at `offset` of a device's configuration fields
+/// laid out in `fields` (little-endian; 0 beyond them).
+pub fn config_bytes(fields: &[u8], offset: u64, size: u8) -> u64 {
+    let mut value = 0u64;
+    for k in (0..u64::from(size)).rev() {
+        let byte = offset
+            .checked_add(k)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| fields.get(at))
+            .copied()
+            .unwrap_or(0);
+        value = value << 8 | u64::from(byte);
+    }
+    value
+}
+
 /// What a concrete device does with its queues.
 pub trait VirtioBackend {
     /// Virtio device ID (e.g. 4 = entropy source).
@@ -203,21 +219,11 @@ impl<B: VirtioBackend> VirtioMmio<B> {
     /// (see [`VirtioBackend::poll`]); returns the interrupt change.
     pub fn poll_backend(&mut self, mem: &mut dyn GuestMemory) -> Effects {
         let mut effects = Effects { interrupt: None };
-        if self.status & status::DRIVER_OK == 0 || self.status & status::NEEDS_RESET != 0 {
-            return effects;
-        }
         for index in 0..MAX_QUEUES {
-            let Some(queue) = self.live[index].as_mut() else {
-                continue;
-            };
-            match self.backend.poll(index, queue, mem) {
-                Ok(true) => {
-                    self.interrupt_status |= 1;
-                    effects.interrupt = Some(true);
-                }
-                Ok(false) => {}
-                Err(_) => self.needs_reset(),
-            }
+            let polled = self.with_queue(index, mem, |backend, queue, mem| {
+                backend.poll(index, queue, mem)
+            });
+            effects.interrupt = effects.interrupt.or(polled.interrupt);
         }
         effects
     }
