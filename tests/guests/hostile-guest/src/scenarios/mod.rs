@@ -15,6 +15,7 @@ mod ram_zeroed;
 mod rezero;
 mod timeshare;
 mod uart_tx_off;
+mod virtq;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
