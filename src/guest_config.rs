@@ -425,6 +425,16 @@ pub struct HvArgs {
     /// (best on hardware). Off by default: under QEMU's TCG, blocks make
     /// every guest TLB invalidation by address flush the whole software TLB.
     pub stage2_blocks: bool,
+    /// `hv.disk=on|ro|off`: the VM has a disk, stored by the machine's
+    /// virtio-blk device whose serial is the VM's name (`vm1`); `ro`: read-only.
+    pub disk: Option<bool>,
+    /// `hv.diskirq=on|off`: disk requests complete on the physical device's
+    /// interrupt, while the guest runs (on), or are waited for at the
+    /// notification exit (off). See the README on the choice.
+    pub disk_interrupts: Option<bool>,
+    /// `hv.disksettle=US`: with `hv.diskirq=on`, how long a notification
+    /// waits for quick answers before it leaves the rest to the interrupt.
+    pub disk_settle_us: Option<u64>,
     /// Everything after ` -- `: the guest kernel's command line.
     pub guest_bootargs: String,
 }
@@ -607,6 +617,28 @@ fn apply_option_bytes(args: &mut HvArgs, word: &[u8]) -> Result<(), OptionError>
                 _ => return Err(BadValue),
             }
         }
+        b"disksettle" => {
+            args.disk_settle_us = Some(
+                parse_number(value)
+                    .filter(|us| *us <= 1_000_000)
+                    .ok_or(BadValue)?,
+            )
+        }
+        b"diskirq" => {
+            args.disk_interrupts = match value {
+                b"on" => Some(true),
+                b"off" => Some(false),
+                _ => return Err(BadValue),
+            }
+        }
+        b"disk" => {
+            args.disk = match value {
+                b"on" => Some(false),
+                b"ro" => Some(true),
+                b"off" => None,
+                _ => return Err(BadValue),
+            }
+        }
         _ => return Err(OptionError::Unknown),
     }
     Ok(())
@@ -766,7 +798,10 @@ fn write_guest_tree(spec: &GuestDtbSpec, w: &mut impl TreeSink) {
         w.begin_node_at("virtio_mmio", dev.base);
         w.property_string("compatible", "virtio,mmio");
         reg(w, dev.base, dev.size);
-        if let Some(cells) = spi_cells(dev, 1) {
+        // Level-sensitive, high: the emulated transport holds its line up
+        // while InterruptStatus has a bit set (until the driver's ACK), and
+        // the vGIC samples device lines as levels.
+        if let Some(cells) = spi_cells(dev, 4) {
             w.property_cells("interrupts", cells);
         }
         w.property_empty("dma-coherent");
@@ -1705,7 +1740,7 @@ mod proofs {
                 }
                 ("virtio_mmio", "interrupts") => {
                     let dev = &spec.virtio[self.virtio_nodes - 1];
-                    Value::cells([0, dev.irq.unwrap() - 32, 1])
+                    Value::cells([0, dev.irq.unwrap() - 32, 4])
                 }
                 ("chosen", "bootargs") => Value::string(&spec.bootargs),
                 ("chosen", "linux,initrd-start") => {

@@ -14,9 +14,11 @@ extern crate alloc;
 #[macro_use]
 pub mod verify;
 
+pub mod blk_device;
 pub mod boot_image;
 pub mod console;
 pub mod esr;
+pub mod exit_action;
 pub mod exit_stats;
 pub mod fdt_nops;
 pub mod fdt_writer;
@@ -26,6 +28,9 @@ pub mod hv_console;
 pub mod lazy_zero;
 pub mod log_limit;
 pub mod mmio;
+pub mod mmio_bus;
+pub mod net_device;
+pub mod net_switch;
 pub mod pl011;
 pub mod psci;
 pub mod sched;
@@ -38,5 +43,6 @@ pub mod vcpu_context;
 pub mod vgic;
 pub mod virtio_blk;
 pub mod virtio_mmio;
+pub mod virtq_driver;
 pub mod virtqueue;
 pub mod vm_spec;

@@ -41,10 +41,12 @@ pub enum Cause {
     AArch32,
     /// A PSCI call refused (CPU_ON of a running vCPU, bad entry point...).
     PsciRefused,
+    /// A virtio-blk request refused (bad request, buffers, or a disk error).
+    DiskRequestFailed,
 }
 
 /// Number of [`Cause`] variants.
-pub const CAUSES: usize = 10;
+pub const CAUSES: usize = 11;
 
 impl Cause {
     /// All causes, in counter order.
@@ -59,6 +61,7 @@ impl Cause {
         Cause::SError,
         Cause::AArch32,
         Cause::PsciRefused,
+        Cause::DiskRequestFailed,
     ];
 
     /// A short name for logs and statistics.
@@ -74,6 +77,7 @@ impl Cause {
             Cause::SError => "serror",
             Cause::AArch32 => "aarch32",
             Cause::PsciRefused => "psci-refused",
+            Cause::DiskRequestFailed => "disk-request-failed",
         }
     }
 }

@@ -140,6 +140,15 @@ fn read_header(readable: &[Buffer], mem: &(impl GuestMemory + ?Sized)) -> Option
     (filled == header.len()).then_some(header)
 }
 
+/// Whether `len` bytes from `sector` are whole sectors inside a disk of
+/// `capacity` sectors (without overflowing, whatever the guest wrote).
+fn whole_sectors_inside(sector: u64, len: u64, capacity: u64) -> bool {
+    len.is_multiple_of(SECTOR_SIZE)
+        && sector
+            .checked_add(len / SECTOR_SIZE)
+            .is_some_and(|end| end <= capacity)
+}
+
 /// Check a request chain for a disk of `capacity` sectors. `buffers` come
 /// from the virtqueue parser: inside guest memory, readable ones first.
 pub fn parse_request<const N: usize>(
@@ -190,13 +199,7 @@ pub fn parse_request<const N: usize>(
             status_addr,
         }))
     };
-    // Whether `len` bytes from `sector` are whole sectors inside the disk.
-    let inside = |len: u64| {
-        len.is_multiple_of(SECTOR_SIZE)
-            && sector
-                .checked_add(len / SECTOR_SIZE)
-                .is_some_and(|end| end <= capacity)
-    };
+    let inside = |len: u64| whole_sectors_inside(sector, len, capacity);
     match kind {
         T_IN if readable_len == 0 && inside(writable_len) => request(
             BlkOp::Read { sector },
@@ -512,6 +515,112 @@ mod proofs {
             cover!(matches!(result, Ok(Parsed::Refused { status: S_UNSUPP, .. })), "an unknown type");
             cover!(matches!(result, Ok(Parsed::Refused { status: S_IOERR, .. })), "a request refused");
             cover!(count >= 2 && chain[0].len < 16 && matches!(result, Ok(Parsed::Request(_))), "a header split across buffers");
+        }
+    }
+
+    proof! {
+        /// The sector arithmetic, for any header and disk: a request fits
+        /// exactly when it is whole sectors ending at or before the disk's
+        /// end (computed without overflow).
+        #[unwind(1)]
+        fn sector_bounds_never_overflow(src) {
+            let sector: u64 = src.any();
+            let len: u64 = src.any();
+            let capacity: u64 = src.any();
+            let fits = whole_sectors_inside(sector, len, capacity);
+            let exact = len.is_multiple_of(SECTOR_SIZE)
+                && u128::from(sector) + u128::from(len / SECTOR_SIZE) <= u128::from(capacity);
+            assert!(fits == exact);
+            cover!(fits && sector > 0 && len > 0, "a request inside the disk");
+            cover!(!fits && len.is_multiple_of(SECTOR_SIZE) && sector > capacity, "past the end");
+            cover!(!fits && sector.checked_add(len / SECTOR_SIZE).is_none(), "the end overflows");
+        }
+    }
+
+    proof! {
+        /// Cutting `skip_front` bytes off the front and `skip_back` off the
+        /// back of up to three buffers: the pieces lie inside their buffers,
+        /// keep their direction, are never empty, and add up to what is left.
+        #[unwind(4)]
+        fn carved_pieces_stay_inside_their_buffers(src) {
+            let mut buffers = [Buffer { addr: 0, len: 0, writable: false }; 3];
+            let count = src.below(4) as usize;
+            for b in buffers.iter_mut().take(count) {
+                *b = Buffer { addr: src.below(1 << 48), len: src.any(), writable: src.any() };
+            }
+            let buffers = &buffers[..count];
+            let total: u64 = buffers.iter().map(|b| u64::from(b.len)).sum();
+            let skip_front = src.below(total + 1);
+            let skip_back = src.below(total + 1);
+            let (pieces, n, len) = carve::<3>(buffers, skip_front, skip_back);
+            assert!(n <= 3);
+            assert!(len == total.saturating_sub(skip_back).saturating_sub(skip_front));
+            let mut sum = 0u64;
+            for piece in &pieces[..n] {
+                assert!(piece.len > 0);
+                sum += u64::from(piece.len);
+                assert!(buffers.iter().any(|b| b.writable == piece.writable
+                    && piece.addr >= b.addr
+                    && piece.addr + u64::from(piece.len) <= b.addr + u64::from(b.len)));
+            }
+            assert!(sum == len);
+            cover!(n == 3 && skip_front > 0 && skip_back > 0, "three pieces, both ends cut");
+            cover!(n == 0 && total > 0, "everything cut away");
+        }
+    }
+
+    proof! {
+        /// The answer to a request framed as drivers frame it (header,
+        /// data, status), for any header, data length and direction, disk
+        /// size and read-only flag, is the one virtio 5.2.6 gives: reads
+        /// and writes only of whole sectors inside the disk, no write to a
+        /// read-only disk, a flush without data, GET_ID into a writable
+        /// buffer, UNSUPP for an unknown type, IOERR otherwise.
+        #[unwind(17)]
+        fn answers_follow_the_spec(src) {
+            let kind: u32 = if src.any() { [T_IN, T_OUT, T_FLUSH, T_GET_ID][src.below(4) as usize] } else { src.any() };
+            let sector: u64 = if src.any() { src.below(4) } else { src.any() };
+            let mut header = [0u8; 16];
+            header[..4].copy_from_slice(&kind.to_le_bytes());
+            header[8..].copy_from_slice(&sector.to_le_bytes());
+            let mem = HeaderMemory(header);
+            let data_len = if src.any() { SECTOR_SIZE * src.below(3) } else { src.below(0x400) };
+            let data_writable: bool = src.any();
+            let chain = [
+                Buffer { addr: BASE, len: HEADER_LEN as u32, writable: false },
+                Buffer { addr: BASE + 0x100, len: data_len as u32, writable: data_writable },
+                Buffer { addr: BASE + 0x800, len: 1, writable: true },
+            ];
+            let capacity: u64 = if src.any() { src.below(8) } else { src.any() };
+            let read_only: bool = src.any();
+            let result = parse_request::<3>(&chain, &mem, capacity, read_only);
+            let fits = whole_sectors_inside(sector, data_len, capacity);
+            let no_data = data_len == 0;
+            let expected = match kind {
+                T_IN if (data_writable || no_data) && fits => Some(BlkOp::Read { sector }),
+                T_OUT if (!data_writable || no_data) && fits && !read_only => Some(BlkOp::Write { sector }),
+                T_FLUSH if no_data => Some(BlkOp::Flush),
+                T_GET_ID if data_writable && !no_data => Some(BlkOp::GetId),
+                _ => None,
+            };
+            match (result, expected) {
+                (Ok(Parsed::Request(r)), Some(op)) => {
+                    assert!(r.op == op);
+                    assert!(r.status_addr == BASE + 0x800);
+                    let want = if op == BlkOp::GetId { data_len.min(ID_BYTES) } else { data_len };
+                    assert!(r.data_len == want);
+                    cover!(matches!(op, BlkOp::Write { .. }) && data_len > 0, "a write accepted");
+                    cover!(matches!(op, BlkOp::Read { .. }) && data_len > 0, "a read accepted");
+                }
+                (Ok(Parsed::Refused { status, status_addr }), None) => {
+                    assert!(status_addr == BASE + 0x800);
+                    let known = matches!(kind, T_IN | T_OUT | T_FLUSH | T_GET_ID);
+                    assert!(status == if known { S_IOERR } else { S_UNSUPP });
+                    cover!(known && kind == T_OUT && read_only && fits, "a write to a read-only disk refused");
+                    cover!(!known, "an unknown type");
+                }
+                _ => panic!("the parser's answer differs from the specification's"),
+            }
         }
     }
 }

@@ -32,6 +32,22 @@ pub mod status {
 /// VIRTIO_F_VERSION_1: the device is a modern (1.x) device.
 const FEATURE_VERSION_1: u64 = 1 << 32;
 
+/// A read of `size` bytes at `offset` of a device's configuration fields
+/// laid out in `fields` (little-endian; 0 beyond them).
+pub fn config_bytes(fields: &[u8], offset: u64, size: u8) -> u64 {
+    let mut value = 0u64;
+    for k in (0..u64::from(size)).rev() {
+        let byte = offset
+            .checked_add(k)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| fields.get(at))
+            .copied()
+            .unwrap_or(0);
+        value = value << 8 | u64::from(byte);
+    }
+    value
+}
+
 /// What a concrete device does with its queues.
 pub trait VirtioBackend {
     /// Virtio device ID (e.g. 4 = entropy source).
@@ -46,6 +62,26 @@ pub trait VirtioBackend {
         queue: &mut SplitQueue,
         mem: &mut dyn GuestMemory,
     ) -> Result<bool, crate::virtqueue::QueueError>;
+    /// Read `size` bytes at `offset` of the device configuration space
+    /// (little-endian; 0 where the device has nothing).
+    fn config_read(&self, offset: u64, size: u8) -> u64 {
+        let _ = (offset, size);
+        0
+    }
+    /// Work the backend finished outside a notification (e.g. on a
+    /// physical device's interrupt) for live queue `index`. Returns whether
+    /// the used ring changed, as [`VirtioBackend::notify`].
+    fn poll(
+        &mut self,
+        index: usize,
+        queue: &mut SplitQueue,
+        mem: &mut dyn GuestMemory,
+    ) -> Result<bool, crate::virtqueue::QueueError> {
+        let _ = (index, queue, mem);
+        Ok(false)
+    }
+    /// The device is reset: drop (after waiting for) any work in flight.
+    fn reset(&mut self) {}
 }
 
 /// A backend that does nothing with notifications (used to measure the
@@ -157,8 +193,10 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         self.status
     }
 
-    /// Device reset (the driver wrote 0 to Status): everything but the backend.
-    fn reset(&mut self) {
+    /// Device reset (the driver wrote 0 to Status, or the VM restarts):
+    /// everything but the backend.
+    pub fn reset(&mut self) {
+        self.backend.reset();
         self.status = 0;
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
@@ -177,6 +215,52 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         self.status |= status::NEEDS_RESET;
     }
 
+    /// Let the backend answer what it finished outside a notification
+    /// (see [`VirtioBackend::poll`]); returns the interrupt change.
+    pub fn poll_backend(&mut self, mem: &mut dyn GuestMemory) -> Effects {
+        let mut effects = Effects { interrupt: None };
+        for index in 0..MAX_QUEUES {
+            let polled = self.with_queue(index, mem, |backend, queue, mem| {
+                backend.poll(index, queue, mem)
+            });
+            effects.interrupt = effects.interrupt.or(polled.interrupt);
+        }
+        effects
+    }
+
+    /// Work on live queue `index` outside a notification (e.g. deliver a
+    /// received frame): `work` gets the backend, the queue and the RAM and
+    /// says whether the used ring changed; the interrupt follows. Nothing
+    /// happens while the driver has not set DRIVER_OK or the device needs
+    /// a reset.
+    pub fn with_queue(
+        &mut self,
+        index: usize,
+        mem: &mut dyn GuestMemory,
+        work: impl FnOnce(
+            &mut B,
+            &mut SplitQueue,
+            &mut dyn GuestMemory,
+        ) -> Result<bool, crate::virtqueue::QueueError>,
+    ) -> Effects {
+        let mut effects = Effects { interrupt: None };
+        if self.status & status::DRIVER_OK == 0 || self.status & status::NEEDS_RESET != 0 {
+            return effects;
+        }
+        let Some(queue) = self.live.get_mut(index).and_then(Option::as_mut) else {
+            return effects;
+        };
+        match work(&mut self.backend, queue, mem) {
+            Ok(true) => {
+                self.interrupt_status |= 1;
+                effects.interrupt = Some(true);
+            }
+            Ok(false) => {}
+            Err(_) => self.needs_reset(),
+        }
+        effects
+    }
+
     /// One access by the driver; `mem` is the VM's RAM (for queue setup and notifications).
     pub fn access(
         &mut self,
@@ -187,13 +271,17 @@ impl<B: VirtioBackend> VirtioMmio<B> {
         mem: &mut dyn GuestMemory,
     ) -> (MmioOutcome, Effects) {
         let none = Effects { interrupt: None };
-        // Device configuration space is byte-addressable; this transport has none.
+        // Device configuration space is byte-addressable (virtio 4.2.2.2):
+        // the backend answers reads; no device here has writable fields.
         if offset >= reg::CONFIG {
+            if !matches!(size, 1 | 2 | 4 | 8) || !offset.is_multiple_of(u64::from(size)) {
+                return (MmioOutcome::Abort, none);
+            }
             return (
                 if write {
                     MmioOutcome::Written
                 } else {
-                    MmioOutcome::Read(0)
+                    MmioOutcome::Read(self.backend.config_read(offset - reg::CONFIG, size))
                 },
                 none,
             );
@@ -464,7 +552,10 @@ mod proofs {
                 let notified = d.backend.notifications;
                 let (outcome, _) = d.access(offset, size, write, value, &mut mem);
                 let is_register = offset < reg::CONFIG;
-                assert_eq!(outcome == MmioOutcome::Abort, is_register && (size != 4 || offset % 4 != 0));
+                // Registers are 32-bit words; configuration fields are read
+                // naturally aligned, at any width.
+                let misaligned = if is_register { size != 4 || offset % 4 != 0 } else { offset % u64::from(size) != 0 };
+                assert_eq!(outcome == MmioOutcome::Abort, misaligned);
                 let reset = write && offset == reg::STATUS && size == 4 && value & 0xffff_ffff == 0;
                 if reset {
                     assert_eq!(d.status(), 0);

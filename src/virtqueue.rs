@@ -16,6 +16,16 @@ pub trait GuestMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
     /// Write `data` at `addr`; `false` if outside RAM.
     fn write(&mut self, addr: u64, data: &[u8]) -> bool;
+    /// The host-physical address of guest address `addr`, for a physical
+    /// device to read or write: valid up to the end of `addr`'s 4 KiB page
+    /// and no further (guest RAM need not be contiguous in host memory). The
+    /// page is made ready first (zeroed, mapped), as if the guest had
+    /// touched it. `None` outside the VM's RAM, or where there is no host
+    /// memory behind it (the default: memory models without one).
+    fn dma_address(&mut self, addr: u64) -> Option<u64> {
+        let _ = addr;
+        None
+    }
 }
 
 /// Largest queue size the virtio specification allows for split queues.
@@ -47,6 +57,9 @@ pub enum QueueError {
     ReadableAfterWritable,
     /// Indirect table inside an indirect table, malformed length, or INDIRECT combined with NEXT.
     BadIndirect,
+    /// The device cannot answer the request (e.g. no writable byte for a
+    /// block request's status).
+    Unanswerable,
 }
 
 /// One guest buffer of a chain.
@@ -306,7 +319,15 @@ impl GuestMemory for FlatMemory {
         self.bytes[at..at + data.len()].copy_from_slice(data);
         true
     }
+    /// Tests stand in a host address that is the guest address plus
+    /// [`FLAT_DMA_OFFSET`].
+    fn dma_address(&mut self, addr: u64) -> Option<u64> {
+        self.contains(addr, 1).then_some(addr + FLAT_DMA_OFFSET)
+    }
 }
+
+/// Where [`FlatMemory`] says its bytes are for a device (tests).
+pub const FLAT_DMA_OFFSET: u64 = 0x10_0000_0000;
 
 #[cfg(test)]
 mod tests {

@@ -16,13 +16,17 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Install what a fresh Debian 12 machine lacks: QEMU for aarch64, cpio for
-# the initramfs, and the bare-metal aarch64 Rust target.
+# Install what a fresh Debian 12 machine lacks: QEMU for aarch64 and its
+# image tools, cpio for the initramfs, e2fsprogs for disk images, and the
+# bare-metal aarch64 Rust target.
 ensure_dependencies() {
     local missing=()
     command -v "$QEMU" >/dev/null || missing+=(qemu-system-arm)
     command -v cpio >/dev/null || missing+=(cpio)
     command -v python3 >/dev/null || missing+=(python3)
+    # Disk images: qemu-img (qcow2), mkfs.ext4/debugfs/e2fsck (tools/mkdisk, tests).
+    command -v qemu-img >/dev/null || missing+=(qemu-utils)
+    command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         as_root apt-get update -qq

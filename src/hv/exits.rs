@@ -1,25 +1,29 @@
 //! VM exit handlers, entered from the vector table with the guest's
-//! registers saved. Each decodes the exit with the core, performs the
-//! effect, and returns to the guest (the vector code restores and ERETs).
+//! registers saved. Each decodes the exit with the core and emulates it;
+//! what the exit means for the vCPU (resume, wait, yield, a scheduling
+//! point, off, parked) is an [`ExitAction`] that the exit entry hands to
+//! the run loop ([`run_loop::finish_exit`]), the one place that switches
+//! vCPUs, waits or parks. Then the vector code restores and ERETs.
 
 use hv_arch::boot::GuestRegs;
-use hv_arch::{cpu, read_sysreg};
+use hv_arch::read_sysreg;
 use hvcore::esr::{
     data_fault_status, decode_data_abort, decode_sysreg, decode_wfx, exception_class,
     mmio_load_value, mmio_store_value, reg_value, set_reg, DecodeError, ExceptionClass,
     FaultStatus, MmioAccess, WfxKind,
 };
+use hvcore::exit_action::ExitAction;
 use hvcore::exit_stats::ExitCause;
 use hvcore::log_limit::Cause;
 use hvcore::mmio::MmioOutcome;
 use hvcore::sysreg::SysRegOutcome;
 use hvcore::trapped_insn::trapped_instruction_step;
-use hvcore::vgic::MmioResult;
 
+use super::devices::Width;
 use super::el1_regs::HardwareEl1;
+use super::irq;
 use super::vcpu::{self, Vcpu};
-use super::vm::EmulatedDevice;
-use super::{hypercall, inject, irq, timeshare};
+use super::{hypercall, inject, run_loop};
 
 /// Synchronous exception from the guest (EL1/EL0).
 ///
@@ -39,7 +43,7 @@ extern "C" fn hv_lower_sync(regs: &mut GuestRegs) {
         ExceptionClass::Hvc64 => handle_hvc(vcpu, regs),
         ExceptionClass::Smc64 => handle_smc(vcpu, regs),
         ExceptionClass::SysReg64 => handle_sysreg(vcpu, regs, esr),
-        ExceptionClass::Wfx => handle_wfx_exit(vcpu, esr),
+        ExceptionClass::Wfx => wfx_exit(vcpu, regs, esr),
         ExceptionClass::DataAbortLower => handle_data_abort(vcpu, regs, esr),
         ExceptionClass::InstAbortLower => handle_instruction_abort(vcpu),
         other => handle_unknown(vcpu, other, esr),
@@ -64,7 +68,7 @@ fn handle_hvc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     vcpu.count(ExitCause::Hvc);
     // ELR_EL2 already points past the HVC.
     if !hypercall::handle_fast(vcpu, regs) {
-        handle_psci(vcpu, regs);
+        psci_exit(vcpu, regs);
     }
 }
 
@@ -74,13 +78,16 @@ fn handle_smc(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     // A trapped SMC returns to the SMC itself: step over it.
     inject::skip_instruction();
     if !hypercall::handle_fast(vcpu, regs) {
-        handle_psci(vcpu, regs);
+        psci_exit(vcpu, regs);
     }
 }
 
+/// A PSCI call (the fast path did not answer it): it may turn the vCPU
+/// off or stop its VM.
 #[inline(never)]
-fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
-    with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+fn psci_exit(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+    let action = with_vgic_synced(vcpu, |vcpu| hypercall::handle_psci(vcpu, regs));
+    run_loop::finish_exit(vcpu, regs, action);
 }
 
 #[cold]
@@ -119,10 +126,11 @@ fn handle_unknown(vcpu: &mut Vcpu, class: ExceptionClass, esr: u64) {
 
 /// Run `handler` with the vGIC model in step with this vCPU's list
 /// registers, and reload them afterwards.
-fn with_vgic_synced(vcpu: &mut Vcpu, handler: impl FnOnce(&mut Vcpu)) {
+fn with_vgic_synced<R>(vcpu: &mut Vcpu, handler: impl FnOnce(&mut Vcpu) -> R) -> R {
     irq::sync_list_registers(vcpu);
-    handler(vcpu);
+    let result = handler(vcpu);
     irq::flush_list_registers(vcpu);
+    result
 }
 
 #[inline(never)]
@@ -160,12 +168,18 @@ fn handle_sysreg(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
 
 /// ICC_SGI1R_EL1 written. Out of line (as [`ptimer_written`]), so that the
 /// common sysreg traps do not pay for the vGIC paths' stack frame.
+/// Sync and the send under one hold of the vGIC lock (as a GIC register
+/// access); the other targets are kicked after. The send does not count as
+/// a change that needs a refill (`Vgic::changes`): an SGI to itself is
+/// loaded into the list registers here.
 #[inline(never)]
 fn send_sgi(vcpu: &mut Vcpu, value: u64) {
-    with_vgic_synced(vcpu, |vcpu| {
-        let targets = vcpu.vm.vgic.lock().send_sgi(vcpu.index, value);
-        irq::kick_all(vcpu.vm, vcpu.index, targets);
-    });
+    let index = vcpu.index;
+    let targets = irq::with_vgic_locked_synced(vcpu, |vgic| vgic.send_sgi(index, value));
+    if targets & (1 << index) != 0 {
+        irq::flush_list_registers(vcpu);
+    }
+    irq::kick_all(vcpu.vm, index, targets);
 }
 
 #[inline(never)]
@@ -173,35 +187,30 @@ fn ptimer_written(vcpu: &mut Vcpu) {
     with_vgic_synced(vcpu, irq::update_ptimer);
 }
 
+/// A WFI or WFE exit: the run loop waits, blocks or yields.
 #[inline(never)]
-fn handle_wfx_exit(vcpu: &mut Vcpu, esr: u64) {
-    if condition_failed(vcpu, esr) {
-        return;
-    }
-    if vcpu.shared {
-        return match decode_wfx(esr) {
-            WfxKind::Wfi | WfxKind::Wfit => timeshare::wait_for_interrupt(vcpu),
-            WfxKind::Wfe | WfxKind::Wfet => timeshare::yield_to_others(vcpu),
-        };
-    }
-    with_vgic_synced(vcpu, |vcpu| handle_wfx(vcpu, esr));
+fn wfx_exit(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
+    let action = handle_wfx(vcpu, esr);
+    run_loop::finish_exit(vcpu, regs, action);
 }
 
-fn handle_wfx(vcpu: &mut Vcpu, esr: u64) {
+/// WFI waits for an interrupt, WFE for another vCPU; either resumes after
+/// the instruction (whoever runs this vCPU next).
+fn handle_wfx(vcpu: &mut Vcpu, esr: u64) -> ExitAction {
+    if condition_failed(vcpu, esr) {
+        return ExitAction::Resume;
+    }
+    inject::skip_instruction();
     match decode_wfx(esr) {
         WfxKind::Wfi | WfxKind::Wfit => {
             vcpu.count(ExitCause::Wfi);
-            // An idle guest shows its unfinished console line (a prompt).
-            super::console::flush_guest(vcpu.vm.vmid);
-            // Block until something could wake the vCPU: a physical interrupt
-            // for this CPU (its timer, a kick from another vCPU, a device).
-            if !vcpu.vm.vgic.lock().has_pending(vcpu.index) {
-                cpu::wfi();
-            }
+            ExitAction::WaitForInterrupt
         }
-        WfxKind::Wfe | WfxKind::Wfet => vcpu.count(ExitCause::Wfe),
+        WfxKind::Wfe | WfxKind::Wfet => {
+            vcpu.count(ExitCause::Wfe);
+            ExitAction::Yield
+        }
     }
-    inject::skip_instruction();
 }
 
 #[inline(never)]
@@ -212,16 +221,14 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
         Ok(access) => access,
         Err(error) => return data_abort_not_decoded(vcpu, esr, far, error),
     };
-    let Some(device) = vcpu.vm.device_at(access.ipa) else {
+    // Nothing on the bus there (a hole between devices, or RAM not yet
+    // mapped): the cold path below decides.
+    let Some((device, offset)) = vcpu.vm.bus.lookup(access.ipa) else {
         return data_abort_refused(vcpu, access, far, None);
     };
     let store = mmio_store_value(&access, reg_value(&regs.x, access.reg));
-    let outcome = if device.needs_lr_sync(access.write) {
-        gic_access_synced(vcpu, device, access, store)
-    } else {
-        vcpu.vm
-            .mmio_access(vcpu.index, device, access.size, access.write, store)
-    };
+    let width = Width::of_size(access.size);
+    let outcome = device.access(vcpu, offset, width, access.write, store);
     match outcome {
         MmioOutcome::Read(raw) => {
             vcpu.count(ExitCause::MmioEmulated);
@@ -233,40 +240,6 @@ fn handle_data_abort(vcpu: &mut Vcpu, regs: &mut GuestRegs, esr: u64) {
             inject::skip_instruction();
         }
         outcome => data_abort_refused(vcpu, access, far, Some(outcome)),
-    }
-}
-
-/// A GIC register access that reads or changes list-register state: the
-/// model is synced first and the list registers refilled afterwards, under
-/// one hold of the vGIC lock.
-#[inline(never)]
-fn gic_access_synced(
-    vcpu: &mut Vcpu,
-    device: EmulatedDevice,
-    access: MmioAccess,
-    store: u64,
-) -> MmioOutcome {
-    let index = vcpu.index;
-    let (size, write) = (access.size, access.write);
-    // A read of pending or active state needs the list registers only
-    // while they hold something or the timer's line may have dropped;
-    // otherwise the model is exact and the read is like any other.
-    if !write && !irq::model_may_be_stale(vcpu) {
-        return vcpu.vm.mmio_access(index, device, size, write, store);
-    }
-    let result = irq::with_vgic_locked_synced(
-        vcpu,
-        #[inline(always)]
-        move |vgic| match device {
-            EmulatedDevice::GicDist(offset) => vgic.dist_access(index, offset, size, write, store),
-            EmulatedDevice::GicRedist(offset) => vgic.redist_access(offset, size, write, store),
-            _ => MmioResult::BadAccess,
-        },
-    );
-    match result {
-        MmioResult::Read(value) => MmioOutcome::Read(value),
-        MmioResult::Written => MmioOutcome::Written,
-        MmioResult::BadAccess => MmioOutcome::Abort,
     }
 }
 
@@ -339,14 +312,8 @@ extern "C" fn hv_lower_irq(regs: &mut GuestRegs) {
     let vcpu = vcpu::current();
     vcpu.count(ExitCause::Irq);
     irq::sync_list_registers(vcpu);
-    let refilled = irq::handle_physical(vcpu);
-    if vcpu.shared {
-        // A slice may be over, or a kick woke or started a vCPU here.
-        return timeshare::schedule(vcpu, regs);
-    }
-    if !refilled {
-        irq::flush_list_registers(vcpu);
-    }
+    let taken = irq::handle_physical(vcpu);
+    run_loop::finish_interrupt_exit(vcpu, regs, taken);
 }
 
 /// An SError from the guest: report it to the guest as a virtual SError would

@@ -3,6 +3,7 @@
 //! SMC Calling Convention requires.
 
 use hv_arch::boot::GuestRegs;
+use hvcore::exit_action::ExitAction;
 use hvcore::exit_stats::ExitCause;
 use hvcore::log_limit::Cause;
 use hvcore::psci::{self, PsciCall};
@@ -101,7 +102,7 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             }
             None => regs.x[0] = NOT_SUPPORTED,
         },
-        HV_CALL_TEST_PANIC if vcpu.vm.scratch.is_some() => {
+        HV_CALL_TEST_PANIC if vcpu.vm.test_device => {
             panic!(
                 "test panic requested by vm{} vcpu{}",
                 vcpu.vm.vmid, vcpu.index
@@ -111,8 +112,10 @@ fn handle_vendor(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     }
 }
 
-/// PSCI and SMCCC calls (x0..x3 in, results in x0); unknown IDs get NOT_SUPPORTED.
-pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
+/// PSCI and SMCCC calls (x0..x3 in, results in x0); unknown IDs get
+/// NOT_SUPPORTED. CPU_OFF, SYSTEM_OFF and SYSTEM_RESET do not return to
+/// the caller: their action says what becomes of the vCPU.
+pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> ExitAction {
     let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
     let result: i64 = match psci::decode(&args) {
         PsciCall::Version => psci::PSCI_VERSION_1_1 as i64,
@@ -122,7 +125,7 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
         // Standby: returning at once is a valid (if shallow) suspend.
         PsciCall::CpuSuspend { .. } => psci::SUCCESS,
         PsciCall::MigrateInfoType => 2, // no trusted OS that needs migrating
-        PsciCall::CpuOff => vcpu::stop_current(),
+        PsciCall::CpuOff => return ExitAction::TurnOff,
         PsciCall::CpuOn {
             target_mpidr,
             entry,
@@ -155,21 +158,22 @@ pub fn handle_psci(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
             .affinity_info(target_mpidr, lowest_level),
         PsciCall::SystemOff => {
             info!("vm{}: guest requested SYSTEM_OFF", vcpu.vm.vmid);
-            super::lifecycle::stop_vm(vcpu, "SYSTEM_OFF")
+            super::lifecycle::request_stop(vcpu.vm, "SYSTEM_OFF");
+            return ExitAction::Park;
         }
         PsciCall::SystemReset if super::lifecycle::vms().len() > 1 => {
             // One VM of several restarts alone; the others keep running.
             info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
             super::lifecycle::request_restart(vcpu.vm, "SYSTEM_RESET");
-            vcpu::stop_current()
+            return ExitAction::Park;
         }
         PsciCall::SystemReset => {
             info!("vm{}: guest requested SYSTEM_RESET", vcpu.vm.vmid);
-            super::print_exit_counters(vcpu.vm);
-            hv_arch::psci::system_reset()
+            return ExitAction::ResetMachine;
         }
         // Answered by handle_fast.
         PsciCall::Unknown(_) => psci::NOT_SUPPORTED,
     };
     regs.x[0] = result as u64;
+    ExitAction::Resume
 }

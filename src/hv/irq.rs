@@ -1,6 +1,8 @@
 //! Physical interrupts taken while a guest runs, and the list registers that
 //! deliver virtual ones.
 
+use core::sync::atomic::Ordering;
+
 use hv_arch::{gic, read_sysreg, write_sysreg};
 use hvcore::timer::ctl_asserts;
 use hvcore::vgic::{Refill, Vgic};
@@ -286,16 +288,39 @@ fn ptimer_level(vcpu: &mut Vcpu) {
     }
 }
 
-/// Handle every pending physical interrupt on this CPU. Returns whether the
-/// list registers were refilled after the last change it made to the vGIC
-/// (the common case: one forwarded timer interrupt, refilled under the same
-/// lock it was taken in), so the exit need not refill them again.
-pub fn handle_physical(vcpu: &mut Vcpu) -> bool {
+/// What taking a CPU's pending physical interrupts found: bit flags, so
+/// the exit's common case (refilled, on an owned CPU) is one bit test, as
+/// when this was a `bool` (an enum's compares were hoisted above it).
+#[derive(Clone, Copy)]
+pub struct Taken(u32);
+
+impl Taken {
+    const REFILLED: u32 = 1;
+    const VM_STOPPED: u32 = 2;
+
+    /// The list registers were refilled after the last change made to the
+    /// vGIC (the common case: one forwarded timer interrupt, refilled
+    /// under the same lock it was taken in), so the exit need not.
+    #[inline(always)]
+    pub fn refilled(self) -> bool {
+        self.0 & Self::REFILLED != 0
+    }
+
+    /// A kick or a console command said that the vCPU's VM was stopped:
+    /// the rest can wait, the vCPU parks.
+    #[inline(always)]
+    pub fn vm_stopped(self) -> bool {
+        self.0 & Self::VM_STOPPED != 0
+    }
+}
+
+/// Handle every pending physical interrupt on this CPU.
+pub fn handle_physical(vcpu: &mut Vcpu) -> Taken {
     let mut refilled = false;
     loop {
         let intid = gic::acknowledge();
         if intid >= gic::SPURIOUS {
-            return refilled;
+            return Taken(u32::from(refilled));
         }
         refilled = false;
         // EOImode=1: this only drops the running priority.
@@ -323,7 +348,9 @@ pub fn handle_physical(vcpu: &mut Vcpu) -> bool {
             super::console::receive_input();
             gic::deactivate(intid);
             // A console command may have stopped this very VM.
-            super::lifecycle::park_if_stopped(vcpu);
+            if vcpu.vm.stopped.load(Ordering::Acquire) {
+                return Taken(Taken::VM_STOPPED);
+            }
         } else if intid == MAINTENANCE_INTID {
             // A level signal from the list registers and ICH_HCR_EL2 (an
             // underflow, or a level interrupt's EOI). It stays asserted
@@ -342,7 +369,22 @@ pub fn handle_physical(vcpu: &mut Vcpu) -> bool {
             // Here to make us exit (list registers are refreshed on the way
             // out), or to stop: the VM was powered off elsewhere.
             gic::deactivate(intid);
-            super::lifecycle::park_if_stopped(vcpu);
+            if vcpu.vm.stopped.load(Ordering::Acquire) {
+                return Taken(Taken::VM_STOPPED);
+            }
+        } else if let Some(vm) = super::disk_of_irq(intid) {
+            // A physical disk finished requests (of any VM: the device's
+            // VM, not necessarily this vCPU's).
+            // On an owned CPU the list registers are flushed at the end of
+            // this exit: the loaded vCPU needs no kick. (A time-shared CPU
+            // may switch first: kick.)
+            let loaded = if vcpu.shared {
+                (core::ptr::null(), usize::MAX)
+            } else {
+                (vcpu.vm as *const Vm, vcpu.index)
+            };
+            vm.disk_interrupt(loaded);
+            gic::deactivate(intid);
         } else {
             warn!("unexpected physical interrupt {intid}");
             gic::deactivate(intid);

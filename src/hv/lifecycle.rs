@@ -11,12 +11,14 @@ use hvcore::exit_stats::{ExitCause, ExitCounters};
 use log::info;
 use spin::Once;
 
-use super::vcpu::{self, Vcpu, COUNTERS};
+use super::vcpu::{self, COUNTERS};
 use super::vm::Vm;
 use super::KICK_SGI;
 
 static VMS: Once<Vec<&'static Vm>> = Once::new();
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// VMs between leaving RUNNING and printing their "stopped" line.
+static REPORTING_STOP: AtomicUsize = AtomicUsize::new(0);
 /// Index in [`vms`] of the VM console input goes to.
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 
@@ -76,13 +78,30 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
     if vm.stopped.swap(true, Ordering::AcqRel) {
         return false;
     }
-    let left = RUNNING.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+    // A VM stopping to restart still counts as running: the machine must
+    // not power off under it when the others stop meanwhile.
+    REPORTING_STOP.fetch_add(1, Ordering::AcqRel);
+    let left = if vm.restart_requested.load(Ordering::Acquire) {
+        RUNNING.load(Ordering::Acquire)
+    } else {
+        RUNNING.fetch_sub(1, Ordering::AcqRel).saturating_sub(1)
+    };
     info!(
         "VM '{}' stopped ({why}) after {} exits; {left} VM(s) still running",
         vm.name,
         vm_exits(vm)
     );
+    REPORTING_STOP.fetch_sub(1, Ordering::AcqRel);
     if left == 0 && !vm.restart_requested.load(Ordering::Acquire) {
+        // Another VM that stopped at the same moment on another CPU may
+        // not have printed its line yet: let it (a line takes microseconds;
+        // bounded all the same).
+        for _ in 0..1_000_000 {
+            if REPORTING_STOP.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
         super::print_exit_counters(vm);
         hv_arch::psci::system_off();
     }
@@ -107,8 +126,13 @@ pub fn request_stop(vm: &'static Vm, why: &str) -> bool {
 /// Stop `vm` (if it runs) and start it again from its images once every
 /// one of its vCPUs has parked.
 pub fn request_restart(vm: &'static Vm, why: &str) {
-    vm.restart_requested.store(true, Ordering::Release);
-    request_stop(vm, why);
+    if vm.restart_requested.swap(true, Ordering::AcqRel) {
+        return; // already restarting
+    }
+    if !request_stop(vm, why) {
+        // It had stopped before (and stopped counting as running).
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+    }
     restart_if_parked(vm);
 }
 
@@ -117,7 +141,9 @@ pub fn start(vm: &'static Vm) -> bool {
     if !vm.stopped.load(Ordering::Acquire) {
         return false;
     }
-    vm.restart_requested.store(true, Ordering::Release);
+    if !vm.restart_requested.swap(true, Ordering::AcqRel) {
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+    }
     restart_if_parked(vm);
     true
 }
@@ -139,31 +165,9 @@ pub fn restart_if_parked(vm: &'static Vm) {
         hv_arch::psci::system_reset();
     }
     vm.reset();
-    RUNNING.fetch_add(1, Ordering::AcqRel);
     vm.stopped.store(false, Ordering::Release);
     info!("VM '{}' restarted from its images", vm.name);
     vcpu::request_start(vm, 0, vm.entry_ipa, vm.dtb_ipa);
-}
-
-/// The VM of `vcpu` powered itself off: stop it and park this vCPU.
-pub fn stop_vm(vcpu: &mut Vcpu, why: &str) -> ! {
-    request_stop(vcpu.vm, why);
-    vcpu::stop_current()
-}
-
-/// Park this vCPU if its VM was stopped (by another of its vCPUs, or from
-/// the hypervisor console).
-#[inline]
-pub fn park_if_stopped(vcpu: &mut Vcpu) {
-    if vcpu.vm.stopped.load(Ordering::Acquire) {
-        park();
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn park() -> ! {
-    vcpu::stop_current()
 }
 
 /// Exits of `vm` so far for `cause`, over its vCPUs.

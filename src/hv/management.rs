@@ -122,4 +122,5 @@ fn stats(vm: &Vm) {
         vm.name,
         counts.iter().sum::<u64>()
     ));
+    super::print_device_counters(vm);
 }

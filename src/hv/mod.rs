@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod guest_log;
 mod console;
+mod devices;
 mod el1_regs;
 mod exits;
 mod heap;
@@ -14,7 +15,10 @@ mod lock;
 mod logger;
 mod management;
 mod memory;
+mod net;
 mod percpu;
+mod phys_blk;
+mod run_loop;
 mod timeshare;
 mod vcpu;
 mod vm;
@@ -156,14 +160,44 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
     vcpu::ID_REGISTERS.call_once(|| IdRegisters::sanitize(&read_id_registers()));
 
     let cntvoff = read_sysreg!("CNTPCT_EL0");
+    // The machine's virtio-blk devices, started only when a VM has a disk.
+    let mut disks = if specs.iter().any(|s| s.disk.is_some()) {
+        phys_blk::probe(&host.virtio_mmio)
+    } else {
+        alloc::vec::Vec::new()
+    };
     let mut vms: alloc::vec::Vec<&'static Vm> = alloc::vec::Vec::new();
     for (i, spec) in specs.iter().enumerate() {
+        let disk = match &spec.disk {
+            None => None,
+            Some(wanted) => {
+                let at = disks.iter().position(|d| d.serial == wanted.serial).ok_or_else(|| {
+                    alloc::format!(
+                        "configuration: VM '{}', disk: no virtio-blk device with serial '{}' on the machine (tools/run attaches one per configured disk file)",
+                        spec.name, wanted.serial
+                    )
+                })?;
+                let mut disk = disks.swap_remove(at);
+                if wanted.read_only {
+                    disk.set_read_only();
+                }
+                if args.disk_interrupts.unwrap_or(DISK_INTERRUPTS_BY_DEFAULT)
+                    && !disk.interrupt_when_done(args.disk_settle_us.unwrap_or(DISK_SETTLE_US))
+                {
+                    log::warn!(
+                        "VM '{}': its disk has no interrupt; requests are waited for",
+                        spec.name
+                    );
+                }
+                Some(disk)
+            }
+        };
         let vmid = u16::try_from(i + 1).map_err(|_| "too many VMs")?;
         // A lone VM may run its kernel where the loader put it (restarting
         // it resets the machine, which reloads the images).
         let reserved = [hypervisor, host_tree];
         let in_place_clear_of = (specs.len() == 1).then_some(&reserved[..]);
-        let vm = Vm::create(vmid, &host, &args, spec, cntvoff, in_place_clear_of)
+        let vm = Vm::create(vmid, &host, &args, spec, cntvoff, in_place_clear_of, disk)
             .map_err(|e| alloc::format!("VM '{}': {e}", spec.name))?;
         vms.push(Box::leak(Box::new(vm)));
     }
@@ -173,6 +207,17 @@ fn boot(dtb_pa: u64) -> Result<(), alloc::string::String> {
             console::set_tag(vm.vmid, &vm.name);
         }
     }
+    // Disks whose requests complete on their device's interrupt: it goes
+    // to the CPU of the VM's first vCPU.
+    let disk_irqs: alloc::vec::Vec<(u32, &'static Vm)> = vms
+        .iter()
+        .filter_map(|&vm| vm.disk_irq().map(|irq| (irq, vm)))
+        .collect();
+    for &(irq, vm) in &disk_irqs {
+        gic::enable_spi(irq, vm.cpu_of(0) as u64);
+    }
+    DISK_IRQS.call_once(|| disk_irqs);
+    net::init(&vms);
     timeshare::place(&vms)?;
     lifecycle::register(vms.clone());
     // From here on the physical UART is the hypervisor's: each VM gets an
@@ -211,6 +256,26 @@ extern "C" fn hv_secondary_main(cpu_index: usize) -> ! {
     }
     info!("cpu{cpu_index} online");
     vcpu::wait_for_start()
+}
+
+/// Whether disk requests complete on the physical device's interrupt
+/// unless `hv.diskirq` says otherwise (README: "Where disk requests run").
+const DISK_INTERRUPTS_BY_DEFAULT: bool = true;
+
+/// How long a notification waits for quick answers before it leaves the
+/// rest to the disk's interrupt, unless `hv.disksettle` says otherwise.
+const DISK_SETTLE_US: u64 = 0;
+
+/// Physical interrupts of the devices storing VM disks, and their VMs.
+static DISK_IRQS: spin::Once<alloc::vec::Vec<(u32, &'static Vm)>> = spin::Once::new();
+
+/// The VM whose disk's device raises physical interrupt `intid`.
+pub fn disk_of_irq(intid: u32) -> Option<&'static Vm> {
+    DISK_IRQS
+        .get()?
+        .iter()
+        .find(|(irq, _)| *irq == intid)
+        .map(|(_, vm)| *vm)
 }
 
 fn read_id_registers() -> HwIdValues {
@@ -281,6 +346,44 @@ pub fn print_exit_counters(vm: &Vm) {
     logger::print_raw(format_args!(
         "[hv] console: tx-dropped={dropped} guest-lines-escaped={escaped}\n"
     ));
+    for vm in lifecycle::vms() {
+        print_device_counters(vm);
+    }
+}
+
+/// A VM's NIC and disk counters (`[hv] net vmN: ...`, `[hv] disk vmN:
+/// ...`), at power-off and for the console's `stats`.
+pub fn print_device_counters(vm: &Vm) {
+    if let (Some(c), Some(p)) = (vm.net_statistics(), net::port_counters(vm)) {
+        logger::print_raw(format_args!(
+            "[hv] net vm{}: tx={} tx-bad={} rx={} rx-dropped={} switched={} flooded={} spoofed={} bad-length={} over-budget={}\n",
+            vm.vmid,
+            c.tx_frames,
+            c.tx_bad,
+            c.rx_frames,
+            c.rx_dropped,
+            p.sent,
+            p.flooded,
+            p.dropped_spoofed,
+            p.dropped_length,
+            p.dropped_budget
+        ));
+    }
+    if let Some((c, device_us)) = vm.disk_statistics() {
+        logger::print_raw(format_args!(
+            "[hv] disk vm{}: reads={} writes={} flushes={} read-kib={} written-kib={} refused={} disk-errors={} accesses={} interrupts={} device-us={device_us}\n",
+            vm.vmid,
+            c.reads,
+            c.writes,
+            c.flushes,
+            c.bytes_read >> 10,
+            c.bytes_written >> 10,
+            c.refused,
+            c.disk_errors,
+            c.accesses,
+            c.interrupts
+        ));
+    }
 }
 
 #[panic_handler]

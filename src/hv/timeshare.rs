@@ -31,7 +31,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hv_arch::boot::{enter_guest, guest_regs, GuestRegs};
 use hv_arch::fpsimd;
 use hv_arch::{cpu, gic, read_sysreg, write_sysreg, MAX_CPUS};
-use hvcore::exit_stats::ExitCause;
 use hvcore::sched::{RunQueue, SlotState, MAX_SLOTS};
 use hvcore::vcpu_context::{El1Reg, PowerWord, PtimerState, VtimerState};
 use spin::Once;
@@ -39,7 +38,7 @@ use spin::Once;
 use super::percpu::PerCpu;
 use super::vcpu::{self, Vcpu};
 use super::vm::{Vm, VTIMER_INTID};
-use super::{inject, irq, KICK_SGI};
+use super::{irq, KICK_SGI};
 
 /// How long a vCPU keeps its CPU while others wait, in milliseconds.
 const SLICE_MS: u64 = 2;
@@ -339,25 +338,14 @@ pub fn schedule(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     }
 }
 
-/// The guest registers of the exit being handled on CPU `pcpu`, for the
-/// WFI and WFE handlers, whose callers do not pass them on.
-fn exit_regs(pcpu: usize) -> &'static mut GuestRegs {
-    // SAFETY: this CPU's save area, holding the guest registers of the exit
-    // being handled; the exit's own reference to it is not used while this
-    // one lives (the WFI/WFE handlers do not touch general registers).
-    unsafe { &mut *guest_regs(pcpu) }
-}
-
-/// A WFI on a time-shared CPU. With an interrupt pending the vCPU goes on;
-/// otherwise it blocks, and another vCPU runs or the CPU waits (in WFI, the
-/// blocked vCPU still loaded so its own timer can fire) until something
-/// here can run.
-pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
+/// A WFI on a time-shared CPU (the exit's handler stepped over it, so
+/// whoever runs this vCPU next resumes it after the WFI). With an
+/// interrupt pending the vCPU goes on; otherwise it blocks, and another
+/// vCPU runs or the CPU waits (in WFI, the blocked vCPU still loaded so its
+/// own timer can fire) until something here can run. True if, while it
+/// waited, its VM was stopped: the caller parks it.
+pub fn block(vcpu: &mut Vcpu, regs: &mut GuestRegs) -> bool {
     let pcpu = cpu::current_index();
-    let regs = exit_regs(pcpu);
-    vcpu.count(ExitCause::Wfi);
-    // Whoever runs this vCPU next resumes it after the WFI.
-    inject::skip_instruction();
     irq::sync_list_registers(vcpu);
     super::console::flush_guest(vcpu.vm.vmid);
     let slot = vcpu.slot;
@@ -384,7 +372,7 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
                     q.since = now();
                     q.slice_start = q.since;
                     rearm(switch(vcpu, regs, next));
-                    return;
+                    return false;
                 }
                 Some(_) => {}
                 None => {}
@@ -392,7 +380,9 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
             rearm(vcpu);
             cpu::wfi();
             // The loaded vCPU's own interrupts, kicks, timers, console input.
-            irq::handle_physical(vcpu);
+            if irq::handle_physical(vcpu).vm_stopped() {
+                return true;
+            }
             let q = QUEUES.current();
             // Time spent waiting is nobody's.
             q.since = now();
@@ -403,15 +393,14 @@ pub fn wait_for_interrupt(vcpu: &mut Vcpu) {
     }
     irq::flush_list_registers(vcpu);
     rearm(vcpu);
+    false
 }
 
 /// A WFE on a time-shared CPU: the vCPU waits for another to do something
 /// (release a lock, SEV), so the runnable vCPU here that has run least gets
 /// the CPU now; the waiter stays runnable. With nobody else to run, WFE
 /// completes at once (as WFE may).
-pub fn yield_to_others(vcpu: &mut Vcpu) {
-    vcpu.count(ExitCause::Wfe);
-    inject::skip_instruction();
+pub fn yield_to_others(vcpu: &mut Vcpu, regs: &mut GuestRegs) {
     let pcpu = cpu::current_index();
     let now = now();
     let next = {
@@ -421,7 +410,6 @@ pub fn yield_to_others(vcpu: &mut Vcpu) {
     };
     if let Some(next) = next.filter(|&next| parked(next).is_some()) {
         QUEUES.current().slice_start = now;
-        let regs = exit_regs(pcpu);
         rearm(switch(vcpu, regs, next));
     }
 }

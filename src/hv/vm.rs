@@ -15,17 +15,18 @@ use hvcore::frame_alloc::FRAME_SIZE;
 use hvcore::guest_config::{build_guest_dtb, guest_seeds, Device, GuestDtbSpec, HostInfo, HvArgs};
 use hvcore::lazy_zero::{Chunk, LazilyZeroed};
 use hvcore::log_limit::LogLimiter;
-use hvcore::mmio::{MmioDevice, MmioOutcome, ScratchDevice, SCRATCH_SIZE};
+use hvcore::mmio::SCRATCH_SIZE;
 use hvcore::pl011::{Pl011, PL011_SIZE};
 use hvcore::psci::{PowerState, VcpuPower};
 use hvcore::stage2::{MemAttr, Perms, Stage2, Stage2Error};
-use hvcore::vgic::{MmioResult, Vgic};
-use hvcore::virtio_mmio::{NullBackend, VirtioMmio};
+use hvcore::vgic::Vgic;
 use hvcore::virtqueue::GuestMemory;
 use hvcore::vm_spec::{nth_set_bit, Module, VmSpec};
 use log::info;
 
+use super::devices::{self, Bus};
 use super::memory::{copy_to_guest, frames, FrameTableMemory, HostScrubber};
+use super::phys_blk::PhysBlk;
 
 /// Guest-physical layout, the same as QEMU virt's so guests need no surprises.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -36,17 +37,14 @@ pub const SCRATCH_IPA: u64 = 0x0B00_0000;
 /// The test VM's virtio-mmio device (QEMU virt's first virtio-mmio slot).
 pub const VIRTIO_IPA: u64 = 0x0A00_0000;
 pub const VIRTIO_SIZE: u64 = 0x200;
-// `Vm::device_at` finds a window by its 16 MiB region.
-const _: () = assert!(
-    GICD_IPA >> 24 == 0x08
-        && (GICR_IPA + GICR_FRAME_SIZE * hvcore::vgic::MAX_VCPUS as u64 - 1) >> 24 == 0x08
-        && VIRTIO_IPA >> 24 == 0x0a
-        && (VIRTIO_IPA + VIRTIO_SIZE - 1) >> 24 == 0x0a
-        && SCRATCH_IPA >> 24 == 0x0b
-        && (SCRATCH_IPA + SCRATCH_SIZE - 1) >> 24 == 0x0b
-);
 /// Its interrupt: SPI 16, as QEMU virt wires its first virtio-mmio slot.
 pub const VIRTIO_INTID: u32 = 48;
+/// A VM's disk: the second virtio-mmio slot, and its interrupt (SPI 17).
+pub const BLK_IPA: u64 = VIRTIO_IPA + VIRTIO_SIZE;
+pub const BLK_INTID: u32 = 49;
+/// A VM's network card: the third virtio-mmio slot, SPI 18.
+pub const NET_IPA: u64 = BLK_IPA + VIRTIO_SIZE;
+pub const NET_INTID: u32 = 50;
 pub const RAM_IPA: u64 = 0x4000_0000;
 
 /// Interrupts the hypervisor forwards with the list-register HW bit.
@@ -80,21 +78,25 @@ pub struct Vm {
     /// around the 64 KiB EL2 boot stack inside `Vm` (that overflowed).
     pub vgic: Mutex<Box<Vgic>>,
     pub power: Mutex<VcpuPower>,
-    pub scratch: Option<Mutex<ScratchDevice>>,
-    /// A virtio-mmio transport with a backend that does no work (test VMs),
-    /// for measuring and testing the notification path.
-    pub virtio: Option<Mutex<VirtioMmio<NullBackend>>>,
+    /// The emulated MMIO devices by guest-physical range (see `devices`).
+    pub bus: Box<Bus>,
+    /// A test VM (`hv.testdev=on`): the scratch and null virtio devices,
+    /// the test hypercalls.
+    pub test_device: bool,
+    /// The VM's virtio-blk disk (also on the bus), for its statistics.
+    blk: Option<&'static devices::blk::VirtioBlk>,
+    /// The VM's virtio-net card (also on the bus), for the switch.
+    net: Option<&'static devices::net::VirtioNet>,
     pub ram: VmRam,
     /// Which chunks of the RAM are zeroed (and mapped at stage 2): the rest
     /// is zeroed when the guest or a device first touches it.
     ram_zeroing: Mutex<LazilyZeroed>,
     /// Physical SPIs assigned to this VM (forwarded with the HW bit).
     pub assigned_spis: Vec<u32>,
-    /// The emulated PL011 at `uart_ipa`, its interrupt `uart_intid` (a
-    /// software level in the vGIC), fed from the physical UART's receive
-    /// interrupt `host_uart_irq`.
+    /// The emulated PL011 (on the bus at the host UART's address), its
+    /// interrupt `uart_intid` (a software level in the vGIC), fed from the
+    /// physical UART's receive interrupt `host_uart_irq`.
     pub uart: Option<Mutex<Pl011>>,
-    pub uart_ipa: u64,
     pub uart_intid: Option<u32>,
     pub host_uart_irq: Option<u32>,
     /// Budget of guest-triggered log lines (see `guest_log`).
@@ -121,6 +123,7 @@ impl Vm {
         vm_spec: &VmSpec,
         cntvoff: u64,
         in_place_clear_of: Option<&[(u64, u64)]>,
+        disk: Option<PhysBlk>,
     ) -> Result<Vm, String> {
         let num_vcpus = vm_spec.vcpus;
         let ram_size = vm_spec.mem_bytes;
@@ -217,6 +220,25 @@ impl Vm {
             });
         }
 
+        if vm_spec.nic.is_some() {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: NET_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(NET_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
+        }
+        if disk.is_some() {
+            virtio.push(Device {
+                name: String::from("virtio_mmio"),
+                base: BLK_IPA,
+                size: VIRTIO_SIZE,
+                irq: Some(BLK_INTID),
+                compatible: String::from("virtio,mmio"),
+            });
+        }
+
         let initrd_range = vm_spec
             .initrd
             .zip(layout.initrd_ipa)
@@ -253,6 +275,30 @@ impl Vm {
         // or only zeroed around the kernel where it lies in place.
         boot.load_into(&mut ram_zeroing, &mut stage2)?;
         let vgic = fresh_vgic(num_vcpus, &assigned_spis);
+        let mut bus = device_bus(num_vcpus, uart.as_ref(), vm_spec.test_device)
+            .map_err(|e| alloc::format!("devices: {e}"))?;
+        let blk = match disk {
+            Some(disk) => {
+                let blk: &'static devices::blk::VirtioBlk = alloc::boxed::Box::leak(Box::new(
+                    devices::blk::VirtioBlk::new(disk, &vm_spec.name, BLK_INTID),
+                ));
+                bus.register(BLK_IPA, VIRTIO_SIZE, blk)
+                    .map_err(|e| alloc::format!("disk: {e}"))?;
+                Some(blk)
+            }
+            None => None,
+        };
+        let net = match &vm_spec.nic {
+            Some(nic) => {
+                let net: &'static devices::net::VirtioNet = alloc::boxed::Box::leak(Box::new(
+                    devices::net::VirtioNet::new(&nic.network, nic.mac, NET_INTID),
+                ));
+                bus.register(NET_IPA, VIRTIO_SIZE, net)
+                    .map_err(|e| alloc::format!("network: {e}"))?;
+                Some(net)
+            }
+            None => None,
+        };
 
         info!(
             "vm{vmid} '{}': {num_vcpus} vCPU(s) on CPUs {:#x}, {} MiB RAM at PA {ram_pa:#x}, kernel at IPA {:#x}, dtb at {:#x}, initrd {:?}",
@@ -276,12 +322,10 @@ impl Vm {
             dtb_ipa: layout.dtb_ipa,
             vgic: Mutex::new(vgic),
             power: Mutex::new(VcpuPower::new(num_vcpus)),
-            scratch: vm_spec
-                .test_device
-                .then(|| Mutex::new(ScratchDevice::new())),
-            virtio: vm_spec
-                .test_device
-                .then(|| Mutex::new(VirtioMmio::new(NullBackend::default()))),
+            bus: Box::new(bus),
+            test_device: vm_spec.test_device,
+            blk,
+            net,
             ram: VmRam {
                 ipa: RAM_IPA,
                 size: ram_size,
@@ -289,7 +333,6 @@ impl Vm {
             ram_zeroing: Mutex::new(ram_zeroing),
             assigned_spis,
             uart: uart.as_ref().map(|_| Mutex::new(Pl011::new())),
-            uart_ipa: uart.as_ref().map_or(0, |u| u.base),
             uart_intid: uart.as_ref().and_then(|u| u.irq),
             host_uart_irq: uart.as_ref().and_then(|u| u.irq),
             log_limit: Mutex::new(super::guest_log::new_limiter()),
@@ -327,11 +370,8 @@ impl Vm {
         if let Some(uart) = &self.uart {
             *uart.lock() = Pl011::new();
         }
-        if let Some(scratch) = &self.scratch {
-            *scratch.lock() = ScratchDevice::new();
-        }
-        if let Some(virtio) = &self.virtio {
-            *virtio.lock() = VirtioMmio::new(NullBackend::default());
+        for (_, device) in self.bus.devices() {
+            device.reset(self);
         }
     }
 
@@ -427,155 +467,44 @@ impl Vm {
         }
     }
 
-    /// The emulated device at `ipa`, if any, and the offset in its window.
-    #[inline]
-    pub fn device_at(&self, ipa: u64) -> Option<EmulatedDevice> {
-        let uart = || {
-            (self.uart.is_some() && ipa.wrapping_sub(self.uart_ipa) < PL011_SIZE)
-                .then(|| EmulatedDevice::Uart(ipa - self.uart_ipa))
-        };
-        // The other windows each lie in their own 16 MiB region: a region
-        // compare finds the only candidate (the GIC's first, the hottest).
-        let region = ipa >> 24;
-        if region == GICD_IPA >> 24 {
-            // The UART (placed by the host's device tree) comes first
-            // wherever it is; checked here only if it shares the region.
-            if self.uart_ipa >> 24 == region {
-                if let Some(device) = uart() {
-                    return Some(device);
-                }
-            }
-            if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|o| *o < GICD_SIZE) {
-                return Some(EmulatedDevice::GicDist(offset));
-            }
-            let redist_size = GICR_FRAME_SIZE * self.num_vcpus as u64;
-            let offset = ipa.checked_sub(GICR_IPA).filter(|o| *o < redist_size)?;
-            return Some(EmulatedDevice::GicRedist(offset));
-        }
-        if let Some(device) = uart() {
-            return Some(device);
-        }
-        if region == SCRATCH_IPA >> 24 {
-            let offset = ipa.checked_sub(SCRATCH_IPA).filter(|o| *o < SCRATCH_SIZE)?;
-            return self
-                .scratch
-                .is_some()
-                .then_some(EmulatedDevice::Scratch(offset));
-        }
-        if region == VIRTIO_IPA >> 24 {
-            let offset = ipa.checked_sub(VIRTIO_IPA).filter(|o| *o < VIRTIO_SIZE)?;
-            return self
-                .virtio
-                .is_some()
-                .then_some(EmulatedDevice::Virtio(offset));
-        }
-        None
+    /// The physical interrupt of the device storing the VM's disk, when
+    /// its requests complete on it.
+    pub fn disk_irq(&self) -> Option<u32> {
+        self.blk?.physical_irq()
     }
 
-    /// Emulate one MMIO access by vCPU `vcpu` on `device` (from [`Vm::device_at`]).
-    /// The caller keeps the list registers in step for GIC accesses that need it.
-    /// Each device has its own out-of-line path, so a simple one does not pay
-    /// for the registers a complex one saves.
-    #[inline(always)]
-    pub fn mmio_access(
-        &self,
-        vcpu: usize,
-        device: EmulatedDevice,
-        size: u8,
-        write: bool,
-        value: u64,
-    ) -> MmioOutcome {
-        match device {
-            EmulatedDevice::GicDist(_) | EmulatedDevice::GicRedist(_) => {
-                self.vgic_access(vcpu, device, size, write, value)
-            }
-            EmulatedDevice::Scratch(offset) => self.scratch_access(offset, size, write, value),
-            EmulatedDevice::Virtio(offset) => self.virtio_access(vcpu, offset, size, write, value),
-            EmulatedDevice::Uart(offset) => match &self.uart {
-                Some(uart) => self.uart_access(uart, vcpu, offset, size, write, value),
-                None => MmioOutcome::Abort,
-            },
+    /// The physical device storing the VM's disk interrupted: see
+    /// [`devices::blk::VirtioBlk::physical_interrupt`].
+    pub fn disk_interrupt(&self, loaded: (*const Vm, usize)) {
+        if let Some(blk) = self.blk {
+            blk.physical_interrupt(self, loaded);
         }
     }
 
-    #[inline(never)]
-    fn vgic_access(
-        &self,
-        vcpu: usize,
-        device: EmulatedDevice,
-        size: u8,
-        write: bool,
-        value: u64,
-    ) -> MmioOutcome {
-        let result = match device {
-            EmulatedDevice::GicDist(offset) => self
-                .vgic
-                .lock()
-                .dist_access(vcpu, offset, size, write, value),
-            EmulatedDevice::GicRedist(offset) => {
-                self.vgic.lock().redist_access(offset, size, write, value)
-            }
-            _ => MmioResult::BadAccess,
-        };
-        match result {
-            MmioResult::Read(v) => MmioOutcome::Read(v),
-            MmioResult::Written => MmioOutcome::Written,
-            MmioResult::BadAccess => MmioOutcome::Abort,
-        }
+    /// The network name and MAC address of the VM's card.
+    pub fn nic_config(&self) -> Option<(&str, [u8; 6])> {
+        self.net.map(|net| (net.network.as_str(), net.mac))
     }
 
-    #[inline(never)]
-    fn scratch_access(&self, offset: u64, size: u8, write: bool, value: u64) -> MmioOutcome {
-        match &self.scratch {
-            Some(scratch) => scratch.lock().access(offset, size, write, value),
-            None => MmioOutcome::Abort,
-        }
-    }
-
-    #[inline(never)]
-    fn virtio_access(
-        &self,
-        vcpu: usize,
-        offset: u64,
-        size: u8,
-        write: bool,
-        value: u64,
-    ) -> MmioOutcome {
-        let Some(virtio) = &self.virtio else {
-            return MmioOutcome::Abort;
-        };
-        let mut ram = DeviceRamAccess(self);
-        let (outcome, effects) = virtio.lock().access(offset, size, write, value, &mut ram);
-        if let Some(level) = effects.interrupt {
-            self.set_device_level(VIRTIO_INTID, vcpu, level);
-        }
-        outcome
-    }
-}
-
-/// An emulated device window and the offset of an access in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmulatedDevice {
-    GicDist(u64),
-    GicRedist(u64),
-    Virtio(u64),
-    Scratch(u64),
-    /// The guest's emulated PL011.
-    Uart(u64),
-}
-
-impl EmulatedDevice {
-    /// Whether an access here must see, or may change, interrupt state that
-    /// lives in the list registers (so they are synced before and refilled
-    /// after). Reads of constant or configuration registers need neither.
-    pub fn needs_lr_sync(self, write: bool) -> bool {
-        match self {
-            EmulatedDevice::GicDist(offset) => hvcore::vgic::dist_needs_lr_sync(offset, write),
-            EmulatedDevice::GicRedist(offset) => hvcore::vgic::redist_needs_lr_sync(offset, write),
-            EmulatedDevice::Virtio(_) | EmulatedDevice::Scratch(_) | EmulatedDevice::Uart(_) => {
-                false
+    /// A frame from the switch for this VM (dropped while it is stopped).
+    pub fn net_receive(&self, frame: &[u8]) {
+        if let Some(net) = self.net {
+            if !self.stopped.load(core::sync::atomic::Ordering::Acquire) {
+                net.receive(self, frame);
             }
         }
+    }
+
+    /// What the VM's card did so far.
+    pub fn net_statistics(&self) -> Option<hvcore::net_device::NetCounters> {
+        self.net.map(|net| net.statistics())
+    }
+
+    /// What the VM's disk did so far (`None`: it has none), and the
+    /// physical device's mean time per request in microseconds (from
+    /// being given it to its answer being seen).
+    pub fn disk_statistics(&self) -> Option<(hvcore::blk_device::BlkCounters, u64)> {
+        self.blk.map(|blk| blk.statistics())
     }
 }
 
@@ -673,29 +602,6 @@ fn leave_previous_owner_data(frames_wanted: usize, at: Option<&[(u64, usize)]>) 
 }
 
 impl Vm {
-    /// The emulated UART: transmitted bytes go to the console, received
-    /// ones may let more input in, and its interrupt line follows.
-    fn uart_access(
-        &self,
-        uart: &Mutex<Pl011>,
-        vcpu: usize,
-        offset: u64,
-        size: u8,
-        write: bool,
-        value: u64,
-    ) -> MmioOutcome {
-        let (outcome, effects) = uart.lock().access(offset, size, write, value);
-        if let Some(byte) = effects.tx {
-            super::console::guest_byte(self.vmid, byte);
-        } else if !write && offset < 4 {
-            super::console::guest_read_input();
-        }
-        if let Some(level) = effects.irq {
-            self.set_uart_level(vcpu, level);
-        }
-        outcome
-    }
-
     /// Drive the emulated UART's interrupt line.
     pub fn set_uart_level(&self, vcpu: usize, level: bool) {
         if let Some(intid) = self.uart_intid {
@@ -706,7 +612,7 @@ impl Vm {
     /// Drive the interrupt line `intid` of an emulated device (as seen from
     /// `vcpu`) and kick the vCPU that should now take it: even this one, as
     /// its list registers are refreshed on the interrupt exit that follows.
-    fn set_device_level(&self, intid: u32, vcpu: usize, level: bool) {
+    pub fn set_device_level(&self, intid: u32, vcpu: usize, level: bool) {
         if let Some(target) = self.vgic.lock().set_level(intid, vcpu, level) {
             hv_arch::gic::send_sgi(self.cpu_of(target), super::KICK_SGI);
         }
@@ -754,6 +660,30 @@ impl BootImages {
             self.dtb.len() as u64,
         )
     }
+}
+
+/// The VM's emulated devices on its bus: the vGIC's distributor and
+/// redistributors, the emulated PL011 where the host's is, and on test VMs
+/// the null virtio-mmio transport and the scratch device.
+fn device_bus(
+    num_vcpus: usize,
+    uart: Option<&Device>,
+    test_device: bool,
+) -> Result<Bus, hvcore::mmio_bus::BusError> {
+    let mut bus = Bus::new();
+    bus.register(GICD_IPA, GICD_SIZE, &devices::gic::DISTRIBUTOR)?;
+    let redist_size = GICR_FRAME_SIZE * num_vcpus as u64;
+    bus.register(GICR_IPA, redist_size, &devices::gic::REDISTRIBUTORS)?;
+    if let Some(uart) = uart {
+        bus.register(uart.base, PL011_SIZE, &devices::pl011::EMULATED_PL011)?;
+    }
+    if test_device {
+        let virtio = devices::virtio::NullVirtio::new(VIRTIO_INTID);
+        bus.register(VIRTIO_IPA, VIRTIO_SIZE, devices::leak(virtio))?;
+        let scratch = devices::scratch::Scratch::new();
+        bus.register(SCRATCH_IPA, SCRATCH_SIZE, devices::leak(scratch))?;
+    }
+    Ok(bus)
 }
 
 /// A vGIC at reset, with the virtual timer and assigned SPIs forwarded.
@@ -859,9 +789,13 @@ fn map_in_place(
 
 /// Guest RAM as an emulated device reads and writes it: the chunks an
 /// access meets are zeroed first, as if the guest had touched them.
-struct DeviceRamAccess<'a>(&'a Vm);
+pub struct DeviceRamAccess<'a>(&'a Vm);
 
-impl DeviceRamAccess<'_> {
+impl<'a> DeviceRamAccess<'a> {
+    pub fn new(vm: &'a Vm) -> Self {
+        DeviceRamAccess(vm)
+    }
+
     fn host_address(&self, ipa: u64, len: usize) -> Option<*mut u8> {
         if !self.0.ram.contains(ipa, len as u64) {
             return None;
@@ -906,5 +840,13 @@ impl GuestMemory for DeviceRamAccess<'_> {
         // SAFETY: as read.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         true
+    }
+
+    /// The page is zeroed and mapped first, so the guest's first touch
+    /// cannot zero what a device wrote there.
+    fn dma_address(&mut self, addr: u64) -> Option<u64> {
+        let in_page = FRAME_SIZE - addr % FRAME_SIZE;
+        self.host_address(addr, in_page as usize)
+            .map(|pa| pa as u64)
     }
 }

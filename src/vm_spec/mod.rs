@@ -16,6 +16,9 @@
 //!         vpl011;                           // an emulated PL011 console
 //!         hvrust,cpus = <0 1>;              // physical CPUs it runs on (optional)
 //!         hvrust,test-device;               // test guests: scratch device (optional)
+//!         hvrust,disk = "linux1";           // a virtio-blk disk: the serial of the
+//!                                           // machine's virtio-blk device behind it
+//!         hvrust,disk-readonly;             // ... which the VM may only read (optional)
 //!         module@48000000 {
 //!             compatible = "multiboot,kernel", "multiboot,module";
 //!             reg = <0 0x48000000 0 0x1a00000>;
@@ -78,7 +81,31 @@ pub struct VmSpec {
     pub test_device: bool,
     /// Time-share the CPUs (`hvrust,time-shared`) instead of owning them.
     pub time_shared: bool,
+    /// A virtio-blk disk (`hvrust,disk`).
+    pub disk: Option<DiskSpec>,
+    /// A virtio-net NIC on a switch (`hvrust,network`, `hvrust,mac`).
+    pub nic: Option<NicSpec>,
 }
+
+/// A VM's network card: the switch (network) it is plugged into, by name,
+/// and its MAC address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSpec {
+    pub network: String,
+    pub mac: [u8; 6],
+}
+
+/// A VM's disk: which physical virtio-blk device of the machine stores it
+/// (the one whose serial, its GET_ID answer, is `serial`; `tools/run`
+/// attaches one per configured disk file) and whether the VM may write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub serial: String,
+    pub read_only: bool,
+}
+
+/// Longest virtio-blk serial (the GET_ID answer is 20 bytes).
+pub const MAX_DISK_SERIAL: usize = 20;
 
 impl VmSpec {
     /// Physical CPU of vCPU `index`: the `index`-th CPU of [`VmSpec::cpus`],
@@ -398,6 +425,51 @@ pub fn validate(specs: &mut [VmSpec], machine: &Machine) -> Result<(), SpecError
         if specs[..i].iter().any(|other| other.name == spec.name) {
             return Err(error(&spec.name, "name", "two VMs have this name"));
         }
+        if let Some(nic) = &spec.nic {
+            if nic.network.is_empty() || nic.network.len() > MAX_NAME_LEN {
+                return Err(error(
+                    &spec.name,
+                    "network",
+                    "a network name has 1 to 16 characters",
+                ));
+            }
+            if nic.mac[0] & 1 != 0 || nic.mac == [0; 6] {
+                return Err(error(&spec.name, "mac", "not a unicast address"));
+            }
+            if let Some(other) = specs[..i]
+                .iter()
+                .find(|o| o.nic.as_ref().is_some_and(|n| n.mac == nic.mac))
+            {
+                return Err(error(
+                    &spec.name,
+                    "mac",
+                    alloc::format!("VM '{}' has the same address", other.name),
+                ));
+            }
+        }
+        if let Some(disk) = &spec.disk {
+            let serial = &disk.serial;
+            if serial.is_empty()
+                || serial.len() > MAX_DISK_SERIAL
+                || !serial.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(error(
+                    &spec.name,
+                    "disk",
+                    "the serial must be 1 to 20 printable characters",
+                ));
+            }
+            let shared = specs[..i]
+                .iter()
+                .any(|other| other.disk.as_ref().is_some_and(|d| d.serial == *serial));
+            if shared {
+                return Err(error(
+                    &spec.name,
+                    "disk",
+                    alloc::format!("disk '{serial}' is already another VM's"),
+                ));
+            }
+        }
         if spec.mem_bytes < MIN_VM_MEM {
             let problem = alloc::format!(
                 "{} MiB is too little (at least {} MiB)",
@@ -545,6 +617,11 @@ pub fn vm_specs(
         console: true,
         test_device: args.test_device,
         time_shared: false,
+        disk: args.disk.map(|read_only| DiskSpec {
+            serial: name.to_string(),
+            read_only,
+        }),
+        nic: None,
     }])
 }
 
@@ -648,6 +725,30 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
             "missing (a `multiboot,kernel` module)",
         ));
     };
+    let disk = match node.property("hvrust,disk") {
+        None => None,
+        Some(p) => Some(DiskSpec {
+            serial: p
+                .as_str()
+                .ok_or_else(|| error(&name, "disk", "`hvrust,disk` is not a string"))?
+                .to_string(),
+            read_only: node.property("hvrust,disk-readonly").is_some(),
+        }),
+    };
+    let nic = match node.property("hvrust,network") {
+        None => None,
+        Some(p) => {
+            let network = p
+                .as_str()
+                .ok_or_else(|| error(&name, "network", "`hvrust,network` is not a string"))?
+                .to_string();
+            let mac: [u8; 6] = node
+                .property("hvrust,mac")
+                .and_then(|p| p.value.try_into().ok())
+                .ok_or_else(|| error(&name, "mac", "`hvrust,mac` is not 6 bytes"))?;
+            Some(NicSpec { network, mac })
+        }
+    };
     Ok(VmSpec {
         name,
         vcpus,
@@ -659,6 +760,8 @@ fn parse_domain(node: &fdt::node::FdtNode) -> Result<VmSpec, SpecError> {
         console: node.property("vpl011").is_some(),
         test_device: node.property("hvrust,test-device").is_some(),
         time_shared: node.property("hvrust,time-shared").is_some(),
+        disk,
+        nic,
     })
 }
 

@@ -28,6 +28,8 @@ fn spec(name: &str, kernel_addr: u64) -> VmSpec {
         console: true,
         test_device: false,
         time_shared: false,
+        disk: None,
+        nic: None,
     }
 }
 
@@ -225,6 +227,10 @@ fn domain(w: &mut FdtWriter, name: &str, kernel: u64, initrd: Option<u64>) {
     w.property_cells("memory", [0, 256 * 1024]);
     w.property_empty("vpl011");
     w.property_cells("hvrust,cpus", [1, 3]);
+    w.property_string("hvrust,disk", name);
+    if name == "db" {
+        w.property_empty("hvrust,disk-readonly");
+    }
     w.begin_node_at("module", kernel);
     w.property_string_list("compatible", ["multiboot,kernel", "multiboot,module"]);
     w.property_cells("reg", [0, kernel as u32, 0, 0x100_0000]);
@@ -284,9 +290,21 @@ fn dom0less_nodes_become_specifications() {
             console: true,
             test_device: false,
             time_shared: false,
+            disk: Some(DiskSpec {
+                serial: "web".into(),
+                read_only: false
+            }),
+            nic: None,
         }
     );
     assert_eq!(specs[1].name, "db");
+    assert_eq!(
+        specs[1].disk,
+        Some(DiskSpec {
+            serial: "db".into(),
+            read_only: true
+        })
+    );
     assert_eq!(specs[1].initrd, None);
 }
 
@@ -343,4 +361,51 @@ fn malformed_domains_are_reported_by_field() {
         let err = parse_chosen_vms(&fdt::Fdt::new(&blob).unwrap()).unwrap_err();
         assert_eq!((err.vm.as_str(), err.field), ("a", field), "{err}");
     }
+}
+
+#[test]
+fn a_disk_belongs_to_one_vm_and_has_a_usable_serial() {
+    let disk = |serial: &str| {
+        Some(DiskSpec {
+            serial: serial.into(),
+            read_only: false,
+        })
+    };
+    let mut specs = two();
+    specs[0].disk = disk("linux1");
+    specs[1].disk = disk("linux2");
+    validate(&mut specs, &machine()).unwrap();
+    specs[1].disk = disk("linux1");
+    let message = fails(specs.clone(), "linux2", "disk");
+    assert!(
+        message.contains("disk 'linux1' is already another VM's"),
+        "{message}"
+    );
+    for bad in ["", "twenty-one-characters", "has space"] {
+        specs[1].disk = disk(bad);
+        fails(specs.clone(), "linux2", "disk");
+    }
+}
+
+#[test]
+fn nics_need_unicast_addresses_of_their_own() {
+    let nic = |mac: [u8; 6]| {
+        Some(NicSpec {
+            network: "lan".into(),
+            mac,
+        })
+    };
+    let mut specs = two();
+    specs[0].nic = nic([0x52, 0x54, 0, 0, 0, 1]);
+    specs[1].nic = nic([0x52, 0x54, 0, 0, 0, 2]);
+    validate(&mut specs, &machine()).unwrap();
+    specs[1].nic = nic([0x52, 0x54, 0, 0, 0, 1]);
+    assert!(fails(specs.clone(), "linux2", "mac").contains("VM 'linux1' has the same address"));
+    specs[1].nic = nic([0x01, 0, 0x5e, 0, 0, 1]);
+    fails(specs.clone(), "linux2", "mac");
+    specs[1].nic = Some(NicSpec {
+        network: String::new(),
+        mac: [0x52, 0x54, 0, 0, 0, 2],
+    });
+    fails(specs, "linux2", "network");
 }

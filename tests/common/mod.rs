@@ -167,6 +167,22 @@ pub fn boot_with_input(
     input: &[(&str, &str)],
     timeout: Duration,
 ) -> Run {
+    boot_inner(name, args, input, None, timeout)
+}
+
+/// Like [`boot`], but kill QEMU (SIGKILL: no clean shutdown of anything)
+/// as soon as a whole output line contains `stop_at`.
+pub fn boot_until(name: &str, args: &[&str], stop_at: &str, timeout: Duration) -> Run {
+    boot_inner(name, args, &[], Some(stop_at), timeout)
+}
+
+fn boot_inner(
+    name: &str,
+    args: &[&str],
+    input: &[(&str, &str)],
+    stop_at: Option<&str>,
+    timeout: Duration,
+) -> Run {
     let log_dir = root().join("target/qemu-logs");
     std::fs::create_dir_all(&log_dir).expect("create log dir");
     let log_path = log_dir.join(format!("{name}.log"));
@@ -205,10 +221,13 @@ pub fn boot_with_input(
         let so_far = std::fs::read_to_string(&log_path).unwrap_or_default();
         // Whole lines only: a line still being written may be cut short.
         let complete = &so_far[..so_far.rfind('\n').unwrap_or(0)];
-        if complete.lines().any(|l| {
-            let l = l.trim_start_matches('\r');
-            is_hv_line(l) && (l.contains("boot failed") || l.contains("] PANIC"))
-        }) {
+        let stop_here = stop_at.is_some_and(|marker| complete.lines().any(|l| l.contains(marker)));
+        if stop_here
+            || complete.lines().any(|l| {
+                let l = l.trim_start_matches('\r');
+                is_hv_line(l) && (l.contains("boot failed") || l.contains("] PANIC"))
+            })
+        {
             let _ = child.kill();
             let _ = child.wait();
             break None;

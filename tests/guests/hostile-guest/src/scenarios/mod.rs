@@ -1,17 +1,21 @@
 //! One module per attack; registered in `SCENARIOS` by name.
 
 mod aarch32_wfi;
+mod bus_holes;
 mod cpu_off_on;
 mod cpu_on_bad_entry;
+mod disk;
 mod forge_hv_lines;
 mod hvc_flood;
 mod irq;
 mod mmio_flood;
+mod net;
 mod probe_ipa;
 mod ram_zeroed;
 mod rezero;
 mod timeshare;
 mod uart_tx_off;
+mod virtq;
 
 /// A scenario's body; it gets the device tree address.
 pub type Scenario = fn(u64);
@@ -38,6 +42,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("timeshare", timeshare::run),
     ("timeshare-smp", timeshare::run_smp),
     ("timeshare-pingpong", timeshare::run_pingpong),
+    ("bus-holes", bus_holes::run),
+    ("disk", disk::run),
+    ("net", net::run),
 ];
 
 /// Secondary vCPUs of scenarios that start them park here unless a scenario
