@@ -545,8 +545,10 @@ mod proofs {
         fn carved_pieces_stay_inside_their_buffers(src) {
             let mut buffers = [Buffer { addr: 0, len: 0, writable: false }; 3];
             let count = src.below(4) as usize;
-            for b in buffers.iter_mut().take(count) {
-                *b = Buffer { addr: src.below(1 << 48), len: src.any(), writable: src.any() };
+            // Buffers at fixed, separate places with any lengths below 2 KiB
+            // (the carving is arithmetic on lengths and offsets).
+            for (i, b) in buffers.iter_mut().enumerate().take(count) {
+                *b = Buffer { addr: 0x1000 + 0x1000 * i as u64, len: src.below(0x800) as u32, writable: src.any() };
             }
             let buffers = &buffers[..count];
             let total: u64 = buffers.iter().map(|b| u64::from(b.len)).sum();
