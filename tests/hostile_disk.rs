@@ -27,7 +27,8 @@ fn attack_the_disk(mode: &str) {
     common::build_images();
     let dir = common::root().join("target/disks");
     std::fs::create_dir_all(&dir).unwrap();
-    let image = dir.join("hostile.img");
+    // One image per mode: the two tests may run at once.
+    let image = dir.join(format!("hostile-{}.img", mode.replace('=', "-")));
     let status = Command::new(common::root().join("tools/mkdisk"))
         .arg(&image)
         .args(["--size", "16M", "--marker", "hostile", "--force"])
