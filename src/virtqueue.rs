@@ -330,6 +330,38 @@ impl GuestMemory for FlatMemory {
 pub const FLAT_DMA_OFFSET: u64 = 0x10_0000_0000;
 
 #[cfg(test)]
+impl FlatMemory {
+    /// As a driver does (tests of devices): write the chain of (addr, len,
+    /// device-writable) buffers into descriptors `first..` of the queue
+    /// `config` describes, linked in order, and make it available in slot
+    /// `slot` (the available index becomes `slot + 1`).
+    pub fn offer_chain(
+        &mut self,
+        config: QueueConfig,
+        slot: u16,
+        first: u16,
+        chain: &[(u64, u32, bool)],
+    ) {
+        for (k, &(addr, len, writable)) in chain.iter().enumerate() {
+            let index = first + k as u16;
+            let mut flags = if writable { DESC_F_WRITE } else { 0 };
+            if k + 1 < chain.len() {
+                flags |= DESC_F_NEXT;
+            }
+            let mut d = [0u8; 16];
+            d[..8].copy_from_slice(&addr.to_le_bytes());
+            d[8..12].copy_from_slice(&len.to_le_bytes());
+            d[12..14].copy_from_slice(&flags.to_le_bytes());
+            d[14..].copy_from_slice(&(index + 1).to_le_bytes());
+            assert!(self.write(config.desc_table + DESC_SIZE * u64::from(index), &d));
+        }
+        let entry = config.avail_ring + 4 + 2 * u64::from(slot % config.size);
+        assert!(self.write(entry, &first.to_le_bytes()));
+        assert!(self.write(config.avail_ring + 2, &(slot + 1).to_le_bytes()));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;

@@ -96,39 +96,21 @@ fn memory() -> FlatMemory {
     }
 }
 
+/// The test queue's rings.
+const CONFIG: QueueConfig = QueueConfig {
+    size: QSIZE,
+    desc_table: DESC,
+    avail_ring: AVAIL,
+    used_ring: USED,
+};
+
 fn queue(mem: &FlatMemory) -> SplitQueue {
-    SplitQueue::new(
-        QueueConfig {
-            size: QSIZE,
-            desc_table: DESC,
-            avail_ring: AVAIL,
-            used_ring: USED,
-        },
-        mem,
-    )
-    .unwrap()
+    SplitQueue::new(CONFIG, mem).unwrap()
 }
 
 /// Make a chain of (addr, len, device-writable) buffers available at `slot`.
 fn offer(mem: &mut FlatMemory, slot: u16, first_desc: u16, buffers: &[(u64, u32, bool)]) {
-    for (k, &(addr, len, writable)) in buffers.iter().enumerate() {
-        let index = first_desc + k as u16;
-        let mut flags = if writable { 2u16 } else { 0 };
-        if k + 1 < buffers.len() {
-            flags |= 1;
-        }
-        let mut d = [0u8; 16];
-        d[..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&flags.to_le_bytes());
-        d[14..].copy_from_slice(&(index + 1).to_le_bytes());
-        assert!(mem.write(DESC + 16 * u64::from(index), &d));
-    }
-    assert!(mem.write(
-        AVAIL + 4 + 2 * u64::from(slot % QSIZE),
-        &first_desc.to_le_bytes()
-    ));
-    assert!(mem.write(AVAIL + 2, &(slot + 1).to_le_bytes()));
+    mem.offer_chain(CONFIG, slot, first_desc, buffers);
 }
 
 fn header(mem: &mut FlatMemory, at: u64, kind: u32, sector: u64) {

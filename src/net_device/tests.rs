@@ -1,7 +1,7 @@
 use super::*;
 use crate::mmio::MmioOutcome;
 use crate::virtio_mmio::{status, VirtioMmio};
-use crate::virtqueue::FlatMemory;
+use crate::virtqueue::{FlatMemory, QueueConfig};
 
 const BASE: u64 = 0x4000_0000;
 const QSIZE: u64 = 8;
@@ -54,21 +54,13 @@ fn nic(mem: &mut FlatMemory) -> VirtioMmio<NetDevice> {
 
 /// Make the chain of (addr, len, writable) available on queue `q`.
 fn offer(mem: &mut FlatMemory, q: u64, slot: u16, first: u16, chain: &[(u64, u32, bool)]) {
-    for (k, &(addr, len, writable)) in chain.iter().enumerate() {
-        let index = first + k as u16;
-        let mut flags = if writable { 2u16 } else { 0 };
-        if k + 1 < chain.len() {
-            flags |= 1;
-        }
-        let mut d = [0u8; 16];
-        d[..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&flags.to_le_bytes());
-        d[14..].copy_from_slice(&(index + 1).to_le_bytes());
-        assert!(mem.write(desc(q) + 16 * u64::from(index), &d));
-    }
-    assert!(mem.write(avail(q) + 4 + 2 * u64::from(slot), &first.to_le_bytes()));
-    assert!(mem.write(avail(q) + 2, &(slot + 1).to_le_bytes()));
+    let config = QueueConfig {
+        size: QSIZE as u16,
+        desc_table: desc(q),
+        avail_ring: avail(q),
+        used_ring: used(q),
+    };
+    mem.offer_chain(config, slot, first, chain);
 }
 
 fn used_len(mem: &FlatMemory, q: u64, slot: u64) -> u32 {
