@@ -396,6 +396,28 @@ impl PhysBlk {
         count
     }
 
+    /// Take answers until every request in flight is answered (or the
+    /// device broke), for at most `ticks` of the counter. Returns the new
+    /// count and whether everything was answered in time.
+    fn collect_for(
+        &mut self,
+        done: &mut [(usize, u8); MAX_IN_FLIGHT],
+        mut count: usize,
+        ticks: u64,
+    ) -> (usize, bool) {
+        let start = read_sysreg!("CNTPCT_EL0");
+        loop {
+            count = self.collect(done, count);
+            if self.queue.chains_in_flight() == 0 || self.broken || count == MAX_IN_FLIGHT {
+                return (count, true);
+            }
+            if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) >= ticks {
+                return (count, false);
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     fn take_immediate(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
         let count = self.immediate_count;
         done[..count].copy_from_slice(&self.immediate[..count]);
@@ -502,34 +524,18 @@ impl Disk for PhysBlk {
     }
 
     fn settle(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
-        let mut count = self.take_immediate(done);
-        let start = read_sysreg!("CNTPCT_EL0");
+        let count = self.take_immediate(done);
         let window = self.settle_us * read_sysreg!("CNTFRQ_EL0") / 1_000_000;
-        loop {
-            count = self.collect(done, count);
-            if self.queue.chains_in_flight() == 0
-                || read_sysreg!("CNTPCT_EL0").wrapping_sub(start) >= window
-            {
-                return count;
-            }
-            core::hint::spin_loop();
-        }
+        self.collect_for(done, count, window).0
     }
 
     fn finish(&mut self, done: &mut [(usize, u8); MAX_IN_FLIGHT]) -> usize {
-        let mut count = self.take_immediate(done);
+        let count = self.take_immediate(done);
         self.kick();
-        let start = read_sysreg!("CNTPCT_EL0");
         let deadline = TIMEOUT_SECONDS * read_sysreg!("CNTFRQ_EL0");
-        while self.queue.chains_in_flight() > 0 && !self.broken && count < MAX_IN_FLIGHT {
-            let before = count;
-            count = self.collect(done, count);
-            if count == before {
-                if read_sysreg!("CNTPCT_EL0").wrapping_sub(start) > deadline {
-                    self.fail("did not answer in time");
-                }
-                core::hint::spin_loop();
-            }
+        let (mut count, in_time) = self.collect_for(done, count, deadline);
+        if !in_time {
+            self.fail("did not answer in time");
         }
         // A broken device's requests in flight fail (the caller fails any
         // it started that `done` does not name).
